@@ -1,0 +1,282 @@
+// Package miniotest starts a real MinIO server for tests: one per test
+// binary (Shared, with Main in TestMain), with a fresh bucket per test
+// (NewBucket). The minio binary comes from PATH or $GOPATH/bin; `make
+// test-deps` installs it.
+package miniotest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"go/build"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// installHint says how to get the binary; keep it in step with the Makefile.
+const installHint = "run `make test-deps` (go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c)"
+
+// readyTimeout bounds how long Start waits for the server to answer.
+const readyTimeout = 60 * time.Second
+
+// errNoBinary means neither PATH nor $GOPATH/bin has a minio binary.
+var errNoBinary = errors.New("minio binary not found")
+
+// Server is a running MinIO server on 127.0.0.1.
+type Server struct {
+	// Endpoint is host:port of the S3 API, plain HTTP.
+	Endpoint string
+	// AccessKey and SecretKey are the root credentials.
+	AccessKey, SecretKey string
+	// Dir holds the server's data; Stop removes it.
+	Dir string
+
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when the process has exited
+	output   *tailBuffer
+	stopOnce sync.Once
+
+	clientOnce sync.Once
+	client     *minio.Client
+	clientErr  error
+}
+
+// Start starts a MinIO server on free ports of 127.0.0.1 with a new data
+// directory and random root credentials, and returns once it is ready.
+func Start() (*Server, error) {
+	bin, err := findBinary()
+	if err != nil {
+		return nil, err
+	}
+	// A free port may be taken between probing and MinIO binding it; a
+	// server that exits before it is ready is retried on new ports.
+	for attempt := 1; ; attempt++ {
+		s, err := start(bin)
+		if err == nil || !errors.Is(err, errExited) || attempt == 3 {
+			return s, err
+		}
+	}
+}
+
+var errExited = errors.New("minio exited before it was ready")
+
+func start(bin string) (*Server, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "miniotest-*")
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	s := &Server{
+		Endpoint:  net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		AccessKey: "test" + randomHex(8),
+		SecretKey: randomHex(20),
+		Dir:       dir,
+		exited:    make(chan struct{}),
+		output:    &tailBuffer{max: 64 << 10},
+	}
+	s.cmd = exec.Command(bin, "server",
+		"--address", s.Endpoint,
+		"--console-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
+		"--quiet", dir)
+	s.cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+s.AccessKey,
+		"MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+	)
+	s.cmd.Stdout = s.output
+	s.cmd.Stderr = s.output
+	s.cmd.SysProcAttr = dieWithParent()
+	if err := s.cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("miniotest: start %s: %w", bin, err)
+	}
+	go func() {
+		_ = s.cmd.Wait()
+		close(s.exited)
+	}()
+	if err := s.waitReady(readyTimeout); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("miniotest: %w\nminio output:\n%s", err, s.output.String())
+	}
+	return s, nil
+}
+
+// waitReady polls the readiness endpoint until it answers 200, the
+// process exits, or the timeout passes.
+func (s *Server) waitReady(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	url := "http://" + s.Endpoint + "/minio/health/ready"
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("%w (%v)", errExited, s.cmd.ProcessState)
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready within %v", url, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop kills the server, waits for it to exit and removes its data
+// directory. Stopping twice is harmless.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		_ = os.RemoveAll(s.Dir)
+	})
+}
+
+// NewBucket creates a bucket with a new unique name and returns the name;
+// the bucket and its contents are removed when the test ends.
+func (s *Server) NewBucket(tb testing.TB) string {
+	tb.Helper()
+	c, err := s.Client()
+	if err != nil {
+		tb.Fatalf("miniotest: %v", err)
+	}
+	name := "test-" + randomHex(12)
+	if err := c.MakeBucket(tb.Context(), name, minio.MakeBucketOptions{}); err != nil {
+		tb.Fatalf("miniotest: make bucket %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		// ForceDelete is MinIO's way to drop a bucket with its objects.
+		err := c.RemoveBucketWithOptions(context.Background(), name, minio.RemoveBucketOptions{ForceDelete: true})
+		if err != nil {
+			tb.Errorf("miniotest: remove bucket %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// Client returns a minio-go client for the server with root credentials.
+func (s *Server) Client() (*minio.Client, error) {
+	s.clientOnce.Do(func() {
+		s.client, s.clientErr = minio.New(s.Endpoint, &minio.Options{
+			Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		})
+	})
+	return s.client, s.clientErr
+}
+
+var shared struct {
+	once   sync.Once
+	server *Server
+	err    error
+}
+
+// Shared returns the test binary's MinIO server, starting it on first use.
+// It fails tb, never skips it, when the server cannot start: tests that
+// need S3 run against a real one or not at all.
+func Shared(tb testing.TB) *Server {
+	tb.Helper()
+	shared.once.Do(func() { shared.server, shared.err = Start() })
+	if errors.Is(shared.err, errNoBinary) {
+		tb.Fatalf("miniotest: %v: %s", shared.err, installHint)
+	}
+	if shared.err != nil {
+		tb.Fatalf("%v", shared.err)
+	}
+	return shared.server
+}
+
+// Main runs the tests and exits, stopping the shared server if Shared
+// started one. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { miniotest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared.server != nil {
+		shared.server.Stop()
+	}
+	os.Exit(code)
+}
+
+// findBinary looks for minio in PATH, then in each GOPATH's bin.
+func findBinary() (string, error) {
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p, nil
+	}
+	var tried []string
+	for _, gopath := range filepath.SplitList(build.Default.GOPATH) {
+		p := filepath.Join(gopath, "bin", "minio")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	return "", fmt.Errorf("%w in PATH or %v", errNoBinary, tried)
+}
+
+// freePorts returns n distinct ports that were free on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close() // held until all are picked, so they differ
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails
+	return hex.EncodeToString(b)
+}
+
+// tailBuffer keeps the last max bytes written to it; safe for concurrent use.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	if over := b.buf.Len() - b.max; over > 0 {
+		b.buf.Next(over)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

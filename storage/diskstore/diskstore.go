@@ -1,0 +1,409 @@
+// Package diskstore is the local-disk storage.Store: objects are plain files
+// under a root directory, at the same paths their keys name in a bucket, so
+// an operator sees the same tree on disk as in S3.
+//
+// Besides the objects, the root holds two hidden directories: .tmp for files
+// being written (renamed into place once complete and synced) and .multipart
+// for unfinished multipart uploads, one directory per upload holding its key
+// and its parts. Everything is on disk, so uploads survive a restart.
+//
+// To keep those directories out of reach of any key, diskstore refuses, in
+// addition to what storage.ValidKey refuses, every key with a segment that
+// starts with "." (ErrInvalidKey); it also refuses segments longer than a
+// file name may be (255 bytes). s3store refuses the same keys, so a key
+// that works on one store works on the other.
+package diskstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/casedrop/casedrop/storage"
+)
+
+const (
+	tmpDir       = ".tmp"
+	multipartDir = ".multipart"
+	dirPerm      = 0o750
+)
+
+// Store is a storage.Store on a local directory. Its zero value is not
+// usable; call New.
+type Store struct {
+	root      string
+	tmp       string
+	multipart string
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New returns a Store keeping its objects under root, creating root and its
+// hidden directories if they do not exist.
+func New(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("diskstore: root %q: %w", root, err)
+	}
+	s := &Store{
+		root:      abs,
+		tmp:       filepath.Join(abs, tmpDir),
+		multipart: filepath.Join(abs, multipartDir),
+	}
+	for _, dir := range []string{s.root, s.tmp, s.multipart} {
+		if err := os.MkdirAll(dir, dirPerm); err != nil {
+			return nil, fmt.Errorf("diskstore: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Ping reports whether the root directory is there and writable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.tmp, "ping-*")
+	if err != nil {
+		return fmt.Errorf("diskstore: ping: %w", err)
+	}
+	name := f.Name()
+	err = f.Close()
+	if rmErr := os.Remove(name); err == nil {
+		err = rmErr
+	}
+	if err != nil {
+		return fmt.Errorf("diskstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Put stores exactly size bytes of r under key, replacing any object there.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
+	if err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, err)
+	}
+	if err := s.place(tmp, key, os.Rename); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("diskstore: put %q: %w", key, err)
+	}
+	return nil
+}
+
+// PutIfAbsent is Put that fails with storage.ErrExists when key already
+// holds an object. The new file is hard-linked into place, which fails when
+// the name exists, so of two racing callers exactly one succeeds.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
+	if err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, err)
+	}
+	defer os.Remove(tmp)
+	err = s.place(tmp, key, os.Link)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("diskstore: put %q: %w", key, storage.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, err)
+	}
+	return nil
+}
+
+// Open opens the object under key for reading. The Object is an *os.File
+// underneath, so io.Copy from it to a socket can use sendfile.
+func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.path(key))
+	if err != nil {
+		return nil, notFound("open", key, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, notFound("open", key, err)
+	}
+	return &object{File: f, info: info(key, fi)}, nil
+}
+
+// Stat describes the object under key.
+func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
+	if err := checkKey(key); err != nil {
+		return storage.Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.Info{}, err
+	}
+	fi, err := os.Stat(s.path(key))
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return storage.Info{}, notFound("stat", key, err)
+	}
+	return info(key, fi), nil
+}
+
+// Delete removes the object under key and any directories left empty by
+// that; deleting a missing key is no error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := s.path(key)
+	fi, err := os.Lstat(p)
+	if isNotExist(err) || (err == nil && fi.IsDir()) {
+		return nil
+	}
+	if err == nil {
+		err = os.Remove(p)
+	}
+	if err != nil && !isNotExist(err) {
+		return fmt.Errorf("diskstore: delete %q: %w", key, err)
+	}
+	s.prune(filepath.Dir(p))
+	return nil
+}
+
+// List returns every object whose key starts with prefix, sorted by key.
+// Hidden directories (and so unfinished multipart uploads) are skipped.
+func (s *Store) List(ctx context.Context, prefix string) ([]storage.Info, error) {
+	start := s.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		if checkKey(prefix[:i]) != nil {
+			return nil, nil // no valid key starts with this prefix
+		}
+		start = s.path(prefix[:i])
+	}
+	var infos []storage.Info
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if isNotExist(err) {
+				return nil // gone meanwhile, or prefix names no directory
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == start {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if d.IsDir() {
+			if dir := key + "/"; !strings.HasPrefix(dir, prefix) && !strings.HasPrefix(prefix, dir) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if isNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		infos = append(infos, info(key, fi))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("diskstore: list %q: %w", prefix, err)
+	}
+	slices.SortFunc(infos, func(a, b storage.Info) int { return strings.Compare(a.Key, b.Key) })
+	return infos, nil
+}
+
+// path is the file of a checked key.
+func (s *Store) path(key string) string {
+	return filepath.Join(s.root, filepath.FromSlash(key))
+}
+
+// place moves or links the finished file tmp to key's path with op
+// (os.Rename or os.Link), creating parent directories. A concurrent Delete
+// may prune a directory just created, so a missing directory is retried.
+func (s *Store) place(tmp, key string, op func(oldname, newname string) error) error {
+	target := s.path(key)
+	dir := filepath.Dir(target)
+	var err error
+	for range 5 {
+		if err = os.MkdirAll(dir, dirPerm); err != nil {
+			return err
+		}
+		if err = op(tmp, target); !isNotExist(err) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// prune removes dir and its parents up to the root while they are empty.
+func (s *Store) prune(dir string) {
+	for dir != s.root && strings.HasPrefix(dir, s.root) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// writeTemp copies exactly size bytes of r into a new file in dir, syncs
+// it, and returns its name and description.
+func writeTemp(ctx context.Context, dir, pattern string, r io.Reader, size int64) (string, fs.FileInfo, error) {
+	if size < 0 {
+		return "", nil, fmt.Errorf("negative size %d", size)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", nil, err
+	}
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", nil, err
+	}
+	fi, err := fill(ctx, f, r, size)
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", nil, err
+	}
+	return f.Name(), fi, nil
+}
+
+// fill copies size bytes of r into f, syncs and closes it. io.Copy into an
+// *os.File uses copy_file_range or splice when r allows it.
+func fill(ctx context.Context, f *os.File, r io.Reader, size int64) (fs.FileInfo, error) {
+	n, err := io.Copy(f, io.LimitReader(r, size))
+	if err == nil && n < size {
+		err = fmt.Errorf("got %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = f.Stat()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return fi, err
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// maxSegment is the longest file name Linux file systems take (NAME_MAX).
+const maxSegment = 255
+
+// checkKey refuses what storage.ValidKey refuses, segments longer than a
+// file name may be, and, to keep the hidden directories unreachable,
+// segments starting with ".". s3store refuses the same keys.
+func checkKey(key string) error {
+	if err := storage.ValidKey(key); err != nil {
+		return err
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if strings.HasPrefix(seg, ".") {
+			return fmt.Errorf("%w: %q: a segment starts with a dot", storage.ErrInvalidKey, key)
+		}
+		if len(seg) > maxSegment {
+			return fmt.Errorf("%w: %q: a segment is longer than %d bytes", storage.ErrInvalidKey, key, maxSegment)
+		}
+	}
+	return nil
+}
+
+// info describes the file fi as the object key.
+func info(key string, fi fs.FileInfo) storage.Info {
+	return storage.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), ETag: etag(fi)}
+}
+
+// etag is a content tag for a file that changes whenever the file is
+// replaced: every write goes to a new file (a new inode) renamed into place.
+func etag(fi fs.FileInfo) string {
+	var b [24]byte
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		binary.LittleEndian.PutUint64(b[0:], st.Ino)
+	}
+	binary.LittleEndian.PutUint64(b[8:], uint64(fi.Size()))
+	binary.LittleEndian.PutUint64(b[16:], uint64(fi.ModTime().UnixNano()))
+	sum := sha256.Sum256(b[:])
+	return hex.EncodeToString(sum[:16])
+}
+
+// notFound wraps err, as storage.ErrNotFound when it says the file is missing.
+func notFound(op, key string, err error) error {
+	if isNotExist(err) {
+		return fmt.Errorf("diskstore: %s %q: %w", op, key, storage.ErrNotFound)
+	}
+	return fmt.Errorf("diskstore: %s %q: %w", op, key, err)
+}
+
+// isNotExist reports a missing file, including a path through a file
+// where a directory was expected.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// object is an open stored file.
+type object struct {
+	*os.File
+	info storage.Info
+}
+
+// Info describes the object as it was when opened.
+func (o *object) Info() storage.Info { return o.info }

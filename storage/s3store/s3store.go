@@ -1,0 +1,336 @@
+// Package s3store is the S3-compatible storage.Store, on minio-go: objects
+// through the normal client, multipart uploads through minio.Core's calls,
+// which map one to one onto S3's. Bodies are streamed, never buffered.
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/casedrop/casedrop/storage"
+)
+
+// Config says where the store is.
+type Config struct {
+	// Endpoint is the S3 API's host[:port], without a scheme.
+	Endpoint string
+	// Bucket holds the objects; New creates it if it does not exist.
+	Bucket string
+	// AccessKey and SecretKey are the credentials (signature V4).
+	AccessKey, SecretKey string
+	// Region is the bucket's region; empty asks the server.
+	Region string
+	// Insecure talks plain HTTP instead of HTTPS (a local MinIO).
+	Insecure bool
+	// Prefix, if set, is put before every key inside the bucket, as a
+	// folder: "casedrop" and "casedrop/" both store key k at "casedrop/k".
+	Prefix string
+}
+
+// Store is a storage.Store in an S3 bucket. Its zero value is not usable;
+// call New.
+type Store struct {
+	client *minio.Client // objects
+	core   *minio.Core   // multipart uploads and single PUTs, on client
+	bucket string
+	prefix string
+
+	// maxSinglePut is the largest object put in one PUT (S3's limit);
+	// larger ones go as multipart uploads of multipartPartSize parts or
+	// more. Fields so that tests can lower them.
+	maxSinglePut, multipartPartSize int64
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New connects to the bucket cfg names and creates the bucket if it does
+// not exist.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Endpoint == "" || cfg.Bucket == "" {
+		return nil, errors.New("s3store: endpoint and bucket are required")
+	}
+	core, err := minio.NewCore(cfg.Endpoint, &minio.Options{
+		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:    !cfg.Insecure,
+		Region:    cfg.Region,
+		Transport: transport(!cfg.Insecure),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
+	}
+	s := &Store{
+		client:            core.Client,
+		core:              core,
+		bucket:            cfg.Bucket,
+		maxSinglePut:      5 << 30,
+		multipartPartSize: 64 << 20,
+	}
+	if p := strings.Trim(cfg.Prefix, "/"); p != "" {
+		s.prefix = p + "/"
+	}
+	ok, err := s.client.BucketExists(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: bucket %s: %w", cfg.Bucket, err)
+	}
+	if !ok {
+		err := s.client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region})
+		if err != nil && errCode(err) != "BucketAlreadyOwnedByYou" { // another instance was quicker
+			return nil, fmt.Errorf("s3store: create bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return s, nil
+}
+
+// transport is minio-go's default transport with more idle connections
+// per host, since every concurrent transfer holds one, and larger buffers.
+func transport(secure bool) http.RoundTripper {
+	t, err := minio.DefaultTransport(secure)
+	if err != nil { // it never fails; stay usable if that changes
+		return nil
+	}
+	t.MaxIdleConnsPerHost = 64
+	t.IdleConnTimeout = 90 * time.Second
+	t.ReadBufferSize = 64 << 10
+	t.WriteBufferSize = 64 << 10
+	return t
+}
+
+// Ping reports whether the bucket is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	ok, err := s.client.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return fmt.Errorf("s3store: ping: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("s3store: ping: bucket %s does not exist", s.bucket)
+	}
+	return nil
+}
+
+// Put stores exactly size bytes of r under key, replacing any object there.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	return s.put(ctx, key, r, size, minio.PutObjectOptions{})
+}
+
+// PutIfAbsent is Put that fails with storage.ErrExists when key already
+// holds an object, by a conditional write (If-None-Match: *) that the
+// server decides, so of two racing callers exactly one succeeds.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
+	var opts minio.PutObjectOptions
+	opts.SetMatchETagExcept("*")
+	return s.put(ctx, key, r, size, opts)
+}
+
+func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if size < 0 {
+		return fmt.Errorf("s3store: put %q: negative size %d", key, size)
+	}
+	if size > s.maxSinglePut {
+		return s.putMultipart(ctx, key, r, size, opts)
+	}
+	// Unsigned payload: no SHA-256 over the body; TLS or the caller's own
+	// digest protects it.
+	opts.DisableContentSha256 = true
+	_, err := s.core.PutObject(ctx, s.bucket, s.name(key), body(r, size), size, "", "", opts)
+	if err != nil {
+		return s.err("put", key, err)
+	}
+	return nil
+}
+
+// putMultipart stores an object too large for one PUT, part by part, each
+// streamed from r; conditions in opts apply to the completion.
+func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions) error {
+	partSize := max(s.multipartPartSize, (size+storage.MaxParts-1)/storage.MaxParts)
+	id, err := s.core.NewMultipartUpload(ctx, s.bucket, s.name(key), minio.PutObjectOptions{})
+	if err != nil {
+		return s.err("put", key, err)
+	}
+	var parts []minio.CompletePart
+	for n, off := 1, int64(0); off < size; n, off = n+1, off+partSize {
+		p, err := s.PutPart(ctx, key, id, n, r, min(partSize, size-off))
+		if err != nil {
+			s.abortAfter(ctx, key, id)
+			return err
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: p.Number, ETag: p.ETag})
+	}
+	if _, err := s.core.CompleteMultipartUpload(ctx, s.bucket, s.name(key), id, parts, opts); err != nil {
+		s.abortAfter(ctx, key, id)
+		return s.err("put", key, err)
+	}
+	return nil
+}
+
+// abortAfter drops an upload that failed, even when ctx is what failed it.
+func (s *Store) abortAfter(ctx context.Context, key, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	_ = s.AbortMultipart(ctx, key, id)
+}
+
+// Open opens the object under key for reading; reads stream from the
+// server and Seek starts a new ranged request.
+func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	obj, err := s.client.GetObject(ctx, s.bucket, s.name(key), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, s.err("open", key, err)
+	}
+	// GetObject sends nothing until asked; Stat makes the first request,
+	// so a missing object fails here and not on the first Read.
+	oi, err := obj.Stat()
+	if err != nil {
+		_ = obj.Close()
+		return nil, s.err("open", key, err)
+	}
+	return &object{Object: obj, info: s.info(oi)}, nil
+}
+
+// Stat describes the object under key.
+func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
+	if err := checkKey(key); err != nil {
+		return storage.Info{}, err
+	}
+	oi, err := s.client.StatObject(ctx, s.bucket, s.name(key), minio.StatObjectOptions{})
+	if err != nil {
+		return storage.Info{}, s.err("stat", key, err)
+	}
+	return s.info(oi), nil
+}
+
+// Delete removes the object under key; deleting a missing key is no error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	err := s.client.RemoveObject(ctx, s.bucket, s.name(key), minio.RemoveObjectOptions{})
+	if err != nil && !errors.Is(s.err("delete", key, err), storage.ErrNotFound) {
+		return s.err("delete", key, err)
+	}
+	return nil
+}
+
+// List returns every object whose key starts with prefix, sorted by key
+// (S3 lists in byte order).
+func (s *Store) List(ctx context.Context, prefix string) ([]storage.Info, error) {
+	if !possiblePrefix(prefix) {
+		return nil, nil // MinIO refuses to list such prefixes, and no key has them
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends minio-go's listing if we stop early
+	var infos []storage.Info
+	opts := minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true}
+	for oi := range s.client.ListObjectsIter(ctx, s.bucket, opts) {
+		if oi.Err != nil {
+			return nil, fmt.Errorf("s3store: list %q: %w", prefix, oi.Err)
+		}
+		if strings.HasSuffix(oi.Key, "/") {
+			continue // a folder marker some tools make, not an object
+		}
+		infos = append(infos, s.info(oi))
+	}
+	return infos, nil
+}
+
+// name is the bucket's name for key.
+func (s *Store) name(key string) string { return s.prefix + key }
+
+// info describes a listed or stated object under its key.
+func (s *Store) info(oi minio.ObjectInfo) storage.Info {
+	return storage.Info{
+		Key:     strings.TrimPrefix(oi.Key, s.prefix),
+		Size:    oi.Size,
+		ModTime: oi.LastModified,
+		ETag:    strings.Trim(oi.ETag, `"`),
+	}
+}
+
+// err wraps an error of op on key, adding storage.ErrNotFound for a missing
+// object or upload, and storage.ErrExists for a failed If-None-Match.
+func (s *Store) err(op, key string, err error) error {
+	var resp minio.ErrorResponse
+	if !errors.As(err, &resp) {
+		return fmt.Errorf("s3store: %s %q: %w", op, key, err)
+	}
+	switch {
+	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchUpload" ||
+		resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket":
+		return fmt.Errorf("s3store: %s %q: %w (%w)", op, key, storage.ErrNotFound, err)
+	case resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed:
+		return fmt.Errorf("s3store: %s %q: %w (%w)", op, key, storage.ErrExists, err)
+	}
+	return fmt.Errorf("s3store: %s %q: %w", op, key, err)
+}
+
+// errCode is the S3 error code of err, if it has one.
+func errCode(err error) string {
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) {
+		return resp.Code
+	}
+	return ""
+}
+
+// body hands r to minio-go as exactly size bytes of a plain reader. minio-go
+// closes a body that is an io.Closer and, to retry, seeks a body that is an
+// io.Seeker back to offset 0, which is not where the caller's data starts
+// if r was positioned; a plain reader is sent once and left open.
+func body(r io.Reader, size int64) io.Reader {
+	return io.LimitReader(r, size)
+}
+
+// maxSegment is the longest segment MinIO (and diskstore) can store: each
+// is a file or directory name on the server's disks.
+const maxSegment = 255
+
+// checkKey refuses the keys diskstore refuses, beyond storage.ValidKey: a
+// segment starting with "." or longer than 255 bytes. A key that works on
+// one store so works on the other.
+func checkKey(key string) error {
+	if err := storage.ValidKey(key); err != nil {
+		return err
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if strings.HasPrefix(seg, ".") {
+			return fmt.Errorf("%w: %q: a segment starts with a dot", storage.ErrInvalidKey, key)
+		}
+		if len(seg) > maxSegment {
+			return fmt.Errorf("%w: %q: a segment is longer than %d bytes", storage.ErrInvalidKey, key, maxSegment)
+		}
+	}
+	return nil
+}
+
+// possiblePrefix reports whether some valid key could start with prefix:
+// its segments before the last are valid, and none starts with a dot.
+func possiblePrefix(prefix string) bool {
+	dir, last := "", prefix
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir, last = prefix[:i], prefix[i+1:]
+	}
+	return (dir == "" && !strings.HasPrefix(prefix, "/") || checkKey(dir) == nil) && !strings.HasPrefix(last, ".")
+}
+
+// object is an open S3 object.
+type object struct {
+	*minio.Object
+	info storage.Info
+}
+
+// Info describes the object as it was when opened. (minio.Object.Stat
+// reports the bytes left to read, not the object's size.)
+func (o *object) Info() storage.Info { return o.info }

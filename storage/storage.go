@@ -1,0 +1,116 @@
+// Package storage is casedrop's object store: whole objects and multipart
+// uploads, behind one interface with two implementations (S3-compatible via
+// minio-go in storage/s3store, local disk in storage/diskstore). Nothing in
+// this package knows about cases, files or credentials; keys are opaque
+// slash-separated paths chosen by the callers.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Errors callers decide on. Implementations wrap them with %w.
+var (
+	// ErrNotFound: no object (or multipart upload) under that key or id.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrExists: PutIfAbsent found an object already stored under the key.
+	ErrExists = errors.New("storage: object exists")
+	// ErrInvalidKey: the key is not a valid object key (see ValidKey).
+	ErrInvalidKey = errors.New("storage: invalid key")
+)
+
+// MinPartSize is the smallest size of a multipart upload's part other than
+// the last, as S3 requires. Callers keep any smaller tail themselves.
+const MinPartSize = 5 << 20
+
+// MaxParts is the most parts one multipart upload may have (S3's limit).
+const MaxParts = 10000
+
+// Info describes a stored object.
+type Info struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+	ETag    string
+}
+
+// Object is an open stored object: readable, seekable (for ranged reads)
+// and closable. Reads are streamed from the store, never buffered whole.
+type Object interface {
+	io.ReadSeekCloser
+	Info() Info
+}
+
+// Part is one stored part of a multipart upload.
+type Part struct {
+	Number int
+	ETag   string
+	Size   int64
+}
+
+// Multipart names an unfinished multipart upload.
+type Multipart struct {
+	Key      string
+	UploadID string
+	Started  time.Time
+}
+
+// Store is an object store. Every method is safe for concurrent use.
+type Store interface {
+	// Put stores r (exactly size bytes) under key, replacing any object there.
+	// Readers never see a partly written object.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	// PutIfAbsent is Put that fails with ErrExists when key already holds an
+	// object; of two racing callers exactly one succeeds.
+	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
+	// Open opens the object under key for reading, or fails with ErrNotFound.
+	Open(ctx context.Context, key string) (Object, error)
+	// Stat describes the object under key, or fails with ErrNotFound.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Delete removes the object under key; deleting a missing key is no error.
+	Delete(ctx context.Context, key string) error
+	// List returns every object whose key starts with prefix, sorted by key.
+	// Unfinished multipart uploads are not objects and are not listed.
+	List(ctx context.Context, prefix string) ([]Info, error)
+
+	// NewMultipart starts a multipart upload that will become the object key.
+	NewMultipart(ctx context.Context, key string) (uploadID string, err error)
+	// PutPart stores part number (1..MaxParts) of the upload, exactly size
+	// bytes from r. Storing the same number again replaces that part.
+	PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (Part, error)
+	// CompleteMultipart joins parts, in order, into the object key and ends
+	// the upload. Every part but the last must be at least MinPartSize.
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (Info, error)
+	// AbortMultipart ends the upload and drops its parts; aborting an
+	// unknown upload is no error.
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+	// ListMultiparts returns the unfinished multipart uploads whose key
+	// starts with prefix.
+	ListMultiparts(ctx context.Context, prefix string) ([]Multipart, error)
+}
+
+// ValidKey reports whether key is a well-formed object key: slash-separated
+// segments, each non-empty, not "." or "..", of printable ASCII without
+// backslash; at most 900 bytes. Both implementations refuse other keys with
+// ErrInvalidKey, so a key that works on one works on the other.
+func ValidKey(key string) error {
+	if key == "" || len(key) > 900 {
+		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; c < 0x21 || c > 0x7e || c == '\\' {
+				return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+			}
+		}
+	}
+	return nil
+}
