@@ -1,0 +1,224 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// audience is the JWT "aud" of every case credential.
+const audience = "casedrop"
+
+// clockSkew is how far in the future a token's "iat" may lie, for instances
+// whose clocks disagree a little.
+const clockSkew = time.Minute
+
+// tokenClaims is the JWT payload of a case credential.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Case string `json:"case"`
+	Role string `json:"role"`
+}
+
+// Issuer signs case credentials.
+type Issuer struct {
+	// Keys signs, with its newest key.
+	Keys *Keys
+	// Issuer is the "iss" claim, e.g. the public URL.
+	Issuer string
+	// Now is the clock.
+	Now func() time.Time
+}
+
+// Issue signs a credential for c, valid for ttl from now (ttl <= 0 means
+// MaxTTL; a longer ttl is an error). The empty role means RoleCustomer. It
+// returns the token and c as signed, with its times filled in.
+func (i *Issuer) Issue(c Claims, ttl time.Duration) (token string, claims Claims, err error) {
+	if i.Keys == nil || i.Now == nil || i.Issuer == "" {
+		return "", Claims{}, errors.New("auth: issuer needs Keys, Issuer and Now")
+	}
+	if ttl > MaxTTL {
+		return "", Claims{}, fmt.Errorf("auth: credential lifetime %s exceeds %s", ttl, MaxTTL)
+	}
+	if ttl <= 0 {
+		ttl = MaxTTL
+	}
+	if c.Case == "" || c.CredentialID == "" || c.Username == "" {
+		return "", Claims{}, errors.New("auth: credential needs a case, an id and a username")
+	}
+	if c.Role, err = ParseRole(string(c.Role)); err != nil {
+		return "", Claims{}, err
+	}
+	// JWT times are whole seconds; truncate so the claims returned are the
+	// claims a verifier will see.
+	c.IssuedAt = i.Now().UTC().Truncate(time.Second)
+	c.ExpiresAt = c.IssuedAt.Add(ttl).Truncate(time.Second)
+
+	kid, private, err := i.Keys.signer()
+	if err != nil {
+		return "", Claims{}, err
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    i.Issuer,
+			Subject:   c.Username,
+			Audience:  jwt.ClaimStrings{audience},
+			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
+			IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
+			ID:        c.CredentialID,
+		},
+		Case: c.Case,
+		Role: string(c.Role),
+	})
+	t.Header["kid"] = kid
+	token, err = t.SignedString(private)
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("auth: signing credential: %w", err)
+	}
+	return token, c, nil
+}
+
+// RevocationChecker tells whether a credential has been revoked. The cases
+// package implements it; it is asked on every request.
+type RevocationChecker interface {
+	Revoked(ctx context.Context, caseID, credentialID string) (bool, error)
+}
+
+// Verifier checks case credentials.
+type Verifier struct {
+	// Keys holds every key whose signatures are accepted.
+	Keys *Keys
+	// Issuer is the "iss" claim required.
+	Issuer string
+	// Now is the clock.
+	Now func() time.Time
+	// Revocations, if not nil, is asked whether a credential was revoked.
+	Revocations RevocationChecker
+}
+
+// Verify checks that token is a genuine, unexpired, unrevoked credential
+// issued by this service and returns its claims. A refused token gets
+// ErrInvalid, ErrExpired or ErrRevoked (test with errors.Is); any other error
+// means the check itself failed (misconfiguration, revocation lookup).
+func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
+	if v.Keys == nil || v.Now == nil || v.Issuer == "" {
+		return Claims{}, errors.New("auth: verifier needs Keys, Issuer and Now")
+	}
+	var tc tokenClaims
+	_, err := jwt.ParseWithClaims(token, &tc, v.key,
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(v.Issuer),
+		jwt.WithAudience(audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(v.Now),
+	)
+	expired := false
+	switch {
+	case err == nil:
+	case onlyExpired(err):
+		expired = true
+	default:
+		// The library's message may quote decoded parts of the token.
+		return Claims{}, ErrInvalid
+	}
+	c, ok := v.claims(&tc)
+	if !ok {
+		return Claims{}, ErrInvalid
+	}
+	if expired {
+		return Claims{}, ErrExpired
+	}
+	if v.Revocations != nil {
+		revoked, err := v.Revocations.Revoked(ctx, c.Case, c.CredentialID)
+		if err != nil {
+			return Claims{}, fmt.Errorf("auth: checking revocation: %w", err)
+		}
+		if revoked {
+			return Claims{}, ErrRevoked
+		}
+	}
+	return c, nil
+}
+
+// VerifyForCase is Verify for a credential that must open caseID; a genuine
+// credential for another case gets ErrWrongCase.
+func (v *Verifier) VerifyForCase(ctx context.Context, token, caseID string) (Claims, error) {
+	c, err := v.Verify(ctx, token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if c.Case != caseID {
+		return Claims{}, ErrWrongCase
+	}
+	return c, nil
+}
+
+// key is the jwt.Keyfunc: the public key named by the token's kid.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Method.(*jwt.SigningMethodEd25519); !ok {
+		return nil, ErrInvalid
+	}
+	kid, _ := t.Header["kid"].(string)
+	pub, ok := v.Keys.publicKey(kid)
+	if !ok {
+		return nil, ErrInvalid
+	}
+	return pub, nil
+}
+
+// claims checks what the library does not (custom claims, issue time,
+// lifetime) on a well-signed token and converts them.
+func (v *Verifier) claims(tc *tokenClaims) (Claims, bool) {
+	if tc.Case == "" || tc.Role == "" || tc.ID == "" || tc.Subject == "" {
+		return Claims{}, false
+	}
+	role, err := ParseRole(tc.Role)
+	if err != nil {
+		return Claims{}, false
+	}
+	if tc.IssuedAt == nil || tc.ExpiresAt == nil {
+		return Claims{}, false
+	}
+	iat, exp := tc.IssuedAt.Time, tc.ExpiresAt.Time
+	if iat.After(v.Now().Add(clockSkew)) {
+		return Claims{}, false
+	}
+	// A token claiming a longer life than we ever grant was not issued by
+	// this code, however well it is signed.
+	if !exp.After(iat) || exp.Sub(iat) > MaxTTL {
+		return Claims{}, false
+	}
+	return Claims{
+		Case:         tc.Case,
+		CredentialID: tc.ID,
+		Username:     tc.Subject,
+		Role:         role,
+		IssuedAt:     iat.UTC(),
+		ExpiresAt:    exp.UTC(),
+	}, true
+}
+
+// onlyExpired reports whether err says the token is well signed and its only
+// fault among the claims the library checks is being expired.
+func onlyExpired(err error) bool {
+	if !errors.Is(err, jwt.ErrTokenInvalidClaims) || !errors.Is(err, jwt.ErrTokenExpired) {
+		return false
+	}
+	for _, other := range []error{
+		jwt.ErrTokenRequiredClaimMissing,
+		jwt.ErrTokenNotValidYet,
+		jwt.ErrTokenUsedBeforeIssued,
+		jwt.ErrTokenInvalidIssuer,
+		jwt.ErrTokenInvalidAudience,
+		jwt.ErrTokenInvalidSubject,
+		jwt.ErrTokenInvalidId,
+	} {
+		if errors.Is(err, other) {
+			return false
+		}
+	}
+	return true
+}
