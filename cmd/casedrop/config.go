@@ -1,0 +1,125 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// config is every setting of `casedrop serve`; each comes from a flag, else
+// from its CASEDROP_* environment variable, else from its default.
+type config struct {
+	DataDir     string
+	HTTPSAddr   string
+	SFTPAddr    string
+	PublicURL   string
+	TLSCert     string
+	TLSKey      string
+	S3Endpoint  string
+	S3Bucket    string
+	S3AccessKey string
+	S3SecretKey string
+	S3Region    string
+	S3Insecure  bool
+	PartSizeMiB int
+	LogLevel    string
+	AdminToken  string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
+}
+
+// setting describes one config entry, for flags, env and the README table.
+type setting struct {
+	flag, env, def, help string
+	str                  *string
+	boolean              *bool
+	integer              *int
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{flag: "data-dir", env: "CASEDROP_DATA_DIR", def: "./casedrop-data", help: "directory for local storage, generated keys, certificate and admin token", str: &c.DataDir},
+		{flag: "https-addr", env: "CASEDROP_HTTPS_ADDR", def: ":8443", help: "address of the HTTPS listener", str: &c.HTTPSAddr},
+		{flag: "sftp-addr", env: "CASEDROP_SFTP_ADDR", def: ":2222", help: "address of the SFTP listener (given out in credentials)", str: &c.SFTPAddr},
+		{flag: "public-url", env: "CASEDROP_PUBLIC_URL", def: "", help: "base URL put into credentials and pages (default https://localhost:<https port>)", str: &c.PublicURL},
+		{flag: "tls-cert", env: "CASEDROP_TLS_CERT", def: "", help: "PEM certificate (default: generated self-signed <data-dir>/tls.crt)", str: &c.TLSCert},
+		{flag: "tls-key", env: "CASEDROP_TLS_KEY", def: "", help: "PEM private key for --tls-cert", str: &c.TLSKey},
+		{flag: "s3-endpoint", env: "CASEDROP_S3_ENDPOINT", def: "", help: "S3-compatible endpoint host:port; empty keeps files on local disk", str: &c.S3Endpoint},
+		{flag: "s3-bucket", env: "CASEDROP_S3_BUCKET", def: "casedrop", help: "bucket (created if missing)", str: &c.S3Bucket},
+		{flag: "s3-access-key", env: "CASEDROP_S3_ACCESS_KEY", def: "", help: "S3 access key", str: &c.S3AccessKey},
+		{flag: "s3-secret-key", env: "CASEDROP_S3_SECRET_KEY", def: "", help: "S3 secret key (prefer the environment variable)", str: &c.S3SecretKey},
+		{flag: "s3-region", env: "CASEDROP_S3_REGION", def: "", help: "S3 region", str: &c.S3Region},
+		{flag: "s3-insecure", env: "CASEDROP_S3_INSECURE", def: "false", help: "plain HTTP to the S3 endpoint (local MinIO only)", boolean: &c.S3Insecure},
+		{flag: "part-size-mib", env: "CASEDROP_PART_SIZE_MIB", def: "16", help: "size of stored parts in MiB (min 5); memory per upload is about twice this", integer: &c.PartSizeMiB},
+		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
+	}
+}
+
+// parseConfig reads args and the environment.
+func parseConfig(name string, args []string, getenv func(string) string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	for _, s := range c.settings() {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		help := fmt.Sprintf("%s (env %s)", s.help, s.env)
+		switch {
+		case s.boolean != nil:
+			b, err := strconv.ParseBool(def)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %q is not a boolean", s.env, def)
+			}
+			fs.BoolVar(s.boolean, s.flag, b, help)
+		case s.integer != nil:
+			n, err := strconv.Atoi(def)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %q is not a number", s.env, def)
+			}
+			fs.IntVar(s.integer, s.flag, n, help)
+		default:
+			fs.StringVar(s.str, s.flag, def, help)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c.AdminToken = getenv("CASEDROP_ADMIN_TOKEN")
+	return c, c.complete()
+}
+
+func (c *config) complete() error {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if c.S3Endpoint != "" && (c.S3AccessKey == "" || c.S3SecretKey == "" || c.S3Bucket == "") {
+		return fmt.Errorf("--s3-endpoint needs --s3-bucket, --s3-access-key and --s3-secret-key")
+	}
+	if c.PartSizeMiB < 5 || c.PartSizeMiB > 512 {
+		return fmt.Errorf("--part-size-mib must be between 5 and 512")
+	}
+	_, httpsPort, err := net.SplitHostPort(c.HTTPSAddr)
+	if err != nil {
+		return fmt.Errorf("--https-addr: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(c.SFTPAddr); err != nil {
+		return fmt.Errorf("--sftp-addr: %w", err)
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "https://localhost:" + httpsPort
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	return nil
+}
+
+// usage prints the settings table (also the source of the README's table).
+func (c *config) usage(w *os.File) {
+	for _, s := range c.settings() {
+		fmt.Fprintf(w, "  --%-15s %-24s %s (default %q)\n", s.flag, s.env, s.help, s.def)
+	}
+}

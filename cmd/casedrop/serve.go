@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/casedrop/casedrop/auth"
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/storage"
+	"github.com/casedrop/casedrop/storage/diskstore"
+	"github.com/casedrop/casedrop/storage/s3store"
+	"github.com/casedrop/casedrop/upload"
+	"github.com/casedrop/casedrop/web"
+)
+
+// tokenIssuer is the iss and the audience check of every credential; fixed,
+// so that instances behind different URLs accept each other's credentials.
+const tokenIssuer = "casedrop"
+
+type pinger interface {
+	storage.Store
+	Ping(ctx context.Context) error
+}
+
+func openStore(ctx context.Context, cfg *config) (pinger, string, error) {
+	if cfg.S3Endpoint == "" {
+		root := filepath.Join(cfg.DataDir, "store")
+		s, err := diskstore.New(root)
+		return s, "local disk " + root, err
+	}
+	s, err := s3store.New(ctx, s3store.Config{
+		Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey,
+		SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, Insecure: cfg.S3Insecure,
+	})
+	return s, "S3 " + cfg.S3Endpoint + "/" + cfg.S3Bucket, err
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func serve(args []string) error {
+	cfg, err := parseConfig("serve", args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	now := time.Now
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	store, where, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	catalog := cases.New(store, now)
+	keys, err := auth.LoadKeys(ctx, store, now)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	tokenPath := filepath.Join(cfg.DataDir, "admin-token")
+	adminToken, created, err := auth.LoadAdminToken(cfg.AdminToken, tokenPath)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if created {
+		log.Info("generated the admin token; it is in the file named here (mode 0600)", "path", tokenPath)
+	}
+	cert, certPath, err := loadCertificate(cfg, log)
+	if err != nil {
+		return err
+	}
+	sftpHost, sftpPort := sftpEndpoint(cfg)
+	handler, err := web.New(web.Config{
+		Catalog:    catalog,
+		Ingest:     upload.New(upload.Config{Store: store, Catalog: catalog, Now: now, Logger: log, PartSize: int64(cfg.PartSizeMiB) << 20}),
+		Issuer:     &auth.Issuer{Keys: keys, Issuer: tokenIssuer, Now: now},
+		Verifier:   &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog},
+		AdminToken: adminToken,
+		Limiter:    auth.NewLimiter(10, time.Minute, now),
+		PublicURL:  cfg.PublicURL,
+		SFTPHost:   sftpHost,
+		SFTPPort:   sftpPort,
+		Ready:      store.Ping,
+		Now:        now,
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPSAddr)
+	if err != nil {
+		return err
+	}
+	srv, interrupt := web.HTTPServer(cfg.HTTPSAddr, handler, cert, log)
+	log.Info("casedrop serving", "version", version(), "https", ln.Addr().String(), "public_url", cfg.PublicURL,
+		"storage", where, "certificate", certPath, "data_dir", cfg.DataDir)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: interrupting uploads in flight, they keep what they stored")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(shutdownCtx) }()
+	interrupt()
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func loadCertificate(cfg *config, log *slog.Logger) (cert tlsCert, path string, err error) {
+	certPath, keyPath := cfg.TLSCert, cfg.TLSKey
+	if certPath == "" {
+		certPath, keyPath = filepath.Join(cfg.DataDir, "tls.crt"), filepath.Join(cfg.DataDir, "tls.key")
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Hostname() != "" {
+		hosts = append(hosts, u.Hostname())
+	}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	cert, created, err := web.LoadOrCreateCertificate(certPath, keyPath, hosts, time.Now())
+	if err != nil {
+		return cert, "", err
+	}
+	if created {
+		log.Info("generated a self-signed TLS certificate; use --tls-cert/--tls-key for a real one", "path", certPath)
+	}
+	return cert, certPath, nil
+}
+
+func sftpEndpoint(cfg *config) (string, int) {
+	host := "localhost"
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	_, p, _ := net.SplitHostPort(cfg.SFTPAddr)
+	port, _ := strconv.Atoi(p)
+	return host, port
+}

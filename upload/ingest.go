@@ -1,0 +1,225 @@
+// Package upload is casedrop's resumable ingest: the one pipeline through
+// which every door (tus over HTTPS, SFTP) stores a file. It streams bytes
+// into the object store in parts, hashes exactly the stored bytes with a
+// SHA-256 whose state is saved with the upload, checks a declared digest,
+// and commits the file into the case's catalog.
+package upload
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/storage"
+)
+
+// Errors callers decide on.
+var (
+	ErrNotFound       = errors.New("upload not found")
+	ErrDigestMismatch = errors.New("SHA-256 of the received bytes does not match the declared sha256")
+	ErrInvalidDigest  = errors.New("declared sha256 must be 64 hexadecimal characters")
+	ErrOffset         = errors.New("write does not continue at the stored offset")
+	ErrTooLong        = errors.New("more bytes than the declared size")
+	ErrIncomplete     = errors.New("upload is not complete")
+	ErrCommitted      = errors.New("upload is complete; the file is kept")
+)
+
+// Store is the part of storage.Store the ingest writes through.
+type Store interface {
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	Open(ctx context.Context, key string) (storage.Object, error)
+	Delete(ctx context.Context, key string) error
+	NewMultipart(ctx context.Context, key string) (string, error)
+	PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (storage.Part, error)
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (storage.Info, error)
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+}
+
+// Config configures an Ingest.
+type Config struct {
+	Store   Store
+	Catalog *cases.Catalog
+	Now     func() time.Time
+	Logger  *slog.Logger
+	// PartSize is the size of the parts stored (default 16 MiB). Each
+	// transfer holds at most two part buffers in memory.
+	PartSize int64
+}
+
+// Ingest stores uploads. It is safe for concurrent use; one Upload must be
+// written by one caller at a time (the doors lock per upload).
+type Ingest struct {
+	store    Store
+	catalog  *cases.Catalog
+	now      func() time.Time
+	log      *slog.Logger
+	partSize int64
+	buffers  sync.Pool
+}
+
+// New returns an Ingest ready to use.
+func New(cfg Config) *Ingest {
+	in := &Ingest{store: cfg.Store, catalog: cfg.Catalog, now: cfg.Now, log: cfg.Logger, partSize: cfg.PartSize}
+	if in.partSize <= 0 {
+		in.partSize = 16 << 20
+	}
+	if in.partSize < storage.MinPartSize {
+		in.partSize = storage.MinPartSize
+	}
+	if in.log == nil {
+		in.log = slog.Default()
+	}
+	return in
+}
+
+// NewFile describes an upload about to start.
+type NewFile struct {
+	Case string
+	Name string
+	// Size in bytes, or -1 when it is known only at the end.
+	Size int64
+	// SHA256 is the digest the client declares (hex), checked at the end.
+	SHA256     string
+	Via        string
+	UploadedBy string
+	Meta       map[string]string
+}
+
+var hexDigest = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// Create starts an upload into an open case. The file enters the catalog at
+// once (state uploading) under its name, or "name (2).ext" if that is taken.
+func (in *Ingest) Create(ctx context.Context, nf NewFile) (*Upload, error) {
+	if nf.SHA256 != "" && !hexDigest.MatchString(nf.SHA256) {
+		return nil, ErrInvalidDigest
+	}
+	if err := cases.ValidName(nf.Name); err != nil {
+		return nil, err
+	}
+	if _, err := in.catalog.RequireOpen(ctx, nf.Case); err != nil {
+		return nil, err
+	}
+	if nf.Size < 0 {
+		nf.Size = -1
+	}
+	now := in.now().UTC()
+	s := &state{
+		ID: newID(), Case: nf.Case, Size: nf.Size, Declared: strings.ToLower(nf.SHA256),
+		Via: nf.Via, UploadedBy: nf.UploadedBy, Meta: nf.Meta, CreatedAt: now,
+	}
+	name, err := in.catalog.AddFile(ctx, nf.Case, cases.File{
+		Name: nf.Name, Object: s.ID, Size: max(nf.Size, 0), State: cases.FileUploading,
+		Via: nf.Via, UploadedBy: nf.UploadedBy, StartedAt: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Name = name
+	if err := in.saveState(ctx, s); err != nil {
+		_ = in.catalog.RemoveFile(ctx, nf.Case, name)
+		return nil, err
+	}
+	in.log.InfoContext(ctx, "upload started", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "via", s.Via, "by", s.UploadedBy)
+	return &Upload{in: in, s: s}, nil
+}
+
+// Resume opens an upload of the case from its saved state.
+func (in *Ingest) Resume(ctx context.Context, caseID, id string) (*Upload, error) {
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
+	s, err := in.loadState(ctx, caseID, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Upload{in: in, s: s}, nil
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func validID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+// Upload is one resumable upload.
+type Upload struct {
+	in *Ingest
+	s  *state
+}
+
+// Info describes an upload's progress.
+type Info struct {
+	ID        string
+	Case      string
+	Name      string
+	Size      int64 // -1 while unknown
+	Offset    int64
+	Meta      map[string]string
+	Committed bool
+}
+
+// Info returns the upload's stored progress.
+func (u *Upload) Info() Info {
+	return Info{ID: u.s.ID, Case: u.s.Case, Name: u.s.Name, Size: u.s.Size, Offset: u.s.Offset, Meta: u.s.Meta, Committed: u.s.Committed}
+}
+
+// DeclareLength sets the size of an upload created without one.
+func (u *Upload) DeclareLength(ctx context.Context, size int64) error {
+	if u.s.Size >= 0 || size < u.s.Offset {
+		return fmt.Errorf("cannot declare length %d at offset %d", size, u.s.Offset)
+	}
+	u.s.Size = size
+	return u.in.saveState(ctx, u.s)
+}
+
+func (in *Ingest) abort(ctx context.Context, s *state) {
+	if s.Multipart != "" {
+		if err := in.store.AbortMultipart(ctx, objectKey(s.Case, s.ID), s.Multipart); err != nil {
+			in.log.WarnContext(ctx, "abort multipart upload", "case", s.Case, "upload", s.ID, "err", err)
+		}
+	}
+	if err := in.store.Delete(ctx, objectKey(s.Case, s.ID)); err != nil {
+		in.log.WarnContext(ctx, "delete object", "case", s.Case, "upload", s.ID, "err", err)
+	}
+}
+
+// Terminate drops an unfinished upload: its stored bytes and its catalog
+// entry. A committed file is kept (ErrCommitted).
+func (u *Upload) Terminate(ctx context.Context) error {
+	if u.s.Committed {
+		return ErrCommitted
+	}
+	u.in.abort(ctx, u.s)
+	if err := u.in.catalog.RemoveFile(ctx, u.s.Case, u.s.Name); err != nil {
+		return err
+	}
+	u.in.log.InfoContext(ctx, "upload terminated", "case", u.s.Case, "upload", u.s.ID, "file", u.s.Name)
+	return u.in.store.Delete(ctx, stateKey(u.s.Case, u.s.ID))
+}
+
+// Open opens the stored bytes of a complete file for reading.
+func (in *Ingest) Open(ctx context.Context, caseID string, f cases.File) (storage.Object, error) {
+	if f.State != cases.FileComplete {
+		return nil, fmt.Errorf("%w: %s is %s", ErrIncomplete, f.Name, f.State)
+	}
+	return in.store.Open(ctx, objectKey(caseID, f.Object))
+}

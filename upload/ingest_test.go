@@ -1,0 +1,300 @@
+package upload_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/miniotest"
+	"github.com/casedrop/casedrop/storage"
+	"github.com/casedrop/casedrop/storage/diskstore"
+	"github.com/casedrop/casedrop/storage/s3store"
+	"github.com/casedrop/casedrop/upload"
+)
+
+func TestMain(m *testing.M) { miniotest.Main(m) }
+
+// backends runs fn against local disk and a real MinIO.
+func backends(t *testing.T, fn func(t *testing.T, newStore func() storage.Store)) {
+	t.Run("on local disk", func(t *testing.T) {
+		root := t.TempDir()
+		fn(t, func() storage.Store {
+			s, err := diskstore.New(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+	t.Run("on MinIO", func(t *testing.T) {
+		srv := miniotest.Shared(t)
+		bucket := srv.NewBucket(t)
+		fn(t, func() storage.Store {
+			s, err := s3store.New(context.Background(), s3store.Config{
+				Endpoint: srv.Endpoint, Bucket: bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Insecure: true,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
+var clock = func() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
+
+// fixture is an ingest over a store with one open case. restart builds a new
+// ingest over a new store value on the same data, as after a server restart.
+type fixture struct {
+	in       *upload.Ingest
+	catalog  *cases.Catalog
+	newStore func() storage.Store
+}
+
+func newFixture(t *testing.T, newStore func() storage.Store) *fixture {
+	f := &fixture{newStore: newStore}
+	f.restart()
+	if _, _, err := f.catalog.Open(context.Background(), "case-1"); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) restart() {
+	store := f.newStore()
+	f.catalog = cases.New(store, clock)
+	f.in = upload.New(upload.Config{Store: store, Catalog: f.catalog, Now: clock, PartSize: storage.MinPartSize})
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, seed))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+func readFile(t *testing.T, f *fixture, name string) []byte {
+	t.Helper()
+	entry, err := f.catalog.File(context.Background(), "case-1", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := f.in.Open(context.Background(), "case-1", entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	data, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// cutReader yields its data, then EOF: a client whose link dropped.
+func TestUploadIsResumedAcrossRestartsWithTheRightDigest(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		f := newFixture(t, newStore)
+		// 3 parts of 5 MiB and a tail; cuts fall inside parts and tails.
+		data := randomBytes(3*storage.MinPartSize+1234567, 1)
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "core.gz", Size: int64(len(data)), SHA256: sha(data), Via: "test", UploadedBy: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := up.Info().ID
+		cuts := []int{100, 3 << 20, 7<<20 + 17, 11 << 20, 16<<20 + 5, len(data)}
+		offset := 0
+		for _, cut := range cuts {
+			f.restart()
+			up, err := f.in.Resume(ctx, "case-1", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := up.Info().Offset; got != int64(offset) {
+				t.Fatalf("after restart the stored offset is %d, want %d", got, offset)
+			}
+			n, err := up.Write(ctx, int64(offset), bytes.NewReader(data[offset:cut]))
+			if err != nil {
+				t.Fatalf("write %d..%d: %v", offset, cut, err)
+			}
+			offset += int(n)
+		}
+		file, err := up.Finish(ctx)
+		if err == nil {
+			t.Fatal("finishing a stale Upload value must not work") // it did not see the writes
+		}
+		f.restart()
+		up, err = f.in.Resume(ctx, "case-1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if file, err = up.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if file.State != cases.FileComplete || file.SHA256 != sha(data) || file.Size != int64(len(data)) {
+			t.Fatalf("catalog entry %+v, want complete with sha256 %s", file, sha(data))
+		}
+		if !bytes.Equal(readFile(t, f, "core.gz"), data) {
+			t.Fatal("stored bytes differ from the uploaded ones")
+		}
+	})
+}
+
+func TestDeclaredDigestMismatchIsRejectedAndNotServed(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		f := newFixture(t, newStore)
+		data := randomBytes(6<<20, 2)
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "x.log", Size: int64(len(data)), SHA256: sha([]byte("other")), Via: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := up.Write(ctx, 0, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = up.Finish(ctx)
+		if !errors.Is(err, upload.ErrDigestMismatch) {
+			t.Fatalf("finish: %v, want ErrDigestMismatch", err)
+		}
+		entry, err := f.catalog.File(ctx, "case-1", "x.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if entry.State != cases.FileRejected || entry.SHA256 != sha(data) {
+			t.Fatalf("entry %+v, want rejected with the received digest", entry)
+		}
+		if _, err := f.in.Open(ctx, "case-1", entry); err == nil {
+			t.Fatal("a rejected file can be opened")
+		}
+		entry.State = cases.FileComplete // even a forged entry finds no bytes
+		if _, err := f.in.Open(ctx, "case-1", entry); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("rejected bytes are still stored: %v", err)
+		}
+	})
+}
+
+func TestSameNameKeepsBothFiles(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func() storage.Store { s, _ := diskstore.New(t.TempDir()); return s })
+	f.newStore = nil
+	var names []string
+	for i := range 3 {
+		data := []byte{byte(i)}
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "app.tar.gz", Size: 1, Via: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := up.Write(ctx, 0, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		file, err := up.Finish(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, file.Name)
+	}
+	want := []string{"app.tar.gz", "app (2).tar.gz", "app (3).tar.gz"}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("names %q, want %q", names, want)
+		}
+		if got := readFile(t, f, want[i]); !bytes.Equal(got, []byte{byte(i)}) {
+			t.Fatalf("%s holds %v, want [%d]", want[i], got, i)
+		}
+	}
+}
+
+func TestWritesAreRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func() storage.Store { s, _ := diskstore.New(t.TempDir()); return s })
+	newUpload := func(size int64) *upload.Upload {
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "f", Size: size, Via: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return up
+	}
+	t.Run("at an offset other than the stored one", func(t *testing.T) {
+		up := newUpload(10)
+		if _, err := up.Write(ctx, 3, bytes.NewReader([]byte("abc"))); !errors.Is(err, upload.ErrOffset) {
+			t.Fatalf("got %v, want ErrOffset", err)
+		}
+	})
+	t.Run("past the declared size", func(t *testing.T) {
+		up := newUpload(2)
+		if _, err := up.Write(ctx, 0, bytes.NewReader([]byte("abc"))); !errors.Is(err, upload.ErrTooLong) {
+			t.Fatalf("got %v, want ErrTooLong", err)
+		}
+	})
+	t.Run("into a closed case", func(t *testing.T) {
+		up := newUpload(3)
+		if _, err := f.catalog.Close(ctx, "case-1"); err != nil {
+			t.Fatal(err)
+		}
+		defer f.catalog.Reopen(ctx, "case-1")
+		if _, err := up.Write(ctx, 0, bytes.NewReader([]byte("abc"))); !errors.Is(err, cases.ErrCaseClosed) {
+			t.Fatalf("got %v, want ErrCaseClosed", err)
+		}
+	})
+	for _, name := range []string{"", "..", "a/b", "a\x00b", "tab\there", "evil\u202egnp.exe", string(bytes.Repeat([]byte("x"), 256))} {
+		t.Run("named "+strconvQuote(name), func(t *testing.T) {
+			_, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: name, Size: 1, Via: "test"})
+			if !errors.Is(err, cases.ErrInvalidName) {
+				t.Fatalf("got %v, want ErrInvalidName", err)
+			}
+		})
+	}
+	t.Run("with a malformed declared digest", func(t *testing.T) {
+		_, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "d", Size: 1, SHA256: "abc", Via: "test"})
+		if !errors.Is(err, upload.ErrInvalidDigest) {
+			t.Fatalf("got %v, want ErrInvalidDigest", err)
+		}
+	})
+}
+
+func strconvQuote(s string) string {
+	if len(s) > 20 {
+		s = s[:20] + "..."
+	}
+	return "\"" + hex.EncodeToString([]byte(s)) + "\""
+}
+
+func TestUnknownSizeUploadEndsAtWhatWasWritten(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		f := newFixture(t, newStore)
+		data := randomBytes(12<<20+3, 3)
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "stream.bin", Size: -1, Via: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < len(data); off += 4 << 20 {
+			end := min(off+4<<20, len(data))
+			if _, err := up.Write(ctx, int64(off), bytes.NewReader(data[off:end])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		file, err := up.Finish(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if file.Size != int64(len(data)) || file.SHA256 != sha(data) {
+			t.Fatalf("got size %d sha %s, want %d %s", file.Size, file.SHA256, len(data), sha(data))
+		}
+		if !bytes.Equal(readFile(t, f, "stream.bin"), data) {
+			t.Fatal("stored bytes differ")
+		}
+	})
+}

@@ -1,0 +1,148 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/storage"
+)
+
+// state is everything needed to continue an upload after a restart. It is
+// stored as one object, written atomically after every stored part and at
+// the end of every write, together with the tail: the stored bytes not yet
+// in a part (fewer than storage.MinPartSize, the smallest part S3 takes).
+// The hash state always covers exactly parts + tail, so a resumed upload
+// ends with the right SHA-256 without re-reading what was stored.
+type state struct {
+	ID         string            `json:"id"`
+	Case       string            `json:"case"`
+	Name       string            `json:"name"`
+	Size       int64             `json:"size"` // -1 while unknown
+	Offset     int64             `json:"offset"`
+	Declared   string            `json:"declared_sha256,omitempty"`
+	Via        string            `json:"via"`
+	UploadedBy string            `json:"uploaded_by"`
+	Meta       map[string]string `json:"meta,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	Multipart  string            `json:"multipart,omitempty"`
+	Parts      []storage.Part    `json:"parts,omitempty"`
+	Hash       []byte            `json:"hash"`
+	// Stored: every byte is in the object (multipart completed, or put
+	// whole); only the digest check and the commit remain.
+	Stored bool `json:"stored,omitempty"`
+	// Committed: the file is in the catalog (complete or rejected); the
+	// state stays so that a client asking again learns it is done.
+	Committed bool `json:"committed,omitempty"`
+
+	tail []byte // not in JSON: stored after it
+}
+
+const stateMagic = "casedrop-upload-state/1\n"
+
+func stateKey(caseID, id string) string  { return cases.Prefix(caseID) + "uploads/" + id + ".state" }
+func objectKey(caseID, id string) string { return cases.Prefix(caseID) + "objects/" + id }
+
+func (s *state) partsSize() int64 {
+	var n int64
+	for _, p := range s.Parts {
+		n += p.Size
+	}
+	return n
+}
+
+// hasher restores the SHA-256 state saved with the upload.
+func (s *state) hasher() (hash.Hash, error) {
+	h := sha256.New()
+	if len(s.Hash) == 0 {
+		return h, nil
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.Hash); err != nil {
+		return nil, fmt.Errorf("upload %s: corrupt hash state: %w", s.ID, err)
+	}
+	return h, nil
+}
+
+func marshalHash(h hash.Hash) []byte {
+	b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(err) // crypto/sha256 always marshals
+	}
+	return b
+}
+
+func (s *state) encode() ([]byte, error) {
+	meta, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(stateMagic) + 4 + len(meta) + len(s.tail))
+	buf.WriteString(stateMagic)
+	_ = binary.Write(&buf, binary.BigEndian, uint32(len(meta)))
+	buf.Write(meta)
+	buf.Write(s.tail)
+	return buf.Bytes(), nil
+}
+
+func decodeState(data []byte) (*state, error) {
+	if !bytes.HasPrefix(data, []byte(stateMagic)) || len(data) < len(stateMagic)+4 {
+		return nil, errors.New("not an upload state")
+	}
+	data = data[len(stateMagic):]
+	n := int(binary.BigEndian.Uint32(data))
+	data = data[4:]
+	if n > len(data) {
+		return nil, errors.New("truncated upload state")
+	}
+	s := &state{}
+	if err := json.Unmarshal(data[:n], s); err != nil {
+		return nil, err
+	}
+	s.tail = data[n:]
+	if want := s.Offset - s.partsSize(); !s.Stored && int64(len(s.tail)) != want {
+		return nil, fmt.Errorf("upload state: tail of %d bytes, want %d", len(s.tail), want)
+	}
+	return s, nil
+}
+
+func (in *Ingest) saveState(ctx context.Context, s *state) error {
+	data, err := s.encode()
+	if err != nil {
+		return err
+	}
+	return in.store.Put(ctx, stateKey(s.Case, s.ID), bytes.NewReader(data), int64(len(data)))
+}
+
+// maxStateSize bounds what loadState reads: the JSON plus a tail that is
+// always under one part.
+const maxStateSize = storage.MinPartSize + 4<<20
+
+func (in *Ingest) loadState(ctx context.Context, caseID, id string) (*state, error) {
+	obj, err := in.store.Open(ctx, stateKey(caseID, id))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	data, err := io.ReadAll(io.LimitReader(obj, maxStateSize))
+	if err != nil {
+		return nil, err
+	}
+	s, err := decodeState(data)
+	if err != nil {
+		return nil, fmt.Errorf("upload %s: %w", id, err)
+	}
+	return s, nil
+}

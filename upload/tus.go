@@ -1,0 +1,189 @@
+package upload
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/tus/tusd/v2/pkg/handler"
+	"github.com/tus/tusd/v2/pkg/memorylocker"
+)
+
+// Uploader is who is uploading, as the door authenticated them.
+type Uploader struct {
+	Case     string
+	Username string
+}
+
+type uploaderKey struct{}
+
+// WithUploader returns ctx carrying the authenticated uploader; the tus
+// data store takes the case and the uploader's name from it, so a request
+// can only ever reach uploads of its own case.
+func WithUploader(ctx context.Context, u Uploader) context.Context {
+	return context.WithValue(ctx, uploaderKey{}, u)
+}
+
+func uploaderFrom(ctx context.Context) (Uploader, error) {
+	u, ok := ctx.Value(uploaderKey{}).(Uploader)
+	if !ok || u.Case == "" {
+		return Uploader{}, errors.New("upload: no authenticated uploader in context")
+	}
+	return u, nil
+}
+
+// TusConfig configures the tus endpoint.
+type TusConfig struct {
+	// BasePath is where the handler is mounted, e.g. "/files/".
+	BasePath string
+	// HTTPError turns an error into the status and JSON body sent to the
+	// client (the web package's one error map).
+	HTTPError func(error) (status int, body string)
+	Logger    *slog.Logger
+	// Locker serialises requests on one upload; nil means an in-memory
+	// locker, right for one instance.
+	Locker handler.Locker
+}
+
+// TusHandler returns the tus 1.0 endpoint (creation, creation-with-upload,
+// creation-defer-length, termination) storing through the ingest. Requests
+// must carry an Uploader in their context (WithUploader).
+func (in *Ingest) TusHandler(cfg TusConfig) (*handler.Handler, error) {
+	store := &tusStore{in: in, httpError: cfg.HTTPError}
+	composer := handler.NewStoreComposer()
+	composer.UseCore(store)
+	composer.UseTerminater(store)
+	composer.UseLengthDeferrer(store)
+	locker := cfg.Locker
+	if locker == nil {
+		locker = memorylocker.New()
+	}
+	composer.UseLocker(locker)
+	return handler.NewHandler(handler.Config{
+		BasePath:             cfg.BasePath,
+		StoreComposer:        composer,
+		DisableDownload:      true, // downloads go through the case API
+		DisableConcatenation: true,
+		Cors:                 &handler.CorsConfig{Disable: true}, // the pages are same-origin
+		Logger:               tusLogger(cfg.Logger),
+	})
+}
+
+type tusStore struct {
+	in        *Ingest
+	httpError func(error) (int, string)
+}
+
+// tusError gives err the status and JSON body of the web error map.
+func (t *tusStore) tusError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var already handler.Error
+	if errors.As(err, &already) {
+		return err
+	}
+	status, body := t.httpError(err)
+	return handler.Error{
+		ErrorCode: http.StatusText(status),
+		Message:   err.Error(),
+		HTTPResponse: handler.HTTPResponse{
+			StatusCode: status,
+			Body:       body,
+			Header:     handler.HTTPHeader{"Content-Type": "application/json"},
+		},
+	}
+}
+
+func (t *tusStore) NewUpload(ctx context.Context, info handler.FileInfo) (handler.Upload, error) {
+	who, err := uploaderFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := info.MetaData["filename"]
+	if name == "" {
+		name = info.MetaData["name"] // Uppy's key
+	}
+	size := info.Size
+	if info.SizeIsDeferred {
+		size = -1
+	}
+	u, err := t.in.Create(ctx, NewFile{
+		Case: who.Case, Name: name, Size: size, SHA256: info.MetaData["sha256"],
+		Via: "tus", UploadedBy: who.Username, Meta: info.MetaData,
+	})
+	if err != nil {
+		return nil, t.tusError(err)
+	}
+	return &tusUpload{u: u, t: t}, nil
+}
+
+func (t *tusStore) GetUpload(ctx context.Context, id string) (handler.Upload, error) {
+	who, err := uploaderFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := t.in.Resume(ctx, who.Case, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, handler.ErrNotFound
+	}
+	if err != nil {
+		return nil, t.tusError(err)
+	}
+	// All bytes stored but not committed (the server stopped in between):
+	// commit now, so the client asking for the offset finds the file done.
+	if u.s.Stored && !u.s.Committed {
+		if _, err := u.Finish(ctx); err != nil && !errors.Is(err, ErrDigestMismatch) {
+			return nil, t.tusError(err)
+		}
+	}
+	return &tusUpload{u: u, t: t}, nil
+}
+
+func (t *tusStore) AsTerminatableUpload(u handler.Upload) handler.TerminatableUpload {
+	return u.(*tusUpload)
+}
+
+func (t *tusStore) AsLengthDeclarableUpload(u handler.Upload) handler.LengthDeclarableUpload {
+	return u.(*tusUpload)
+}
+
+type tusUpload struct {
+	u *Upload
+	t *tusStore
+}
+
+func (tu *tusUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
+	n, err := tu.u.Write(ctx, offset, src)
+	return n, tu.t.tusError(err)
+}
+
+func (tu *tusUpload) GetInfo(ctx context.Context) (handler.FileInfo, error) {
+	info := tu.u.Info()
+	return handler.FileInfo{
+		ID:             info.ID,
+		Size:           max(info.Size, 0),
+		SizeIsDeferred: info.Size < 0,
+		Offset:         info.Offset,
+		MetaData:       info.Meta,
+	}, nil
+}
+
+func (tu *tusUpload) GetReader(ctx context.Context) (io.ReadCloser, error) {
+	return nil, handler.ErrNotImplemented
+}
+
+func (tu *tusUpload) FinishUpload(ctx context.Context) error {
+	_, err := tu.u.Finish(ctx)
+	return tu.t.tusError(err)
+}
+
+func (tu *tusUpload) Terminate(ctx context.Context) error {
+	return tu.t.tusError(tu.u.Terminate(ctx))
+}
+
+func (tu *tusUpload) DeclareLength(ctx context.Context, length int64) error {
+	return tu.t.tusError(tu.u.DeclareLength(ctx, length))
+}

@@ -1,0 +1,197 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/casedrop/casedrop/auth"
+	"github.com/casedrop/casedrop/upload"
+)
+
+var (
+	errNoCredential = newError(http.StatusUnauthorized, "unauthorized", "missing bearer credential")
+	errTooManyTries = newError(http.StatusTooManyRequests, "too_many_attempts", "too many failed logins from this address; try again later")
+	errAdminOnly    = newError(http.StatusForbidden, "forbidden", "this endpoint needs the admin token")
+)
+
+// caller is who made a request.
+type caller struct {
+	Admin  bool
+	Claims auth.Claims
+}
+
+type callerKey struct{}
+
+func callerFrom(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
+}
+
+// authenticate checks the bearer credential of r: the admin token, or a
+// case credential (for caseID when it is not empty). Failures count
+// against the source address.
+func (s *server) authenticate(r *http.Request, caseID string, adminOK bool) (caller, error) {
+	src := sourceAddr(r)
+	if s.Limiter != nil && !s.Limiter.Allow(src) {
+		return caller{}, errTooManyTries
+	}
+	token := bearer(r)
+	if token == "" {
+		return caller{}, errNoCredential
+	}
+	if auth.AdminTokenMatches(s.AdminToken, token) {
+		if !adminOK {
+			return caller{}, newError(http.StatusForbidden, "forbidden", "use a case credential here, not the admin token")
+		}
+		return caller{Admin: true}, nil
+	}
+	var (
+		claims auth.Claims
+		err    error
+	)
+	if caseID != "" {
+		claims, err = s.Verifier.VerifyForCase(r.Context(), token, caseID)
+	} else {
+		claims, err = s.Verifier.Verify(r.Context(), token)
+	}
+	if err != nil {
+		if s.Limiter != nil && (errors.Is(err, auth.ErrInvalid) || errors.Is(err, auth.ErrWrongCase)) {
+			s.Limiter.Fail(src)
+		}
+		s.log.WarnContext(r.Context(), "credential refused", "remote", src, "path", r.URL.Path, "reason", reasonOf(err))
+		return caller{}, err
+	}
+	return caller{Claims: claims}, nil
+}
+
+// reasonOf names a refusal for the log without any detail of the token.
+func reasonOf(err error) string {
+	for _, e := range []error{auth.ErrExpired, auth.ErrRevoked, auth.ErrWrongCase, auth.ErrInvalid} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "error"
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *server) run(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// requireAdmin lets only the admin token through.
+func (s *server) requireAdmin(h handlerFunc) http.Handler {
+	return s.run(func(w http.ResponseWriter, r *http.Request) error {
+		c, err := s.authenticate(r, "", true)
+		if err != nil {
+			return err
+		}
+		if !c.Admin {
+			return errAdminOnly
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	})
+}
+
+// requireCaseAccess lets through the admin token or a credential of the
+// case named in the path.
+func (s *server) requireCaseAccess(h handlerFunc) http.Handler {
+	return s.run(func(w http.ResponseWriter, r *http.Request) error {
+		c, err := s.authenticate(r, r.PathValue("case"), true)
+		if err != nil {
+			return err
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	})
+}
+
+// maxMetadata bounds the tus Upload-Metadata header (names, digest, type).
+const maxMetadata = 4 << 10
+
+// tusAuth admits tus requests with a case credential; the credential's case
+// and user name ride in the context into the upload store.
+func (s *server) tusAuth(next http.Handler) http.Handler {
+	return s.run(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method == http.MethodOptions {
+			next.ServeHTTP(w, r)
+			return nil
+		}
+		if len(r.Header.Get("Upload-Metadata")) > maxMetadata {
+			return newError(http.StatusRequestHeaderFieldsTooLarge, "metadata_too_large", "Upload-Metadata is larger than 4 KiB")
+		}
+		c, err := s.authenticate(r, "", false)
+		if err != nil {
+			return err
+		}
+		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username})
+		next.ServeHTTP(w, r.WithContext(ctx))
+		return nil
+	})
+}
+
+// jsonErrors rewrites tusd's own plain-text error responses (bad headers,
+// wrong offset, ...) into casedrop's JSON errors.
+func jsonErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		jw := &jsonErrorWriter{ResponseWriter: w, method: r.Method}
+		next.ServeHTTP(jw, r)
+		if jw.captured != nil {
+			jw.flushError()
+		}
+	})
+}
+
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	method   string
+	status   int
+	captured *bytes.Buffer
+}
+
+func (j *jsonErrorWriter) WriteHeader(code int) {
+	if code >= 400 && strings.HasPrefix(j.Header().Get("Content-Type"), "text/plain") {
+		j.status, j.captured = code, &bytes.Buffer{}
+		return
+	}
+	j.ResponseWriter.WriteHeader(code)
+}
+
+func (j *jsonErrorWriter) Write(b []byte) (int, error) {
+	if j.captured == nil {
+		return j.ResponseWriter.Write(b)
+	}
+	if j.captured.Len() < 4096 {
+		j.captured.Write(b)
+	}
+	return len(b), nil
+}
+
+// flushError sends the captured "ERR_CODE: message" as JSON once the
+// handler is done.
+func (j *jsonErrorWriter) flushError() {
+	text := strings.TrimSpace(j.captured.String())
+	code, msg, ok := strings.Cut(text, ": ")
+	if !ok {
+		code, msg = "tus_error", text
+	}
+	code = strings.ToLower(strings.TrimPrefix(code, "ERR_"))
+	body, _ := json.Marshal(errorBody{Error: msg, Code: code})
+	j.Header().Set("Content-Type", "application/json")
+	j.Header().Del("Content-Length")
+	j.ResponseWriter.WriteHeader(j.status)
+	if j.method != http.MethodHead {
+		_, _ = j.ResponseWriter.Write(append(body, '\n'))
+	}
+	j.captured = nil
+}
+
+func (j *jsonErrorWriter) Unwrap() http.ResponseWriter { return j.ResponseWriter }

@@ -1,0 +1,163 @@
+// Package web is casedrop's HTTP surface: the admin and case API, file
+// downloads, the tus endpoint's authentication, health checks and the
+// pages. Every error it sends is JSON {"error": "...", "code": "..."}.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/casedrop/casedrop/auth"
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/upload"
+)
+
+// Config is what the HTTP surface needs.
+type Config struct {
+	Catalog  *cases.Catalog
+	Ingest   *upload.Ingest
+	Issuer   *auth.Issuer
+	Verifier *auth.Verifier
+	// AdminToken opens the admin API.
+	AdminToken string
+	// Limiter slows down sources that keep presenting bad credentials.
+	Limiter *auth.Limiter
+	// PublicURL is the base URL put into credentials (no trailing slash).
+	PublicURL string
+	SFTPHost  string
+	SFTPPort  int
+	// Ready reports whether the object store can be reached.
+	Ready  func(ctx context.Context) error
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+type server struct {
+	Config
+	log *slog.Logger
+}
+
+// New returns the HTTP handler of the whole surface.
+func New(cfg Config) (http.Handler, error) {
+	s := &server{Config: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	tus, err := cfg.Ingest.TusHandler(upload.TusConfig{
+		BasePath:  "/files/",
+		HTTPError: s.tusError,
+		Logger:    s.log.With("component", "tus"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+
+	admin := s.requireAdmin
+	mux.Handle("PUT /api/v1/cases/{case}", admin(s.openCase))
+	mux.Handle("POST /api/v1/cases/{case}/close", admin(s.closeCase))
+	mux.Handle("POST /api/v1/cases/{case}/reopen", admin(s.reopenCase))
+	mux.Handle("GET /api/v1/cases/{case}", admin(s.showCase))
+	mux.Handle("POST /api/v1/cases/{case}/credentials", admin(s.issueCredential))
+	mux.Handle("GET /api/v1/cases/{case}/credentials", admin(s.listCredentials))
+	mux.Handle("DELETE /api/v1/credentials/{id}", admin(s.revokeCredential))
+
+	member := s.requireCaseAccess
+	mux.Handle("GET /api/v1/cases/{case}/files", member(s.listFiles))
+	mux.Handle("GET /api/v1/cases/{case}/files/{name}", member(s.download))
+	mux.Handle("HEAD /api/v1/cases/{case}/files/{name}", member(s.download))
+
+	mux.Handle("/files/", s.tusAuth(jsonErrors(http.StripPrefix("/files/", tus))))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, newError(http.StatusNotFound, "not_found", "no such endpoint"))
+	})
+	return s.logRequests(securityHeaders(mux)), nil
+}
+
+func (s *server) tusError(err error) (int, string) {
+	logHTTPError(s.log, err)
+	return errorJSON(err)
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.Ready(ctx); err != nil {
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			s.writeError(w, r, newError(http.StatusServiceUnavailable, "storage_unavailable", "object store unreachable"))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusRecorder remembers the status for the access log. Unwrap keeps
+// http.ResponseController (deadlines, flushing) working through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// logRequests logs method, path, status, duration and source of every
+// request. Paths never hold secrets (tokens travel in headers or in the
+// URL fragment, which browsers do not send); query strings are not logged.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		s.log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"ms", time.Since(start).Milliseconds(), "remote", sourceAddr(r), "proto", r.Proto)
+	})
+}
+
+func sourceAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
