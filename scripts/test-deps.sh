@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs, at pinned versions, and only what is
+# missing: a second run takes seconds. Binaries go to $(go env GOPATH)/bin,
+# outside the repository, so that clones share them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
+STATICCHECK_VERSION=v0.8.2
+DEBIAN_PACKAGES=(ca-certificates curl)
+
+gobin="$(go env GOPATH)/bin"
+
+# go_install BIN PACKAGE MODULE VERSION: installs PACKAGE@VERSION unless BIN
+# was built from exactly that version of MODULE.
+go_install() {
+  local bin=$1 pkg=$2 module=$3 want=$4
+  if [ -x "$gobin/$bin" ] && go version -m "$gobin/$bin" 2>/dev/null | grep -q "mod[[:space:]]*${module}[[:space:]]*${want}"; then
+    return
+  fi
+  echo "installing $pkg@$want (MinIO takes a few minutes the first time)"
+  (cd /tmp && GOFLAGS= go install "$pkg@$want")
+}
+
+go_install minio github.com/minio/minio github.com/minio/minio "$MINIO_VERSION"
+go_install mc github.com/minio/mc github.com/minio/mc "$MC_VERSION"
+go_install staticcheck honnef.co/go/tools/cmd/staticcheck honnef.co/go/tools "$STATICCHECK_VERSION"
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+
+# npm packages from the lock file; skipped when node_modules matches it.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
