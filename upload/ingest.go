@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
@@ -51,9 +50,12 @@ type Config struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 	// PartSize is the size of the parts stored (default 16 MiB). Each
-	// transfer holds at most two part buffers in memory.
+	// transfer holds at most four part buffers in memory.
 	PartSize int64
 }
+
+// idleBuffers is how many part buffers are kept for reuse between uploads.
+const idleBuffers = partsInFlight + 1
 
 // Ingest stores uploads. It is safe for concurrent use; one Upload must be
 // written by one caller at a time (the doors lock per upload).
@@ -63,7 +65,7 @@ type Ingest struct {
 	now      func() time.Time
 	log      *slog.Logger
 	partSize int64
-	buffers  sync.Pool
+	buffers  chan []byte
 }
 
 // New returns an Ingest ready to use.
@@ -78,6 +80,7 @@ func New(cfg Config) *Ingest {
 	if in.log == nil {
 		in.log = slog.Default()
 	}
+	in.buffers = make(chan []byte, idleBuffers)
 	return in
 }
 

@@ -31,10 +31,16 @@ func (in *Ingest) nextPartSize(size int64, parts int) int64 {
 	return ps
 }
 
+// buffer returns a part buffer. Buffers of the usual size are kept on a
+// bounded free list rather than in a sync.Pool: a pool drops them at every
+// garbage collection, and re-allocating 16 MiB buffers makes the heap (and
+// the process) grow well past what is in use.
 func (in *Ingest) buffer(size int64) []byte {
 	if size == in.partSize {
-		if b, ok := in.buffers.Get().(*[]byte); ok {
-			return (*b)[:size]
+		select {
+		case b := <-in.buffers:
+			return b[:size]
+		default:
 		}
 	}
 	return make([]byte, size)
@@ -42,22 +48,38 @@ func (in *Ingest) buffer(size int64) []byte {
 
 func (in *Ingest) release(b []byte) {
 	if int64(cap(b)) == in.partSize {
-		in.buffers.Put(&b)
+		select {
+		case in.buffers <- b[:cap(b)]:
+		default:
+		}
 	}
 }
 
 // partJob is a full part on its way to the store, with the hash state
 // after its last byte, so that the state saved with it is exact.
 type partJob struct {
-	buf  []byte
-	hash []byte
-	done chan error
+	key    string
+	upload string // the multipart upload id
+	buf    []byte
+	hash   []byte
+	number int
+	part   storage.Part
+	err    error
+	done   chan struct{}
 }
+
+// partsInFlight is how many full parts of one upload may be on their way
+// to the store at once, besides the one being filled: memory per transfer
+// is at most partsInFlight+1 part buffers.
+const partsInFlight = 3
 
 // Write stores the bytes of r at offset, which must be the upload's stored
 // offset. It returns how many bytes of r are now stored, also when it stops
 // early: the upload can always be resumed from Info().Offset. Reading
 // stops at EOF; the doors turn a dropped connection into EOF.
+//
+// Full parts are sent to the store while the next one is read; they are
+// committed to the saved state strictly in order.
 func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, error) {
 	s := u.s
 	if s.Committed || s.Stored {
@@ -73,30 +95,39 @@ func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	// While a part is in flight its goroutine updates u.s: this loop works
-	// on copies (size, pos: where buf starts in the file, parts).
-	start, size, pos, parts := s.Offset, s.Size, s.partsSize(), len(s.Parts)
-	buf := u.in.buffer(u.in.nextPartSize(size, parts))
+	start := s.Offset
+	// pos is where buf starts in the file; parts counts parts sent.
+	pos, parts := s.partsSize(), len(s.Parts)
+	buf := u.in.buffer(u.in.nextPartSize(s.Size, parts))
 	fill := copy(buf, s.tail)
-	var inflight *partJob
-	wait := func() error {
-		if inflight == nil {
-			return nil
+	var queue []*partJob
+	// commit waits for the oldest part in flight and saves the state that
+	// includes it.
+	commit := func() error {
+		job := queue[0]
+		queue = queue[1:]
+		<-job.done
+		u.in.release(job.buf)
+		if job.err != nil {
+			return job.err
 		}
-		err := <-inflight.done
-		u.in.release(inflight.buf)
-		inflight = nil
-		return err
+		return u.commitPart(ctx, job.part, job.hash)
 	}
-	defer func() { _ = wait() }()
+	// On an early return, parts still in flight are waited for (their
+	// buffers are in use) but not committed: a resume sends them again.
+	defer func() {
+		for _, job := range queue {
+			<-job.done
+			u.in.release(job.buf)
+		}
+	}()
 
 	var readErr error
 	for readErr == nil {
 		var n int
 		n, readErr = io.ReadFull(r, buf[fill:])
-		if size >= 0 && pos+int64(fill+n) > size {
-			_ = wait()
-			return u.s.Offset - start, ErrTooLong
+		if s.Size >= 0 && pos+int64(fill+n) > s.Size {
+			return s.Offset - start, ErrTooLong
 		}
 		h.Write(buf[fill : fill+n])
 		fill += n
@@ -106,18 +137,27 @@ func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, e
 		if fill < len(buf) {
 			continue
 		}
-		// A full part: store it while the next one is read.
-		if err := wait(); err != nil {
-			return u.s.Offset - start, err
+		if len(queue) == partsInFlight {
+			if err := commit(); err != nil {
+				return s.Offset - start, err
+			}
 		}
-		inflight = &partJob{buf: buf, hash: marshalHash(h), done: make(chan error, 1)}
-		go func(job *partJob) { job.done <- u.storePart(ctx, job.buf, job.hash) }(inflight)
-		pos, parts = pos+int64(len(buf)), parts+1
-		buf, fill = u.in.buffer(u.in.nextPartSize(size, parts)), 0
+		if err := u.ensureMultipart(ctx); err != nil {
+			return s.Offset - start, err
+		}
+		parts++
+		job := u.newJob(buf, parts)
+		job.hash = marshalHash(h)
+		queue = append(queue, job)
+		go u.sendPart(ctx, job)
+		pos += int64(len(buf))
+		buf, fill = u.in.buffer(u.in.nextPartSize(s.Size, parts)), 0
 	}
 	defer u.in.release(buf)
-	if err := wait(); err != nil {
-		return s.Offset - start, err
+	for len(queue) > 0 {
+		if err := commit(); err != nil {
+			return s.Offset - start, err
+		}
 	}
 	if readErr != io.EOF {
 		return s.Offset - start, readErr
@@ -126,7 +166,7 @@ func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, e
 	// the file, as one more part, or as the tail kept with the state.
 	hs := marshalHash(h)
 	switch {
-	case size >= 0 && pos+int64(fill) == size:
+	case s.Size >= 0 && pos+int64(fill) == s.Size:
 		err = u.storeLast(ctx, buf[:fill], hs)
 	case fill >= storage.MinPartSize:
 		err = u.storePart(ctx, buf[:fill], hs)
@@ -136,22 +176,40 @@ func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, e
 	return s.Offset - start, err
 }
 
-// storePart stores buf as the next part and saves the state. The state in
-// memory changes only once the saved state says so.
-func (u *Upload) storePart(ctx context.Context, buf, hashState []byte) error {
-	s := *u.s
-	key := objectKey(s.Case, s.ID)
-	if s.Multipart == "" {
-		id, err := u.in.store.NewMultipart(ctx, key)
-		if err != nil {
-			return err
-		}
-		s.Multipart = id
+// newJob prepares part number of the upload; the job carries everything
+// sendPart needs, as sendPart runs while the state changes.
+func (u *Upload) newJob(buf []byte, number int) *partJob {
+	return &partJob{key: objectKey(u.s.Case, u.s.ID), upload: u.s.Multipart, buf: buf, number: number, done: make(chan struct{})}
+}
+
+func (u *Upload) sendPart(ctx context.Context, job *partJob) {
+	defer close(job.done)
+	job.part, job.err = u.in.store.PutPart(ctx, job.key, job.upload, job.number, bytes.NewReader(job.buf), int64(len(job.buf)))
+}
+
+// ensureMultipart starts the multipart upload of the object on the first
+// full part and records it, so that it can be aborted after a crash.
+func (u *Upload) ensureMultipart(ctx context.Context) error {
+	if u.s.Multipart != "" {
+		return nil
 	}
-	part, err := u.in.store.PutPart(ctx, key, s.Multipart, len(s.Parts)+1, bytes.NewReader(buf), int64(len(buf)))
+	id, err := u.in.store.NewMultipart(ctx, objectKey(u.s.Case, u.s.ID))
 	if err != nil {
 		return err
 	}
+	s := *u.s
+	s.Multipart = id
+	if err := u.in.saveState(ctx, &s); err != nil {
+		return err
+	}
+	*u.s = s
+	return nil
+}
+
+// commitPart saves the state with one more stored part. The state in
+// memory changes only once the saved state says so.
+func (u *Upload) commitPart(ctx context.Context, part storage.Part, hashState []byte) error {
+	s := *u.s
 	s.Parts = append(slices.Clip(s.Parts), part)
 	s.Offset = s.partsSize()
 	s.Hash, s.tail = hashState, nil
@@ -160,6 +218,19 @@ func (u *Upload) storePart(ctx context.Context, buf, hashState []byte) error {
 	}
 	*u.s = s
 	return nil
+}
+
+// storePart stores buf as the next part and saves the state.
+func (u *Upload) storePart(ctx context.Context, buf, hashState []byte) error {
+	if err := u.ensureMultipart(ctx); err != nil {
+		return err
+	}
+	job := u.newJob(buf, len(u.s.Parts)+1)
+	u.sendPart(ctx, job)
+	if job.err != nil {
+		return job.err
+	}
+	return u.commitPart(ctx, job.part, hashState)
 }
 
 func (u *Upload) storeTail(ctx context.Context, buf, hashState []byte) error {
