@@ -43,6 +43,25 @@ type env struct {
 	t     *testing.T
 	srv   *httptest.Server
 	clock *clock
+	logs  *syncBuffer
+}
+
+// syncBuffer collects the server's log lines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func newEnv(t *testing.T) *env {
@@ -52,6 +71,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	catalog := cases.New(store, clk.now)
 	keys, err := auth.LoadKeys(context.Background(), store, clk.now)
 	if err != nil {
@@ -59,7 +80,7 @@ func newEnv(t *testing.T) *env {
 	}
 	h, err := web.New(web.Config{
 		Catalog:    catalog,
-		Ingest:     upload.New(upload.Config{Store: store, Catalog: catalog, Now: clk.now, Logger: slog.New(slog.DiscardHandler)}),
+		Ingest:     upload.New(upload.Config{Store: store, Catalog: catalog, Now: clk.now, Logger: logger}),
 		Issuer:     &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.now},
 		Verifier:   &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: clk.now, Revocations: catalog},
 		AdminToken: adminToken,
@@ -67,14 +88,14 @@ func newEnv(t *testing.T) *env {
 		SFTPHost:   "casedrop.example",
 		SFTPPort:   2222,
 		Now:        clk.now,
-		Logger:     slog.New(slog.DiscardHandler),
+		Logger:     logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, clock: clk}
+	return &env{t: t, srv: srv, clock: clk, logs: logs}
 }
 
 func (e *env) do(method, path, token string, body io.Reader, headers ...string) *http.Response {
@@ -214,6 +235,22 @@ func TestTusUploadInSeveralPatchesThenDownload(t *testing.T) {
 		e.expect(e.do("DELETE", path, cred.Token, nil, "Tus-Resumable", "1.0.0"), http.StatusForbidden)
 		e.expect(e.do("GET", "/api/v1/cases/c1/files/trace.pcap", adminToken, nil), 200)
 	})
+}
+
+func TestTusCreationWithUpload(t *testing.T) {
+	e := newEnv(t)
+	cred := e.openCase("c1")
+	data := []byte("small config file, sent with the creation request")
+	resp := e.do("POST", "/files/", cred.Token, bytes.NewReader(data), "Tus-Resumable", "1.0.0",
+		"Upload-Length", fmt.Sprint(len(data)), "Upload-Metadata", meta("filename", "app.conf"),
+		"Content-Type", "application/offset+octet-stream")
+	e.expect(resp, http.StatusCreated)
+	if got := resp.Header.Get("Upload-Offset"); got != fmt.Sprint(len(data)) {
+		t.Fatalf("Upload-Offset %q after creation with upload", got)
+	}
+	if got := e.expect(e.do("GET", "/api/v1/cases/c1/files/app.conf", cred.Token, nil), 200); !bytes.Equal(got, data) {
+		t.Fatalf("downloaded %q", got)
+	}
 }
 
 func TestTusProtocolErrors(t *testing.T) {
@@ -356,6 +393,18 @@ func TestBadCredentialsAreRefused(t *testing.T) {
 		staff := e.credential("case-b", "staff")
 		e.expect(e.do("GET", "/api/v1/cases/case-b/files", staff.Token, nil), 200)
 		e.expect(e.do("POST", "/files/", staff.Token, nil, "Tus-Resumable", "1.0.0", "Upload-Length", "1", "Upload-Metadata", meta("filename", "x")), http.StatusForbidden)
+	})
+	t.Run("no token reaches the log", func(t *testing.T) {
+		logs := e.logs.String()
+		if !strings.Contains(logs, "credential refused") {
+			t.Fatal("refusals are not logged at all")
+		}
+		for _, tok := range []string{adminToken, credA.Token, credB.Token, revoked.Token, tamper(credB.Token)} {
+			sig := tok[strings.LastIndexByte(tok, '.')+1:]
+			if strings.Contains(logs, tok) || (len(sig) > 10 && strings.Contains(logs, sig)) {
+				t.Fatalf("a token is in the log")
+			}
+		}
 	})
 	t.Run("an expired credential is refused at 120 hours, not before", func(t *testing.T) {
 		fresh := e.credential("case-a", "customer")
