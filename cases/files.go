@@ -168,3 +168,31 @@ func (c *Catalog) Files(ctx context.Context, caseID string) ([]File, error) {
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	return files, nil
 }
+
+// RenameFile moves the catalog entry of from to the free name to (a name
+// held by a rejected file counts as free). The stored bytes do not move.
+func (c *Catalog) RenameFile(ctx context.Context, caseID, from, to string) (File, error) {
+	if err := ValidName(to); err != nil {
+		return File{}, err
+	}
+	f, err := c.File(ctx, caseID, from)
+	if err != nil {
+		return File{}, err
+	}
+	if from == to {
+		return f, nil
+	}
+	f.Name = to
+	err = putJSONIfAbsent(ctx, c.store, fileKey(caseID, to), f)
+	if errors.Is(err, storage.ErrExists) {
+		old, getErr := c.File(ctx, caseID, to)
+		if getErr != nil || old.State != FileRejected {
+			return File{}, fmt.Errorf("%w: %s", ErrNameConflict, to)
+		}
+		err = putJSON(ctx, c.store, fileKey(caseID, to), f)
+	}
+	if err != nil {
+		return File{}, err
+	}
+	return f, c.store.Delete(ctx, fileKey(caseID, from))
+}

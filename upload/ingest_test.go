@@ -298,3 +298,86 @@ func TestUnknownSizeUploadEndsAtWhatWasWritten(t *testing.T) {
 		}
 	})
 }
+
+func TestPartialUploadIsFoundByNameAndKeepsItsProgressThroughARename(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		f := newFixture(t, newStore)
+		data := randomBytes(7<<20, 4)
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "core.filepart", Size: -1, Via: "sftp", UploadedBy: "bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := up.Write(ctx, 0, bytes.NewReader(data[:3<<20])); err != nil {
+			t.Fatal(err)
+		}
+		f.restart() // the client's link dropped; it reconnects to another process
+		partial, err := f.in.Partial(ctx, "case-1", "core.filepart")
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry, _ := f.catalog.File(ctx, "case-1", "core.filepart")
+		if size, err := f.in.StoredSize(ctx, "case-1", entry); err != nil || size != 3<<20 {
+			t.Fatalf("stored size %d (%v), want %d", size, err, 3<<20)
+		}
+		if _, err := partial.Write(ctx, 3<<20, bytes.NewReader(data[3<<20:])); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := partial.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.in.Partial(ctx, "case-1", "core.filepart"); !errors.Is(err, upload.ErrNotFound) {
+			t.Fatalf("a complete file is offered as partial: %v", err)
+		}
+		renamed, err := f.in.Rename(ctx, "case-1", "core.filepart", "core")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if renamed.SHA256 != sha(data) || renamed.State != cases.FileComplete {
+			t.Fatalf("renamed entry %+v", renamed)
+		}
+		if !bytes.Equal(readFile(t, f, "core"), data) {
+			t.Fatal("renamed file's bytes differ")
+		}
+		if _, err := f.catalog.File(ctx, "case-1", "core.filepart"); !errors.Is(err, cases.ErrNotFound) {
+			t.Fatalf("old name still listed: %v", err)
+		}
+	})
+}
+
+func TestRenameOfAnUnfinishedUploadCommitsUnderTheNewName(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func() storage.Store { s, _ := diskstore.New(t.TempDir()); return s })
+	f.newStore = nil
+	up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "a.part", Size: 3, Via: "sftp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.in.Rename(ctx, "case-1", "a.part", "a"); err != nil {
+		t.Fatal(err)
+	}
+	up, err = f.in.Resume(ctx, "case-1", up.Info().ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(ctx, 0, bytes.NewReader([]byte("abc"))); err != nil {
+		t.Fatal(err)
+	}
+	file, err := up.Finish(ctx)
+	if err != nil || file.Name != "a" {
+		t.Fatalf("finished as %+v (%v), want name a", file, err)
+	}
+	files, _ := f.catalog.Files(ctx, "case-1")
+	if len(files) != 1 || files[0].Name != "a" || files[0].State != cases.FileComplete {
+		t.Fatalf("catalog %+v", files)
+	}
+	t.Run("onto a taken name is refused", func(t *testing.T) {
+		other, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "b", Size: 1, Via: "sftp"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.in.Rename(ctx, "case-1", other.Info().Name, "a"); !errors.Is(err, cases.ErrNameConflict) {
+			t.Fatalf("got %v, want ErrNameConflict", err)
+		}
+	})
+}
