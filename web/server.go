@@ -75,6 +75,8 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/v1/cases/{case}/files/{name}", member(s.download))
 	mux.Handle("HEAD /api/v1/cases/{case}/files/{name}", member(s.download))
 
+	mux.HandleFunc("GET /cases/{case}", s.page)
+	mux.HandleFunc("GET /staff/cases/{case}", s.page)
 	mux.Handle("/files/", s.tusAuth(jsonErrors(http.StripPrefix("/files/", tus))))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newError(http.StatusNotFound, "not_found", "no such endpoint"))

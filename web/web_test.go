@@ -128,8 +128,9 @@ func (e *env) expect(resp *http.Response, status int) []byte {
 }
 
 type credential struct {
-	ID, Username, Password, Token, UploadURL string
-	ExpiresAt                                time.Time `json:"expires_at"`
+	ID, Username, Password, Token string
+	UploadURL                     string    `json:"upload_url"`
+	ExpiresAt                     time.Time `json:"expires_at"`
 }
 
 func (e *env) openCase(id string) credential {
@@ -441,4 +442,21 @@ func TestCredentialResponse(t *testing.T) {
 	e.expect(e.do("POST", "/api/v1/cases/c9/credentials", adminToken, strings.NewReader(`{"role":"root"}`)), 400)
 	e.expect(e.do("POST", "/api/v1/cases/c9/credentials", adminToken, strings.NewReader(`{"ttl_hours":121}`)), 400)
 	e.expect(e.do("POST", "/api/v1/cases/nope/credentials", adminToken, nil), 404)
+}
+
+func TestCredentialLinkOpensAPageThatSaysHowToUpload(t *testing.T) {
+	e := newEnv(t)
+	cred := e.openCase("c7")
+	path := strings.TrimPrefix(cred.UploadURL, "https://casedrop.example")
+	if i := strings.IndexByte(path, '#'); i >= 0 {
+		path = path[:i] // browsers never send the fragment
+	}
+	resp := e.do("GET", path, "", nil)
+	body := string(e.expect(resp, 200))
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, "https://casedrop.example/files/") {
+		t.Fatalf("page %q: %s", resp.Header.Get("Content-Type"), body)
+	}
+	if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatal("no strict Content-Security-Policy")
+	}
 }
