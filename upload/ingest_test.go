@@ -381,3 +381,48 @@ func TestRenameOfAnUnfinishedUploadCommitsUnderTheNewName(t *testing.T) {
 		}
 	})
 }
+
+func TestChecksummedWritesKeepOnlyMatchingChunks(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		f := newFixture(t, newStore)
+		data := randomBytes(3*storage.MinPartSize+777, 5)
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "chunked.bin", Size: int64(len(data)), Via: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := func(b []byte) upload.Checksum { s := sha256.Sum256(b); return upload.Checksum{Algorithm: "sha256", Sum: s[:]} }
+		// The first chunk spans two parts: they reach the store before the
+		// mismatch is known, yet the offset must not move.
+		first := data[:2*storage.MinPartSize+100]
+		n, err := up.WriteChecked(ctx, 0, bytes.NewReader(first), sum([]byte("something else")))
+		if !errors.Is(err, upload.ErrChecksumMismatch) || n != 0 {
+			t.Fatalf("mismatched chunk: stored %d, err %v; want 0, ErrChecksumMismatch", n, err)
+		}
+		f.restart()
+		up, err = f.in.Resume(ctx, "case-1", up.Info().ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off := up.Info().Offset; off != 0 {
+			t.Fatalf("after a mismatched chunk the stored offset is %d, want 0", off)
+		}
+		if n, err := up.WriteChecked(ctx, 0, bytes.NewReader(first), sum(first)); err != nil || n != int64(len(first)) {
+			t.Fatalf("matching chunk: stored %d, err %v", n, err)
+		}
+		rest := data[len(first):]
+		if _, err := up.WriteChecked(ctx, int64(len(first)), bytes.NewReader(rest), upload.Checksum{Algorithm: "crc32", Sum: []byte{1, 2, 3, 4}}); !errors.Is(err, upload.ErrChecksumUnsupported) {
+			t.Fatalf("unsupported algorithm: %v", err)
+		}
+		if _, err := up.WriteChecked(ctx, int64(len(first)), bytes.NewReader(rest), sum(rest)); err != nil {
+			t.Fatal(err)
+		}
+		file, err := up.Finish(ctx)
+		if err != nil || file.SHA256 != sha(data) {
+			t.Fatalf("finished %+v (%v), want sha256 %s", file, err, sha(data))
+		}
+		if !bytes.Equal(readFile(t, f, "chunked.bin"), data) {
+			t.Fatal("stored bytes differ")
+		}
+	})
+}

@@ -19,6 +19,15 @@ type Uploader struct {
 
 type uploaderKey struct{}
 
+type checksumKey struct{}
+
+// WithChecksum returns ctx carrying the checksum a request's bytes came
+// with (tus's Upload-Checksum); the tus data store then keeps the bytes
+// only if they match.
+func WithChecksum(ctx context.Context, c Checksum) context.Context {
+	return context.WithValue(ctx, checksumKey{}, c)
+}
+
 // WithUploader returns ctx carrying the authenticated uploader; the tus
 // data store takes the case and the uploader's name from it, so a request
 // can only ever reach uploads of its own case.
@@ -156,7 +165,15 @@ type tusUpload struct {
 }
 
 func (tu *tusUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
-	n, err := tu.u.Write(ctx, offset, src)
+	var (
+		n   int64
+		err error
+	)
+	if c, ok := ctx.Value(checksumKey{}).(Checksum); ok {
+		n, err = tu.u.WriteChecked(ctx, offset, src, c)
+	} else {
+		n, err = tu.u.Write(ctx, offset, src)
+	}
 	return n, tu.t.tusError(err)
 }
 

@@ -81,6 +81,20 @@ const partsInFlight = 3
 // Full parts are sent to the store while the next one is read; they are
 // committed to the saved state strictly in order.
 func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, error) {
+	return u.write(ctx, offset, r, nil)
+}
+
+// WriteChecked is Write for bytes that come with a checksum (tus's
+// checksum extension): they are kept only if all of r arrives and matches
+// it; otherwise nothing of r is kept and the offset does not move
+// (ErrChecksumMismatch for a mismatch). Parts are still streamed to the
+// store as they fill, so memory stays bounded; only the saved state waits
+// for the check.
+func (u *Upload) WriteChecked(ctx context.Context, offset int64, r io.Reader, c Checksum) (int64, error) {
+	return u.write(ctx, offset, r, &c)
+}
+
+func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Checksum) (stored int64, err error) {
 	s := u.s
 	if s.Committed || s.Stored {
 		return 0, ErrCommitted
@@ -94,6 +108,22 @@ func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, e
 	h, err := s.hasher()
 	if err != nil {
 		return 0, err
+	}
+	var requestHash hash.Hash
+	if check != nil {
+		if requestHash, err = check.newHash(); err != nil {
+			return 0, err
+		}
+		r = io.TeeReader(r, requestHash)
+		// Until the check passes, parts are committed in memory only; a
+		// failed or mismatched request leaves the upload as it was.
+		saved := *s
+		saved.Parts = slices.Clone(s.Parts)
+		defer func() {
+			if err != nil {
+				*u.s, stored = saved, 0
+			}
+		}()
 	}
 	start := s.Offset
 	// pos is where buf starts in the file; parts counts parts sent.
@@ -111,7 +141,7 @@ func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, e
 		if job.err != nil {
 			return job.err
 		}
-		return u.commitPart(ctx, job.part, job.hash)
+		return u.commitPart(ctx, job.part, job.hash, check == nil)
 	}
 	// On an early return, parts still in flight are waited for (their
 	// buffers are in use) but not committed: a resume sends them again.
@@ -162,6 +192,9 @@ func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, e
 	if readErr != io.EOF {
 		return s.Offset - start, readErr
 	}
+	if check != nil && !bytes.Equal(requestHash.Sum(nil), check.Sum) {
+		return 0, fmt.Errorf("%w: %s of the %d bytes received differs from Upload-Checksum", ErrChecksumMismatch, check.Algorithm, pos+int64(fill)-start)
+	}
 	// Everything read is hashed; store what is in buf: as the last bytes of
 	// the file, as one more part, or as the tail kept with the state.
 	hs := marshalHash(h)
@@ -172,6 +205,8 @@ func (u *Upload) Write(ctx context.Context, offset int64, r io.Reader) (int64, e
 		err = u.storePart(ctx, buf[:fill], hs)
 	case fill > len(s.tail):
 		err = u.storeTail(ctx, buf[:fill], hs)
+	case check != nil && s.Offset > start:
+		err = u.in.saveState(ctx, s) // parts committed in memory only
 	}
 	return s.Offset - start, err
 }
@@ -206,15 +241,17 @@ func (u *Upload) ensureMultipart(ctx context.Context) error {
 	return nil
 }
 
-// commitPart saves the state with one more stored part. The state in
-// memory changes only once the saved state says so.
-func (u *Upload) commitPart(ctx context.Context, part storage.Part, hashState []byte) error {
+// commitPart records one more stored part and, with save, saves the
+// state. The state in memory changes only once the saved state says so.
+func (u *Upload) commitPart(ctx context.Context, part storage.Part, hashState []byte, save bool) error {
 	s := *u.s
 	s.Parts = append(slices.Clip(s.Parts), part)
 	s.Offset = s.partsSize()
 	s.Hash, s.tail = hashState, nil
-	if err := u.in.saveState(ctx, &s); err != nil {
-		return err
+	if save {
+		if err := u.in.saveState(ctx, &s); err != nil {
+			return err
+		}
 	}
 	*u.s = s
 	return nil
@@ -230,7 +267,7 @@ func (u *Upload) storePart(ctx context.Context, buf, hashState []byte) error {
 	if job.err != nil {
 		return job.err
 	}
-	return u.commitPart(ctx, job.part, hashState)
+	return u.commitPart(ctx, job.part, hashState, true)
 }
 
 func (u *Upload) storeTail(ctx context.Context, buf, hashState []byte) error {

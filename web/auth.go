@@ -3,9 +3,12 @@ package web
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/casedrop/casedrop/auth"
@@ -133,13 +136,38 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 			return err
 		}
 		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username})
+		if h := r.Header.Get("Upload-Checksum"); h != "" {
+			sum, err := parseUploadChecksum(h)
+			if err != nil {
+				return err
+			}
+			ctx = upload.WithChecksum(ctx, sum)
+		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 		return nil
 	})
 }
 
+// parseUploadChecksum reads tus's "Upload-Checksum: <algorithm> <base64>".
+func parseUploadChecksum(h string) (upload.Checksum, error) {
+	alg, b64, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok {
+		return upload.Checksum{}, newError(http.StatusBadRequest, "invalid_checksum", `Upload-Checksum must be "<algorithm> <base64 digest>"`)
+	}
+	sum, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	if err != nil {
+		return upload.Checksum{}, newError(http.StatusBadRequest, "invalid_checksum", "Upload-Checksum digest is not base64")
+	}
+	alg = strings.ToLower(alg)
+	if !slices.Contains(upload.ChecksumAlgorithms, alg) {
+		return upload.Checksum{}, fmt.Errorf("%w: %q (use %s)", upload.ErrChecksumUnsupported, alg, strings.Join(upload.ChecksumAlgorithms, ", "))
+	}
+	return upload.Checksum{Algorithm: alg, Sum: sum}, nil
+}
+
 // jsonErrors rewrites tusd's own plain-text error responses (bad headers,
-// wrong offset, ...) into casedrop's JSON errors.
+// wrong offset, ...) into casedrop's JSON errors, and adds the checksum
+// extension to what tusd advertises.
 func jsonErrors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		jw := &jsonErrorWriter{ResponseWriter: w, method: r.Method}
@@ -158,6 +186,11 @@ type jsonErrorWriter struct {
 }
 
 func (j *jsonErrorWriter) WriteHeader(code int) {
+	// tusd lacks the checksum extension; casedrop's ingest has it.
+	if ext := j.Header().Get("Tus-Extension"); ext != "" && !strings.Contains(ext, "checksum") {
+		j.Header().Set("Tus-Extension", ext+",checksum")
+		j.Header().Set("Tus-Checksum-Algorithm", strings.Join(upload.ChecksumAlgorithms, ","))
+	}
 	if code >= 400 && strings.HasPrefix(j.Header().Get("Content-Type"), "text/plain") {
 		j.status, j.captured = code, &bytes.Buffer{}
 		return

@@ -47,6 +47,8 @@ var errorMap = []struct {
 	{upload.ErrInvalidDigest, http.StatusBadRequest, "invalid_digest"},
 	// 460 is tus's "checksum mismatch".
 	{upload.ErrDigestMismatch, 460, "digest_mismatch"},
+	{upload.ErrChecksumMismatch, 460, "checksum_mismatch"},
+	{upload.ErrChecksumUnsupported, http.StatusBadRequest, "checksum_unsupported"},
 	{upload.ErrOffset, http.StatusConflict, "offset_mismatch"},
 	{upload.ErrTooLong, http.StatusRequestEntityTooLarge, "too_long"},
 	{upload.ErrIncomplete, http.StatusConflict, "not_complete"},

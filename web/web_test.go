@@ -460,3 +460,52 @@ func TestCredentialLinkOpensAPageThatSaysHowToUpload(t *testing.T) {
 		t.Fatal("no strict Content-Security-Policy")
 	}
 }
+
+func TestTusChecksumExtension(t *testing.T) {
+	e := newEnv(t)
+	cred := e.openCase("c1")
+	data := []byte("0123456789")
+	path := e.create(cred.Token, len(data), meta("filename", "sum.txt"))
+	checksum := func(b []byte) string {
+		s := sha256.Sum256(b)
+		return "sha256 " + base64.StdEncoding.EncodeToString(s[:])
+	}
+	patch := func(off int, chunk []byte, header string) *http.Response {
+		return e.do("PATCH", path, cred.Token, bytes.NewReader(chunk), "Tus-Resumable", "1.0.0",
+			"Upload-Offset", fmt.Sprint(off), "Content-Type", "application/offset+octet-stream", "Upload-Checksum", header)
+	}
+	offset := func() string {
+		head := e.do("HEAD", path, cred.Token, nil, "Tus-Resumable", "1.0.0")
+		e.expect(head, 200)
+		return head.Header.Get("Upload-Offset")
+	}
+	t.Run("OPTIONS advertises it", func(t *testing.T) {
+		resp := e.do("OPTIONS", "/files/", "", nil)
+		if !strings.Contains(resp.Header.Get("Tus-Extension"), "checksum") || !strings.Contains(resp.Header.Get("Tus-Checksum-Algorithm"), "sha256") {
+			t.Fatalf("Tus-Extension %q, Tus-Checksum-Algorithm %q", resp.Header.Get("Tus-Extension"), resp.Header.Get("Tus-Checksum-Algorithm"))
+		}
+	})
+	t.Run("a chunk with the right checksum is kept", func(t *testing.T) {
+		e.expect(patch(0, data[:4], checksum(data[:4])), http.StatusNoContent)
+		if got := offset(); got != "4" {
+			t.Fatalf("offset %s, want 4", got)
+		}
+	})
+	t.Run("a chunk with a wrong checksum answers 460 and is not kept", func(t *testing.T) {
+		e.expect(patch(4, data[4:], checksum([]byte("other"))), 460)
+		if got := offset(); got != "4" {
+			t.Fatalf("offset %s after a mismatch, want 4", got)
+		}
+	})
+	t.Run("an unsupported algorithm is refused", func(t *testing.T) {
+		e.expect(patch(4, data[4:], "crc32 AAAAAA=="), http.StatusBadRequest)
+		e.expect(patch(4, data[4:], "sha256 not base64!"), http.StatusBadRequest)
+	})
+	t.Run("the upload then completes with the right digest", func(t *testing.T) {
+		e.expect(patch(4, data[4:], checksum(data[4:])), http.StatusNoContent)
+		l := e.files("c1", adminToken)
+		if len(l.Files) != 1 || l.Files[0].SHA256 != shaHex(data) || l.Files[0].State != "complete" {
+			t.Fatalf("files %+v", l.Files)
+		}
+	})
+}
