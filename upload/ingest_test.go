@@ -391,7 +391,10 @@ func TestChecksummedWritesKeepOnlyMatchingChunks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum := func(b []byte) upload.Checksum { s := sha256.Sum256(b); return upload.Checksum{Algorithm: "sha256", Sum: s[:]} }
+		sum := func(b []byte) upload.Checksum {
+			s := sha256.Sum256(b)
+			return upload.Checksum{Algorithm: "sha256", Sum: s[:]}
+		}
 		// The first chunk spans two parts: they reach the store before the
 		// mismatch is known, yet the offset must not move.
 		first := data[:2*storage.MinPartSize+100]
