@@ -49,7 +49,13 @@ type Case struct {
 	// RevokedBefore: every credential issued before this instant is revoked
 	// (set when the case closes, so one write revokes all of them).
 	RevokedBefore *time.Time `json:"revoked_before,omitempty"`
+	// PurgedAt is when the case's files were last purged.
+	PurgedAt *time.Time `json:"purged_at,omitempty"`
 }
+
+// closedIndexKey lists a closed case whose purge is pending, so that
+// finding the purges due reads one short listing, not every case.
+func closedIndexKey(caseID string) string { return "index/closed/" + caseID }
 
 // objectStore is the part of storage.Store the catalog uses.
 type objectStore interface {
@@ -130,6 +136,9 @@ func (c *Catalog) Close(ctx context.Context, id string) (Case, error) {
 	if err := putJSON(ctx, c.store, caseKey(id), rec); err != nil {
 		return rec, err
 	}
+	if err := putJSON(ctx, c.store, closedIndexKey(id), struct{}{}); err != nil {
+		return rec, err
+	}
 	// RevokedBefore already refuses every credential recorded before now;
 	// marking each one too makes the record say so.
 	creds, err := c.Credentials(ctx, id)
@@ -155,7 +164,10 @@ func (c *Catalog) Reopen(ctx context.Context, id string) (Case, error) {
 		return rec, err
 	}
 	rec.State, rec.ClosedAt, rec.PurgeAt = StateOpen, nil, nil
-	return rec, putJSON(ctx, c.store, caseKey(id), rec)
+	if err := putJSON(ctx, c.store, caseKey(id), rec); err != nil {
+		return rec, err
+	}
+	return rec, c.store.Delete(ctx, closedIndexKey(id))
 }
 
 // RequireOpen returns the case if it is open, ErrCaseClosed if it is closed.
@@ -170,7 +182,20 @@ func (c *Catalog) RequireOpen(ctx context.Context, id string) (Case, error) {
 	return rec, nil
 }
 
+// getJSON reads the record under key. A record replaced while it is read
+// (another instance wrote it) fails the read on S3, where reads are pinned
+// to the version first seen; it is read again.
 func getJSON(ctx context.Context, s objectStore, key string, v any) error {
+	var err error
+	for range 3 {
+		if err = getJSONOnce(ctx, s, key, v); err == nil || errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return err
+}
+
+func getJSONOnce(ctx context.Context, s objectStore, key string, v any) error {
 	obj, err := s.Open(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound

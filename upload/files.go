@@ -3,6 +3,8 @@ package upload
 import (
 	"context"
 	"errors"
+	"path"
+	"strings"
 
 	"github.com/casedrop/casedrop/cases"
 )
@@ -73,4 +75,44 @@ func (in *Ingest) Rename(ctx context.Context, caseID, from, to string) (cases.Fi
 		return in.catalog.File(ctx, caseID, to)
 	}
 	return f, nil
+}
+
+// AbortUploads aborts the store's multipart uploads of the case's
+// unfinished uploads, as a purge does (the states themselves go with the
+// rest of the case's objects). The ids come from the saved states, since
+// not every store lists multipart uploads by prefix reliably; the store's
+// own list is asked too, for uploads whose state was never saved.
+func (in *Ingest) AbortUploads(ctx context.Context, caseID string) (int, error) {
+	infos, err := in.store.List(ctx, cases.Prefix(caseID)+"uploads/")
+	if err != nil {
+		return 0, err
+	}
+	aborted := map[string]bool{}
+	for _, info := range infos {
+		id := strings.TrimSuffix(path.Base(info.Key), ".state")
+		s, err := in.loadState(ctx, caseID, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return len(aborted), err
+		}
+		if s.Multipart != "" && !s.Stored {
+			if err := in.store.AbortMultipart(ctx, objectKey(caseID, s.ID), s.Multipart); err != nil {
+				return len(aborted), err
+			}
+			aborted[s.Multipart] = true
+		}
+	}
+	listed, err := in.store.ListMultiparts(ctx, cases.Prefix(caseID)+"objects/")
+	if err != nil {
+		return len(aborted), err
+	}
+	for _, m := range listed {
+		if err := in.store.AbortMultipart(ctx, m.Key, m.UploadID); err != nil {
+			return len(aborted), err
+		}
+		aborted[m.UploadID] = true
+	}
+	return len(aborted), nil
 }

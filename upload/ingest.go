@@ -41,6 +41,8 @@ type Store interface {
 	PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (storage.Part, error)
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (storage.Info, error)
 	AbortMultipart(ctx context.Context, key, uploadID string) error
+	List(ctx context.Context, prefix string) ([]storage.Info, error)
+	ListMultiparts(ctx context.Context, prefix string) ([]storage.Multipart, error)
 }
 
 // Config configures an Ingest.

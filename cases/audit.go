@@ -1,0 +1,172 @@
+package cases
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Audit event types.
+const (
+	EventCaseOpened         = "case.opened"
+	EventCaseClosed         = "case.closed"
+	EventCaseReopened       = "case.reopened"
+	EventCasePurged         = "case.purged"
+	EventCredentialIssued   = "credential.issued"
+	EventCredentialRevoked  = "credential.revoked"
+	EventLoginFailed        = "login.failed"
+	EventUploadStarted      = "upload.started"
+	EventUploadFinished     = "upload.finished"
+	EventUploadRejected     = "upload.rejected"
+	EventUploadTerminated   = "upload.terminated"
+	EventFileRenamed        = "file.renamed"
+	EventFileDownloaded     = "file.downloaded"
+	EventFilesListed        = "files.listed"
+	EventArchiveDownloaded  = "archive.downloaded"
+	EventManifestDownloaded = "manifest.downloaded"
+)
+
+// Actor is who did something, as the door that let them in saw them.
+type Actor struct {
+	CredentialID string `json:"credential_id,omitempty"`
+	Role         string `json:"role,omitempty"` // customer, staff or admin
+	Username     string `json:"username,omitempty"`
+	Door         string `json:"door,omitempty"` // tus, sftp, api, cli
+	Remote       string `json:"remote,omitempty"`
+}
+
+// Event is one record of the audit trail. It never holds a secret.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Type   string    `json:"type"`
+	Case   string    `json:"case,omitempty"`
+	Actor            // who
+	File   string    `json:"file,omitempty"`
+	Size   int64     `json:"size,omitempty"`
+	SHA256 string    `json:"sha256,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	// Files lists what a purge removed.
+	Files []PurgedFile `json:"files,omitempty"`
+}
+
+// PurgedFile is a file as it was when its case was purged.
+type PurgedFile struct {
+	Name   string    `json:"name"`
+	Size   int64     `json:"size"`
+	SHA256 string    `json:"sha256,omitempty"`
+	State  FileState `json:"state"`
+}
+
+// noCase is where events that belong to no known case are kept (a failed
+// login with an unreadable credential).
+const noCase = "_"
+
+// auditPrefix keeps the trail outside cases/{case}/, so that it outlives
+// the purge of the case's files.
+func auditPrefix(caseID string) string {
+	if caseID == "" {
+		caseID = noCase
+	}
+	return "audit/" + caseID + "/"
+}
+
+// auditKey sorts by time: keys of one case list in the order of events.
+func auditKey(ev Event) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return auditPrefix(ev.Case) + ev.Time.UTC().Format("20060102T150405.000000000Z") + "-" + ev.Type + "-" + hex.EncodeToString(b) + ".json"
+}
+
+// Audit appends ev to the trail (Time defaults to now). The trail lives in
+// the object store, so every instance writes to and reads the same one.
+// A failure to record is returned; callers log it and carry on, as an
+// audit outage must not stop a customer's upload.
+func (c *Catalog) Audit(ctx context.Context, ev Event) error {
+	if ev.Time.IsZero() {
+		ev.Time = c.now()
+	}
+	ev.Time = ev.Time.UTC()
+	return putJSON(ctx, c.store, auditKey(ev), ev)
+}
+
+// AuditFilter selects events of a trail; zero fields select everything.
+type AuditFilter struct {
+	Since, Until time.Time
+	Types        []string // event types, or prefixes ending in "." (e.g. "upload.")
+	CredentialID string
+	File         string
+	Limit        int
+}
+
+func (f AuditFilter) match(ev Event) bool {
+	if !f.Since.IsZero() && ev.Time.Before(f.Since) || !f.Until.IsZero() && !ev.Time.Before(f.Until) {
+		return false
+	}
+	if f.CredentialID != "" && ev.CredentialID != f.CredentialID || f.File != "" && ev.File != f.File {
+		return false
+	}
+	if len(f.Types) == 0 {
+		return true
+	}
+	for _, t := range f.Types {
+		if ev.Type == t || strings.HasSuffix(t, ".") && strings.HasPrefix(ev.Type, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// AuditTrail returns the case's events that match f, oldest first.
+func (c *Catalog) AuditTrail(ctx context.Context, caseID string, f AuditFilter) ([]Event, error) {
+	infos, err := c.store.List(ctx, auditPrefix(caseID))
+	if err != nil {
+		return nil, err
+	}
+	events := make([]Event, len(infos))
+	found := make([]bool, len(infos))
+	// Records are small and many: read them a few at a time.
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		sem      = make(chan struct{}, 16)
+	)
+	for i, info := range infos {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := getJSON(ctx, c.store, info.Key, &events[i])
+			switch {
+			case err == nil:
+				found[i] = true
+			case !errors.Is(err, ErrNotFound):
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	out := events[:0]
+	for i, ev := range events {
+		if found[i] && f.match(ev) {
+			out = append(out, ev)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[len(out)-f.Limit:]
+	}
+	return out, nil
+}

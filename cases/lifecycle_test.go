@@ -1,0 +1,304 @@
+package cases_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/miniotest"
+	"github.com/casedrop/casedrop/storage"
+	"github.com/casedrop/casedrop/storage/diskstore"
+	"github.com/casedrop/casedrop/storage/s3store"
+	"github.com/casedrop/casedrop/upload"
+)
+
+func TestMain(m *testing.M) { miniotest.Main(m) }
+
+// stores runs fn on local disk and on a real MinIO; newStore returns a new
+// Store value over the same data each time (as another instance would).
+func stores(t *testing.T, fn func(t *testing.T, newStore func() storage.Store)) {
+	t.Run("on local disk", func(t *testing.T) {
+		root := t.TempDir()
+		fn(t, func() storage.Store {
+			s, err := diskstore.New(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+	t.Run("on MinIO", func(t *testing.T) {
+		srv := miniotest.Shared(t)
+		bucket := srv.NewBucket(t)
+		fn(t, func() storage.Store {
+			s, err := s3store.New(context.Background(), s3store.Config{Endpoint: srv.Endpoint, Bucket: bucket,
+				AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Insecure: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
+// instance is one casedrop process's view of the shared store.
+type instance struct {
+	store   storage.Store
+	catalog *cases.Catalog
+	ingest  *upload.Ingest
+	purger  *cases.Purger
+}
+
+func newInstance(store storage.Store, clk *clock, name string) *instance {
+	cat := cases.New(store, clk.now)
+	in := upload.New(upload.Config{Store: store, Catalog: cat, Now: clk.now, PartSize: storage.MinPartSize})
+	return &instance{store: store, catalog: cat, ingest: in, purger: &cases.Purger{Catalog: cat, Uploads: in, Instance: name}}
+}
+
+func (i *instance) upload(t *testing.T, caseID, name string, data []byte, finish bool) {
+	t.Helper()
+	ctx := context.Background()
+	size := int64(len(data))
+	if !finish {
+		size = -1
+	}
+	up, err := i.ingest.Create(ctx, upload.NewFile{Case: caseID, Name: name, Size: size, Via: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(ctx, 0, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if finish {
+		if _, err := up.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func data(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, seed))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// keysUnder lists what the store holds under prefix, and the unfinished
+// multipart uploads there.
+func keysUnder(t *testing.T, s storage.Store, prefix string) (objects []string, multiparts int) {
+	t.Helper()
+	infos, err := s.List(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range infos {
+		objects = append(objects, strings.TrimPrefix(info.Key, prefix))
+	}
+	mps, err := s.ListMultiparts(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objects, len(mps)
+}
+
+func TestTheWholeLifeOfACase(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		clk := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+		a := newInstance(newStore(), clk, "a")
+		if _, _, err := a.catalog.Open(ctx, "life"); err != nil {
+			t.Fatal(err)
+		}
+		a.upload(t, "life", "small.log", []byte("hello"), true)
+		a.upload(t, "life", "core.gz", data(6<<20, 1), true)
+		// An unfinished upload with a multipart upload in the store.
+		a.upload(t, "life", "partial.bin", data(7<<20, 2), false)
+		if _, mps := keysUnder(t, a.store, cases.Prefix("life")); mps != 1 {
+			t.Fatalf("setup: %d multipart uploads, want 1", mps)
+		}
+
+		closed, err := a.catalog.Close(ctx, "life")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run("day 29: nothing is due and reopening keeps everything", func(t *testing.T) {
+			clk.advance(29 * 24 * time.Hour)
+			if due, _ := a.purger.Due(ctx, clk.now()); len(due) != 0 {
+				t.Fatalf("due on day 29: %+v", due)
+			}
+			if _, err := a.purger.Purge(ctx, "life", clk.now(), false); !errors.Is(err, cases.ErrPurgeNotDue) {
+				t.Fatalf("purge on day 29: %v", err)
+			}
+			if _, err := a.catalog.Reopen(ctx, "life"); err != nil {
+				t.Fatal(err)
+			}
+			files, _ := a.catalog.Files(ctx, "life")
+			if len(files) != 3 {
+				t.Fatalf("files after reopen: %+v", files)
+			}
+		})
+		t.Run("day 30 after the second close: the purge removes files, uploads and catalog", func(t *testing.T) {
+			clk.advance(time.Hour)
+			closed, err = a.catalog.Close(ctx, "life")
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.advance(30*24*time.Hour - time.Second)
+			if due, _ := a.purger.Due(ctx, clk.now()); len(due) != 0 {
+				t.Fatal("due a second before 30 days")
+			}
+			clk.advance(time.Second)
+			reports, err := a.purger.PurgeDue(ctx, clk.now(), true)
+			if err != nil || len(reports) != 1 || len(reports[0].Files) != 3 {
+				t.Fatalf("dry run: %+v %v", reports, err)
+			}
+			if objs, _ := keysUnder(t, a.store, cases.Prefix("life")+"objects/"); len(objs) != 2 {
+				t.Fatalf("a dry run removed objects: %v", objs)
+			}
+			reports, err = a.purger.PurgeDue(ctx, clk.now(), false)
+			if err != nil || len(reports) != 1 {
+				t.Fatalf("purge: %+v %v", reports, err)
+			}
+			objs, mps := keysUnder(t, a.store, cases.Prefix("life"))
+			for _, k := range objs {
+				if k != "case.json" && !strings.HasPrefix(k, "credentials/") {
+					t.Errorf("left after the purge: %s", k)
+				}
+			}
+			if mps != 0 {
+				t.Errorf("%d multipart uploads left after the purge", mps)
+			}
+		})
+		t.Run("the audit trail records exactly what was removed", func(t *testing.T) {
+			events, err := a.catalog.AuditTrail(ctx, "life", cases.AuditFilter{Types: []string{cases.EventCasePurged}})
+			if err != nil || len(events) != 1 {
+				t.Fatalf("purge records: %+v %v", events, err)
+			}
+			names := map[string]int64{}
+			for _, f := range events[0].Files {
+				names[f.Name] = f.Size
+			}
+			if len(names) != 3 || names["small.log"] != 5 || names["core.gz"] != 6<<20 {
+				t.Fatalf("purge record lists %+v", events[0].Files)
+			}
+		})
+		t.Run("reopened after the purge, the case is empty and says when it was purged", func(t *testing.T) {
+			rec, err := a.catalog.Reopen(ctx, "life")
+			if err != nil || rec.PurgedAt == nil || !rec.PurgedAt.Equal(clk.now()) {
+				t.Fatalf("reopened: %+v %v (closed %v)", rec, err, closed.ClosedAt)
+			}
+			if files, _ := a.catalog.Files(ctx, "life"); len(files) != 0 {
+				t.Fatalf("files after the purge: %+v", files)
+			}
+		})
+	})
+}
+
+// failingStore fails every delete after the first few: a purge that dies
+// half way (a real store under it; only the failure is injected).
+type failingStore struct {
+	storage.Store
+	deletesLeft atomic.Int32
+}
+
+func (f *failingStore) Delete(ctx context.Context, key string) error {
+	if f.deletesLeft.Add(-1) < 0 {
+		return errors.New("injected: store unreachable")
+	}
+	return f.Store.Delete(ctx, key)
+}
+
+func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		clk := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+		flaky := &failingStore{Store: newStore()}
+		flaky.deletesLeft.Store(2)
+		a := newInstance(flaky, clk, "a")
+		if _, _, err := a.catalog.Open(ctx, "half"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			a.upload(t, "half", fmt.Sprintf("f%d.txt", i), []byte(strings.Repeat("x", i+1)), true)
+		}
+		if _, err := a.catalog.Close(ctx, "half"); err != nil {
+			t.Fatal(err)
+		}
+		clk.advance(31 * 24 * time.Hour)
+		if _, err := a.purger.PurgeDue(ctx, clk.now(), false); err == nil {
+			t.Fatal("a purge whose deletes fail claims success")
+		}
+		if rec, _ := a.catalog.Get(ctx, "half"); rec.PurgedAt != nil {
+			t.Fatal("the case says purged after a failed purge")
+		}
+		// The same instance runs again (a restarted process keeps its name).
+		b := newInstance(newStore(), clk, "a")
+		reports, err := b.purger.PurgeDue(ctx, clk.now(), false)
+		if err != nil || len(reports) != 1 {
+			t.Fatalf("second run: %+v %v", reports, err)
+		}
+		if objs, _ := keysUnder(t, b.store, cases.Prefix("half")+"objects/"); len(objs) != 0 {
+			t.Fatalf("objects left: %v", objs)
+		}
+		events, err := b.catalog.AuditTrail(ctx, "half", cases.AuditFilter{Types: []string{cases.EventCasePurged}})
+		if err != nil || len(events) != 1 || len(events[0].Files) != 4 {
+			t.Fatalf("purge records %+v (%v), want one listing 4 files", events, err)
+		}
+		if again, _ := b.purger.PurgeDue(ctx, clk.now(), false); len(again) != 0 {
+			t.Fatalf("purged twice: %+v", again)
+		}
+	})
+}
+
+func TestTwoInstancesPurgingAtOncePurgeEachCaseOnce(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		clk := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+		a, b := newInstance(newStore(), clk, "a"), newInstance(newStore(), clk, "b")
+		for i := range 3 {
+			id := fmt.Sprintf("twin-%d", i)
+			if _, _, err := a.catalog.Open(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			a.upload(t, id, "f.txt", []byte(id), true)
+			if _, err := a.catalog.Close(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.advance(30 * 24 * time.Hour)
+		var wg sync.WaitGroup
+		var purged atomic.Int32
+		for _, inst := range []*instance{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reports, err := inst.purger.PurgeDue(ctx, clk.now(), false)
+				if err != nil {
+					t.Error(err)
+				}
+				purged.Add(int32(len(reports)))
+			}()
+		}
+		wg.Wait()
+		if purged.Load() != 3 {
+			t.Fatalf("%d purges reported for 3 cases", purged.Load())
+		}
+		for i := range 3 {
+			events, _ := a.catalog.AuditTrail(ctx, fmt.Sprintf("twin-%d", i), cases.AuditFilter{Types: []string{cases.EventCasePurged}})
+			if len(events) != 1 {
+				t.Fatalf("case twin-%d has %d purge records", i, len(events))
+			}
+		}
+	})
+}
+

@@ -1,0 +1,266 @@
+package cases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/casedrop/casedrop/storage"
+)
+
+// Errors of the purge.
+var (
+	ErrPurgeNotDue     = errors.New("case is not due for purge")
+	ErrPurgeInProgress = errors.New("another instance is purging this case")
+)
+
+// UploadAborter drops a case's unfinished uploads: their multipart uploads
+// in the store and their saved states (the upload package implements it).
+type UploadAborter interface {
+	AbortUploads(ctx context.Context, caseID string) (int, error)
+}
+
+// Purger removes the files of closed cases 30 days after their close. It
+// is safe to run in several instances on one bucket at once (a claim
+// object decides who purges a case) and to kill at any point (the next run
+// finishes the work, and the one purge record lists everything removed).
+type Purger struct {
+	Catalog *Catalog
+	Uploads UploadAborter
+	// Instance names this process in claims (host name and pid, say).
+	Instance string
+	// Lease is how long a claim holds without being finished before
+	// another instance may take the purge over (default 10 minutes).
+	Lease  time.Duration
+	Logger *slog.Logger
+}
+
+// PurgeReport says what a purge removed (or, dry, would remove).
+type PurgeReport struct {
+	Case     string       `json:"case"`
+	DryRun   bool         `json:"dry_run,omitempty"`
+	Files    []PurgedFile `json:"files"`
+	Objects  int          `json:"objects_removed"`
+	Uploads  int          `json:"uploads_aborted"`
+	PurgeAt  time.Time    `json:"purge_at"`
+	PurgedAt time.Time    `json:"purged_at,omitzero"`
+}
+
+// purgeClaim is the object that makes one instance the purger of one
+// closure of a case; it also keeps the list of files taken before the
+// first deletion, so that a purge resumed after a crash reports them all.
+type purgeClaim struct {
+	Instance string       `json:"instance"`
+	Started  time.Time    `json:"started"`
+	Files    []PurgedFile `json:"files"`
+	Done     bool         `json:"done"`
+}
+
+// A case closed, reopened and closed again is purged once per closure.
+func claimKey(rec Case) string {
+	return "purges/" + rec.ID + "/" + strconv.FormatInt(rec.ClosedAt.UnixNano(), 10) + ".json"
+}
+
+func (p *Purger) log() *slog.Logger {
+	if p.Logger == nil {
+		return slog.Default()
+	}
+	return p.Logger
+}
+
+// Due lists the closed cases whose purge time has come by asOf.
+func (p *Purger) Due(ctx context.Context, asOf time.Time) ([]Case, error) {
+	infos, err := p.Catalog.store.List(ctx, "index/closed/")
+	if err != nil {
+		return nil, err
+	}
+	var due []Case
+	for _, info := range infos {
+		rec, err := p.Catalog.Get(ctx, strings.TrimPrefix(info.Key, "index/closed/"))
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidCase) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if isDue(rec, asOf) {
+			due = append(due, rec)
+		}
+	}
+	return due, nil
+}
+
+func isDue(rec Case, asOf time.Time) bool {
+	return rec.State == StateClosed && rec.PurgeAt != nil && !rec.PurgeAt.After(asOf) &&
+		(rec.PurgedAt == nil || rec.PurgedAt.Before(*rec.ClosedAt))
+}
+
+// PurgeDue purges every case due by asOf. It goes on past a case that
+// fails and returns the reports of those purged and the first error.
+func (p *Purger) PurgeDue(ctx context.Context, asOf time.Time, dryRun bool) ([]PurgeReport, error) {
+	due, err := p.Due(ctx, asOf)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		reports  []PurgeReport
+		firstErr error
+	)
+	for _, rec := range due {
+		r, err := p.Purge(ctx, rec.ID, asOf, dryRun)
+		switch {
+		case err == nil:
+			reports = append(reports, r)
+		case errors.Is(err, ErrPurgeInProgress), errors.Is(err, ErrPurgeNotDue):
+			// Another instance holds it, or finished it since Due.
+			p.log().InfoContext(ctx, "purge skipped", "case", rec.ID, "reason", err)
+		default:
+			p.log().ErrorContext(ctx, "purge failed; it will be retried", "case", rec.ID, "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return reports, firstErr
+}
+
+// Purge removes the files, unfinished uploads and catalog of one case
+// whose purge is due by asOf, then records what it removed in the audit
+// trail and on the case. Credentials and the case record stay.
+func (p *Purger) Purge(ctx context.Context, caseID string, asOf time.Time, dryRun bool) (PurgeReport, error) {
+	rec, err := p.Catalog.Get(ctx, caseID)
+	if err != nil {
+		return PurgeReport{}, err
+	}
+	if !isDue(rec, asOf) {
+		return PurgeReport{}, fmt.Errorf("%w: %s", ErrPurgeNotDue, caseID)
+	}
+	report := PurgeReport{Case: caseID, DryRun: dryRun, PurgeAt: *rec.PurgeAt}
+	if dryRun {
+		files, err := p.Catalog.Files(ctx, caseID)
+		report.Files = purgedFiles(files)
+		return report, err
+	}
+	claim, err := p.claim(ctx, rec)
+	if err != nil {
+		return report, err
+	}
+	report.Files = claim.Files
+	if report.Uploads, err = p.Uploads.AbortUploads(ctx, caseID); err != nil {
+		return report, fmt.Errorf("purge %s: abort uploads: %w", caseID, err)
+	}
+	if report.Objects, err = p.deleteFiles(ctx, caseID); err != nil {
+		return report, fmt.Errorf("purge %s: %w", caseID, err)
+	}
+	now := p.Catalog.now().UTC()
+	report.PurgedAt = now
+	// One record per closure, whoever finishes: the key is the claim's.
+	ev := Event{Time: now, Type: EventCasePurged, Case: caseID, Actor: Actor{Door: "purge", Username: p.Instance},
+		Files: claim.Files, Detail: fmt.Sprintf("%d objects removed, %d unfinished uploads aborted", report.Objects, report.Uploads)}
+	err = putJSONIfAbsent(ctx, p.Catalog.store, auditPrefix(caseID)+"purge-"+strconv.FormatInt(rec.ClosedAt.UnixNano(), 10)+".json", ev)
+	if err != nil && !errors.Is(err, storage.ErrExists) {
+		return report, err
+	}
+	rec.PurgedAt = &now
+	if err := putJSON(ctx, p.Catalog.store, caseKey(caseID), rec); err != nil {
+		return report, err
+	}
+	claim.Done = true
+	if err := putJSON(ctx, p.Catalog.store, claimKey(rec), claim); err != nil {
+		return report, err
+	}
+	p.log().InfoContext(ctx, "case purged", "case", caseID, "files", len(claim.Files), "objects", report.Objects, "uploads_aborted", report.Uploads)
+	return report, p.Catalog.store.Delete(ctx, closedIndexKey(caseID))
+}
+
+// claim makes this instance the purger of the case's current closure: the
+// first to write the claim wins; a claim older than the lease and not done
+// belongs to a purger that died, and is taken over.
+func (p *Purger) claim(ctx context.Context, rec Case) (purgeClaim, error) {
+	files, err := p.Catalog.Files(ctx, rec.ID)
+	if err != nil {
+		return purgeClaim{}, err
+	}
+	now := p.Catalog.now().UTC()
+	claim := purgeClaim{Instance: p.Instance, Started: now, Files: purgedFiles(files)}
+	err = putJSONIfAbsent(ctx, p.Catalog.store, claimKey(rec), claim)
+	if err == nil {
+		return claim, nil
+	}
+	if !errors.Is(err, storage.ErrExists) {
+		return purgeClaim{}, err
+	}
+	var held purgeClaim
+	if err := getJSON(ctx, p.Catalog.store, claimKey(rec), &held); err != nil {
+		return purgeClaim{}, err
+	}
+	if held.Done {
+		return purgeClaim{}, fmt.Errorf("%w: %s was purged by %s", ErrPurgeNotDue, rec.ID, held.Instance)
+	}
+	lease := p.Lease
+	if lease <= 0 {
+		lease = 10 * time.Minute
+	}
+	if held.Instance != p.Instance && now.Sub(held.Started) < lease {
+		return purgeClaim{}, fmt.Errorf("%w: %s since %s", ErrPurgeInProgress, held.Instance, held.Started.Format(time.RFC3339))
+	}
+	// Take over with the list the first purger took before deleting.
+	held.Instance, held.Started = p.Instance, now
+	if err := putJSON(ctx, p.Catalog.store, claimKey(rec), held); err != nil {
+		return purgeClaim{}, err
+	}
+	return held, nil
+}
+
+func purgedFiles(files []File) []PurgedFile {
+	out := make([]PurgedFile, 0, len(files))
+	for _, f := range files {
+		out = append(out, PurgedFile{Name: f.Name, Size: f.Size, SHA256: f.SHA256, State: f.State})
+	}
+	return out
+}
+
+// deleteFiles removes everything of the case but its record and its
+// credentials, trying each object a few times; it fails if any is left.
+func (p *Purger) deleteFiles(ctx context.Context, caseID string) (int, error) {
+	infos, err := p.Catalog.store.List(ctx, Prefix(caseID))
+	if err != nil {
+		return 0, err
+	}
+	removed, failed := 0, 0
+	var lastErr error
+	for _, info := range infos {
+		rest := strings.TrimPrefix(info.Key, Prefix(caseID))
+		if rest == "case.json" || strings.HasPrefix(rest, "credentials/") {
+			continue
+		}
+		if err := p.deleteWithRetry(ctx, info.Key); err != nil {
+			failed, lastErr = failed+1, err
+			continue
+		}
+		removed++
+	}
+	if failed > 0 {
+		return removed, fmt.Errorf("%d objects could not be deleted, last: %w", failed, lastErr)
+	}
+	return removed, nil
+}
+
+func (p *Purger) deleteWithRetry(ctx context.Context, key string) error {
+	var err error
+	for attempt := range 3 {
+		if err = p.Catalog.store.Delete(ctx, key); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("delete %s: %w", key, err)
+}
