@@ -301,4 +301,3 @@ func TestTwoInstancesPurgingAtOncePurgeEachCaseOnce(t *testing.T) {
 		}
 	})
 }
-
