@@ -97,6 +97,9 @@ type NewFile struct {
 	Via        string
 	UploadedBy string
 	Meta       map[string]string
+	// Actor is who uploads, for the audit trail (credential, role, remote
+	// address); the door fills it.
+	Actor cases.Actor
 }
 
 var hexDigest = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
@@ -117,9 +120,11 @@ func (in *Ingest) Create(ctx context.Context, nf NewFile) (*Upload, error) {
 		nf.Size = -1
 	}
 	now := in.now().UTC()
+	actor := nf.Actor
+	actor.Username, actor.Door = nf.UploadedBy, nf.Via
 	s := &state{
 		ID: newID(), Case: nf.Case, Size: nf.Size, Declared: strings.ToLower(nf.SHA256),
-		Via: nf.Via, UploadedBy: nf.UploadedBy, Meta: nf.Meta, CreatedAt: now,
+		Via: nf.Via, UploadedBy: nf.UploadedBy, Actor: actor, Meta: nf.Meta, CreatedAt: now,
 	}
 	name, err := in.catalog.AddFile(ctx, nf.Case, cases.File{
 		Name: nf.Name, Object: s.ID, Size: max(nf.Size, 0), State: cases.FileUploading,
@@ -134,6 +139,7 @@ func (in *Ingest) Create(ctx context.Context, nf NewFile) (*Upload, error) {
 		return nil, err
 	}
 	in.log.InfoContext(ctx, "upload started", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "via", s.Via, "by", s.UploadedBy)
+	in.audit(ctx, s, cases.EventUploadStarted, max(s.Size, 0), "")
 	return &Upload{in: in, s: s}, nil
 }
 
@@ -218,7 +224,17 @@ func (u *Upload) Terminate(ctx context.Context) error {
 		return err
 	}
 	u.in.log.InfoContext(ctx, "upload terminated", "case", u.s.Case, "upload", u.s.ID, "file", u.s.Name)
+	u.in.audit(ctx, u.s, cases.EventUploadTerminated, u.s.Offset, "")
 	return u.in.store.Delete(ctx, stateKey(u.s.Case, u.s.ID))
+}
+
+// audit records an event of upload s; a failure to record is logged, not
+// passed on: an audit outage must not stop an upload.
+func (in *Ingest) audit(ctx context.Context, s *state, typ string, size int64, digest string) {
+	ev := cases.Event{Type: typ, Case: s.Case, Actor: s.Actor, File: s.Name, Size: size, SHA256: digest}
+	if err := in.catalog.Audit(ctx, ev); err != nil {
+		in.log.ErrorContext(ctx, "audit record lost", "type", typ, "case", s.Case, "file", s.Name, "err", err)
+	}
 }
 
 // Open opens the stored bytes of a complete file for reading.

@@ -32,6 +32,7 @@ type state struct {
 	Declared   string            `json:"declared_sha256,omitempty"`
 	Via        string            `json:"via"`
 	UploadedBy string            `json:"uploaded_by"`
+	Actor      cases.Actor       `json:"actor"`
 	Meta       map[string]string `json:"meta,omitempty"`
 	CreatedAt  time.Time         `json:"created_at"`
 	Multipart  string            `json:"multipart,omitempty"`

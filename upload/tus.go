@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/casedrop/casedrop/cases"
 	"github.com/tus/tusd/v2/pkg/handler"
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 )
@@ -15,6 +16,8 @@ import (
 type Uploader struct {
 	Case     string
 	Username string
+	// Actor is the rest of who they are, for the audit trail.
+	Actor cases.Actor
 }
 
 type uploaderKey struct{}
@@ -121,7 +124,7 @@ func (t *tusStore) NewUpload(ctx context.Context, info handler.FileInfo) (handle
 	}
 	u, err := t.in.Create(ctx, NewFile{
 		Case: who.Case, Name: name, Size: size, SHA256: info.MetaData["sha256"],
-		Via: "tus", UploadedBy: who.Username, Meta: info.MetaData,
+		Via: "tus", UploadedBy: who.Username, Meta: info.MetaData, Actor: who.Actor,
 	})
 	if err != nil {
 		return nil, t.tusError(err)

@@ -361,9 +361,11 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 	}
 	if mismatch != nil {
 		u.in.log.WarnContext(ctx, "upload rejected", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "sha256", digest, "declared_sha256", s.Declared)
+		u.in.audit(ctx, s, cases.EventUploadRejected, s.Size, digest)
 		return f, mismatch
 	}
 	u.in.log.InfoContext(ctx, "upload complete", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "sha256", digest)
+	u.in.audit(ctx, s, cases.EventUploadFinished, s.Size, digest)
 	return f, nil
 }
 
