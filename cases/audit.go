@@ -91,7 +91,11 @@ func (c *Catalog) Audit(ctx context.Context, ev Event) error {
 		ev.Time = c.now()
 	}
 	ev.Time = ev.Time.UTC()
-	return putJSON(ctx, c.store, auditKey(ev), ev)
+	key := auditKey(ev)
+	if err := putJSON(ctx, c.store, key, ev); err != nil {
+		return err
+	}
+	return c.notify(ctx, ev, key)
 }
 
 // AuditFilter selects events of a trail; zero fields select everything.

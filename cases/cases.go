@@ -68,8 +68,9 @@ type objectStore interface {
 
 // Catalog keeps cases, their files and their credentials in the object store.
 type Catalog struct {
-	store objectStore
-	now   func() time.Time
+	store  objectStore
+	now    func() time.Time
+	outbox bool
 }
 
 // New returns a catalog over store, telling time with now.

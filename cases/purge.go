@@ -161,8 +161,14 @@ func (p *Purger) Purge(ctx context.Context, caseID string, asOf time.Time, dryRu
 	// One record per closure, whoever finishes: the key is the claim's.
 	ev := Event{Time: now, Type: EventCasePurged, Case: caseID, Actor: Actor{Door: "purge", Username: p.Instance},
 		Files: claim.Files, Detail: fmt.Sprintf("%d objects removed, %d unfinished uploads aborted", report.Objects, report.Uploads)}
-	err = putJSONIfAbsent(ctx, p.Catalog.store, auditPrefix(caseID)+"purge-"+strconv.FormatInt(rec.ClosedAt.UnixNano(), 10)+".json", ev)
+	key := auditPrefix(caseID) + "purge-" + strconv.FormatInt(rec.ClosedAt.UnixNano(), 10) + ".json"
+	err = putJSONIfAbsent(ctx, p.Catalog.store, key, ev)
 	if err != nil && !errors.Is(err, storage.ErrExists) {
+		return report, err
+	}
+	// The notification's id derives from the record's key: a purge finished
+	// twice queues it once.
+	if err := p.Catalog.notify(ctx, ev, key); err != nil && !errors.Is(err, storage.ErrExists) {
 		return report, err
 	}
 	rec.PurgedAt = &now

@@ -1,0 +1,181 @@
+// Package webhook tells the case system what happened to its cases: it
+// delivers the catalog's outbox (file.completed, file.rejected,
+// case.purged) as signed HTTP POSTs, at least once, retrying with backoff.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/casedrop/casedrop/cases"
+)
+
+// SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>", keyed
+// with the shared secret; receivers compare it in constant time.
+const SignatureHeader = "X-Casedrop-Signature"
+
+// Outbox is the part of cases.Catalog the deliverer works through.
+type Outbox interface {
+	Outbox(ctx context.Context) ([]cases.Notification, error)
+	Delivered(ctx context.Context, id string) error
+	Postpone(ctx context.Context, n cases.Notification) error
+}
+
+// Config configures a Deliverer.
+type Config struct {
+	URL    string
+	Secret []byte
+	Outbox Outbox
+	Client *http.Client // default: 10 s timeout
+	Now    func() time.Time
+	Logger *slog.Logger
+	// MaxBackoff caps the wait between attempts (default 10 minutes).
+	MaxBackoff time.Duration
+}
+
+// Deliverer sends the outbox to the case system.
+type Deliverer struct {
+	cfg Config
+}
+
+// New returns a Deliverer.
+func New(cfg Config) *Deliverer {
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Minute
+	}
+	return &Deliverer{cfg: cfg}
+}
+
+// Payload is the JSON body of a delivery.
+type Payload struct {
+	ID    string      `json:"id"` // the same on every retry: receivers dedupe by it
+	Type  string      `json:"type"`
+	Time  time.Time   `json:"time"`
+	Case  string      `json:"case"`
+	File  *FileFacts  `json:"file,omitempty"`
+	Purge *PurgeFacts `json:"purge,omitempty"`
+}
+
+// FileFacts describe the file of a file.* event.
+type FileFacts struct {
+	Name       string `json:"name"`
+	Size       int64  `json:"size"`
+	SHA256     string `json:"sha256"`
+	Via        string `json:"via,omitempty"`
+	UploadedBy string `json:"uploaded_by,omitempty"`
+}
+
+// PurgeFacts describe what a case.purged event removed.
+type PurgeFacts struct {
+	Files []cases.PurgedFile `json:"files"`
+}
+
+func payload(n cases.Notification) Payload {
+	p := Payload{ID: n.ID, Type: n.Type, Time: n.Event.Time, Case: n.Event.Case}
+	if n.Type == "case.purged" {
+		p.Purge = &PurgeFacts{Files: n.Event.Files}
+	} else {
+		p.File = &FileFacts{Name: n.Event.File, Size: n.Event.Size, SHA256: n.Event.SHA256, Via: n.Event.Door, UploadedBy: n.Event.Username}
+	}
+	return p
+}
+
+// Sign returns the signature header value of body.
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Run delivers until ctx ends, looking at the outbox every interval.
+func (d *Deliverer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := d.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			d.cfg.Logger.WarnContext(ctx, "webhook: reading the outbox failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// DeliverDue sends every notification whose time has come, oldest first.
+// A failed delivery is postponed with exponential backoff; it is never
+// dropped.
+func (d *Deliverer) DeliverDue(ctx context.Context) error {
+	pending, err := d.cfg.Outbox.Outbox(ctx)
+	if err != nil {
+		return err
+	}
+	now := d.cfg.Now()
+	for _, n := range pending {
+		if n.NextAttempt.After(now) {
+			continue
+		}
+		if err := d.deliver(ctx, n); err != nil {
+			n.Attempts++
+			n.LastError = err.Error()
+			n.NextAttempt = now.Add(d.backoff(n.Attempts))
+			d.cfg.Logger.WarnContext(ctx, "webhook delivery failed; will retry", "id", n.ID, "type", n.Type, "attempts", n.Attempts, "next", n.NextAttempt, "err", err)
+			if err := d.cfg.Outbox.Postpone(ctx, n); err != nil {
+				return err
+			}
+			continue
+		}
+		d.cfg.Logger.InfoContext(ctx, "webhook delivered", "id", n.ID, "type", n.Type, "case", n.Event.Case)
+		if err := d.cfg.Outbox.Delivered(ctx, n.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Deliverer) backoff(attempts int) time.Duration {
+	b := time.Second << min(attempts-1, 20)
+	return min(b, d.cfg.MaxBackoff)
+}
+
+func (d *Deliverer) deliver(ctx context.Context, n cases.Notification) error {
+	body, err := json.Marshal(payload(n))
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "casedrop-webhook")
+	req.Header.Set("X-Casedrop-Event", n.Type)
+	req.Header.Set("X-Casedrop-Delivery", n.ID)
+	req.Header.Set(SignatureHeader, Sign(d.cfg.Secret, body))
+	resp, err := d.cfg.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("receiver answered %s", resp.Status)
+	}
+	return nil
+}
