@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/storage"
 )
 
@@ -110,11 +111,19 @@ func (p *Purger) PurgeDue(ctx context.Context, asOf time.Time, dryRun bool) ([]P
 		reports  []PurgeReport
 		firstErr error
 	)
+	defer func() {
+		result := "ok"
+		if firstErr != nil {
+			result = "error"
+		}
+		metrics.PurgeRuns.WithLabelValues(result).Inc()
+	}()
 	for _, rec := range due {
 		r, err := p.Purge(ctx, rec.ID, asOf, dryRun)
 		switch {
 		case err == nil:
 			reports = append(reports, r)
+			metrics.PurgedObjects.WithLabelValues().Add(float64(r.Objects))
 		case errors.Is(err, ErrPurgeInProgress), errors.Is(err, ErrPurgeNotDue):
 			// Another instance holds it, or finished it since Due.
 			p.log().InfoContext(ctx, "purge skipped", "case", rec.ID, "reason", err)

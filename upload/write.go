@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/storage"
 )
 
@@ -109,6 +110,12 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 	if err != nil {
 		return 0, err
 	}
+	inFlight := metrics.UploadsInFlight.WithLabelValues(s.Via)
+	inFlight.Inc()
+	defer func() {
+		inFlight.Dec()
+		metrics.BytesReceived.WithLabelValues(s.Via).Add(float64(max(stored, 0)))
+	}()
 	var requestHash hash.Hash
 	if check != nil {
 		if requestHash, err = check.newHash(); err != nil {
@@ -362,10 +369,12 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 	if mismatch != nil {
 		u.in.log.WarnContext(ctx, "upload rejected", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "sha256", digest, "declared_sha256", s.Declared)
 		u.in.audit(ctx, s, cases.EventUploadRejected, s.Size, digest)
+		metrics.UploadsFinished.WithLabelValues(s.Via, "rejected").Inc()
 		return f, mismatch
 	}
 	u.in.log.InfoContext(ctx, "upload complete", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "sha256", digest)
 	u.in.audit(ctx, s, cases.EventUploadFinished, s.Size, digest)
+	metrics.UploadsFinished.WithLabelValues(s.Via, "complete").Inc()
 	return f, nil
 }
 

@@ -1,0 +1,142 @@
+// Package metrics holds casedrop's Prometheus metrics, served at /metrics.
+// The collectors are package-level, registered once; the packages that do
+// the work count into them.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/casedrop/casedrop/storage"
+)
+
+var registry = prometheus.NewRegistry()
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "casedrop", Name: name, Help: help}, labels)
+	registry.MustRegister(c)
+	return c
+}
+
+// The metrics.
+var (
+	UploadsInFlight = func() *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "casedrop", Name: "uploads_in_flight",
+			Help: "Requests or SFTP handles writing upload bytes right now, per door."}, []string{"door"})
+		registry.MustRegister(g)
+		return g
+	}()
+	BytesReceived   = counterVec("upload_bytes_received_total", "Upload bytes stored, per door.", "door")
+	UploadsFinished = counterVec("uploads_finished_total", "Uploads committed, per door and result (complete or rejected).", "door", "result")
+	FailedLogins    = counterVec("failed_logins_total", "Refused credentials, per door.", "door")
+	PurgeRuns       = counterVec("purge_runs_total", "Purge passes, per result (ok or error).", "result")
+	PurgedObjects   = counterVec("purged_objects_total", "Objects removed by purges.")
+	StorageErrors   = counterVec("storage_errors_total", "Object store operations that failed, per operation.", "op")
+	StorageLatency  = func() *prometheus.HistogramVec {
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "casedrop", Name: "storage_operation_seconds",
+			Help: "Object store operation latency, per operation.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}, []string{"op"})
+		registry.MustRegister(h)
+		return h
+	}()
+	RequestDuration = func() *prometheus.HistogramVec {
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "casedrop", Name: "http_request_seconds",
+			Help: "HTTP request duration, per route, method and status class.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 12)}, []string{"route", "method", "code"})
+		registry.MustRegister(h)
+		return h
+	}()
+)
+
+func init() {
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func Handler() http.Handler { return promhttp.HandlerFor(registry, promhttp.HandlerOpts{}) }
+
+// observe times one store operation and counts its failure. A missing
+// object or an existing one on a conditional write is an answer, not a
+// failure of the store.
+func observe(op string, start time.Time, err error) {
+	StorageLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrExists) {
+		StorageErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// Pinger is a store that can tell whether it is reachable.
+type Pinger interface {
+	storage.Store
+	Ping(ctx context.Context) error
+}
+
+// Store wraps a store so that every operation is timed and counted.
+func Store(s Pinger) Pinger { return instrumented{s} }
+
+type instrumented struct{ s Pinger }
+
+func (i instrumented) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+	defer func(t time.Time) { observe("put", t, err) }(time.Now())
+	return i.s.Put(ctx, key, r, size)
+}
+
+func (i instrumented) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+	defer func(t time.Time) { observe("put_if_absent", t, err) }(time.Now())
+	return i.s.PutIfAbsent(ctx, key, r, size)
+}
+
+func (i instrumented) Open(ctx context.Context, key string) (o storage.Object, err error) {
+	defer func(t time.Time) { observe("open", t, err) }(time.Now())
+	return i.s.Open(ctx, key)
+}
+
+func (i instrumented) Stat(ctx context.Context, key string) (info storage.Info, err error) {
+	defer func(t time.Time) { observe("stat", t, err) }(time.Now())
+	return i.s.Stat(ctx, key)
+}
+
+func (i instrumented) Delete(ctx context.Context, key string) (err error) {
+	defer func(t time.Time) { observe("delete", t, err) }(time.Now())
+	return i.s.Delete(ctx, key)
+}
+
+func (i instrumented) List(ctx context.Context, prefix string) (infos []storage.Info, err error) {
+	defer func(t time.Time) { observe("list", t, err) }(time.Now())
+	return i.s.List(ctx, prefix)
+}
+
+func (i instrumented) NewMultipart(ctx context.Context, key string) (id string, err error) {
+	defer func(t time.Time) { observe("new_multipart", t, err) }(time.Now())
+	return i.s.NewMultipart(ctx, key)
+}
+
+func (i instrumented) PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (p storage.Part, err error) {
+	defer func(t time.Time) { observe("put_part", t, err) }(time.Now())
+	return i.s.PutPart(ctx, key, uploadID, number, r, size)
+}
+
+func (i instrumented) CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (info storage.Info, err error) {
+	defer func(t time.Time) { observe("complete_multipart", t, err) }(time.Now())
+	return i.s.CompleteMultipart(ctx, key, uploadID, parts)
+}
+
+func (i instrumented) AbortMultipart(ctx context.Context, key, uploadID string) (err error) {
+	defer func(t time.Time) { observe("abort_multipart", t, err) }(time.Now())
+	return i.s.AbortMultipart(ctx, key, uploadID)
+}
+
+func (i instrumented) ListMultiparts(ctx context.Context, prefix string) (m []storage.Multipart, err error) {
+	defer func(t time.Time) { observe("list_multiparts", t, err) }(time.Now())
+	return i.s.ListMultiparts(ctx, prefix)
+}
+
+func (i instrumented) Ping(ctx context.Context) (err error) {
+	defer func(t time.Time) { observe("ping", t, err) }(time.Now())
+	return i.s.Ping(ctx)
+}
