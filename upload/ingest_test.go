@@ -429,3 +429,45 @@ func TestChecksummedWritesKeepOnlyMatchingChunks(t *testing.T) {
 		}
 	})
 }
+
+// closingReader closes the case once it has handed out after bytes.
+type closingReader struct {
+	r      io.Reader
+	after  int
+	read   int
+	close  func()
+	closed bool
+}
+
+func (c *closingReader) Read(p []byte) (int, error) {
+	if !c.closed && c.read >= c.after {
+		c.close()
+		c.closed = true
+	}
+	n, err := c.r.Read(p)
+	c.read += n
+	return n, err
+}
+
+func TestClosingACaseStopsAnUploadInFlight(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func() storage.Store { s, _ := diskstore.New(t.TempDir()); return s })
+	f.newStore = nil
+	data := randomBytes(6*storage.MinPartSize, 6)
+	up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "long.bin", Size: int64(len(data)), Via: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &closingReader{r: bytes.NewReader(data), after: 2 * storage.MinPartSize, close: func() {
+		if _, err := f.catalog.Close(ctx, "case-1"); err != nil {
+			t.Error(err)
+		}
+	}}
+	stored, err := up.Write(ctx, 0, r)
+	if !errors.Is(err, cases.ErrCaseClosed) {
+		t.Fatalf("write into a case closed mid-way: %v, want ErrCaseClosed", err)
+	}
+	if stored >= int64(len(data)) {
+		t.Fatalf("stored %d of %d bytes after the close", stored, len(data))
+	}
+}

@@ -179,6 +179,10 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 				return s.Offset - start, err
 			}
 		}
+		// A case closed while a long request streams stops it here.
+		if _, err := u.in.catalog.RequireOpen(ctx, s.Case); err != nil {
+			return s.Offset - start, err
+		}
 		if err := u.ensureMultipart(ctx); err != nil {
 			return s.Offset - start, err
 		}
