@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/casedrop/casedrop/storage"
@@ -100,6 +101,10 @@ func (c *Catalog) Open(ctx context.Context, id string) (Case, bool, error) {
 		return Case{}, false, err
 	}
 	rec := Case{ID: id, State: StateOpen, OpenedAt: c.now().UTC()}
+	// The index entry first: a case record never exists unlisted.
+	if err := putJSON(ctx, c.store, caseIndexKey(id), struct{}{}); err != nil {
+		return Case{}, false, err
+	}
 	err := putJSONIfAbsent(ctx, c.store, caseKey(id), rec)
 	if errors.Is(err, storage.ErrExists) {
 		existing, err := c.Get(ctx, id)
@@ -109,6 +114,28 @@ func (c *Catalog) Open(ctx context.Context, id string) (Case, bool, error) {
 		return Case{}, false, err
 	}
 	return rec, true, nil
+}
+
+func caseIndexKey(caseID string) string { return "index/cases/" + caseID }
+
+// Cases lists every case, sorted by id.
+func (c *Catalog) Cases(ctx context.Context) ([]Case, error) {
+	infos, err := c.store.List(ctx, "index/cases/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Case, 0, len(infos))
+	for _, info := range infos {
+		rec, err := c.Get(ctx, strings.TrimPrefix(info.Key, "index/cases/"))
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidCase) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
 }
 
 // Get returns the case record, or ErrNotFound.

@@ -59,6 +59,15 @@ func TestCaseLifecycle(t *testing.T) {
 			t.Fatalf("reopened: %+v err=%v", reopened, err)
 		}
 	})
+	t.Run("cases are listed", func(t *testing.T) {
+		if _, _, err := cat.Open(ctx, "CASE-2"); err != nil {
+			t.Fatal(err)
+		}
+		all, err := cat.Cases(ctx)
+		if err != nil || len(all) != 2 || all[0].ID != "CASE-1" || all[1].ID != "CASE-2" {
+			t.Fatalf("cases %+v (%v)", all, err)
+		}
+	})
 	t.Run("unknown and malformed cases are refused", func(t *testing.T) {
 		if _, err := cat.Get(ctx, "nope"); !errors.Is(err, cases.ErrNotFound) {
 			t.Fatalf("get unknown: %v", err)
