@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 STATICCHECK_VERSION=v0.8.2
-DEBIAN_PACKAGES=(ca-certificates curl)
+DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3)
 
 gobin="$(go env GOPATH)/bin"
 

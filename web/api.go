@@ -3,12 +3,9 @@ package web
 import (
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,6 +45,7 @@ func (s *server) openCase(w http.ResponseWriter, r *http.Request) error {
 	if created {
 		status = http.StatusCreated
 		s.log.InfoContext(r.Context(), "case opened", "case", c.ID)
+		s.audit(r, cases.Event{Type: cases.EventCaseOpened, Case: c.ID})
 	}
 	v, err := s.caseView(r, c)
 	if err != nil {
@@ -76,6 +74,7 @@ func (s *server) closeCase(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "case closed", "case", c.ID)
+	s.audit(r, cases.Event{Type: cases.EventCaseClosed, Case: c.ID})
 	return s.showCase(w, r)
 }
 
@@ -85,6 +84,7 @@ func (s *server) reopenCase(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "case reopened", "case", c.ID)
+	s.audit(r, cases.Event{Type: cases.EventCaseReopened, Case: c.ID})
 	return s.showCase(w, r)
 }
 
@@ -144,6 +144,8 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "credential issued", "case", caseID, "credential", id, "role", role, "expires_at", claims.ExpiresAt)
+	s.audit(r, cases.Event{Type: cases.EventCredentialIssued, Case: caseID,
+		Detail: fmt.Sprintf("credential %s (%s, %s) expires %s", id, role, claims.Username, claims.ExpiresAt.Format(time.RFC3339))})
 	page := "/cases/"
 	if role == auth.RoleStaff {
 		page = "/staff/cases/"
@@ -202,6 +204,7 @@ func (s *server) revokeCredential(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	s.log.InfoContext(r.Context(), "credential revoked", "case", cred.Case, "credential", cred.ID)
+	s.audit(r, cases.Event{Type: cases.EventCredentialRevoked, Case: cred.Case, Detail: "credential " + cred.ID})
 	writeJSON(w, http.StatusOK, cred)
 	return nil
 }
@@ -234,56 +237,7 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 			UploadedBy: f.UploadedBy, StartedAt: f.StartedAt, UploadedAt: f.UploadedAt, Reason: f.Reason,
 		}
 	}
+	s.audit(r, cases.Event{Type: cases.EventFilesListed, Case: caseID, Size: int64(len(views))})
 	writeJSON(w, http.StatusOK, map[string]any{"case": caseID, "files": views})
 	return nil
-}
-
-// download serves one complete file: ranges, If-Range and HEAD through
-// http.ServeContent, the digest recorded at upload in Repr-Digest.
-func (s *server) download(w http.ResponseWriter, r *http.Request) error {
-	caseID, name := r.PathValue("case"), r.PathValue("name")
-	f, err := s.Catalog.File(r.Context(), caseID, name)
-	if err != nil {
-		return err
-	}
-	if f.State != cases.FileComplete {
-		return newError(http.StatusConflict, "file_"+string(f.State), fmt.Sprintf("%s is %s, not downloadable", f.Name, f.State))
-	}
-	obj, err := s.Ingest.Open(r.Context(), caseID, f)
-	if err != nil {
-		return err
-	}
-	defer obj.Close()
-	sum, err := hex.DecodeString(f.SHA256)
-	if err != nil {
-		return fmt.Errorf("file %s: bad recorded digest: %w", f.Name, err)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", contentDisposition(f.Name))
-	h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
-	h.Set("ETag", `"`+f.SHA256+`"`)
-	h.Set("Cache-Control", "private, no-cache")
-	modTime := f.StartedAt
-	if f.UploadedAt != nil {
-		modTime = *f.UploadedAt
-	}
-	s.log.InfoContext(r.Context(), "download", "case", caseID, "file", f.Name, "range", r.Header.Get("Range"), "credential", callerFrom(r.Context()).Claims.CredentialID)
-	http.ServeContent(w, r, "", modTime, obj)
-	return nil
-}
-
-// contentDisposition names the file for saving, RFC 6266 style: an ASCII
-// fallback and the exact UTF-8 name in filename*.
-func contentDisposition(name string) string {
-	if v := mime.FormatMediaType("attachment", map[string]string{"filename": name}); v != "" && !strings.Contains(v, "filename*") {
-		return v
-	}
-	fallback := strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return '_'
-		}
-		return r
-	}, name)
-	return fmt.Sprintf(`attachment; filename="%s"; filename*=UTF-8''%s`, fallback, url.PathEscape(name))
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/casedrop/casedrop/auth"
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -66,9 +68,27 @@ func (s *server) authenticate(r *http.Request, caseID string, adminOK bool) (cal
 			s.Limiter.Fail(src)
 		}
 		s.log.WarnContext(r.Context(), "credential refused", "remote", src, "path", r.URL.Path, "reason", reasonOf(err))
+		metrics.FailedLogins.WithLabelValues(door(r)).Inc()
+		s.audit(r, cases.Event{Type: cases.EventLoginFailed, Case: caseForAudit(caseID), Detail: reasonOf(err) + " on " + r.Method + " " + r.URL.Path})
 		return caller{}, err
 	}
 	return caller{Claims: claims}, nil
+}
+
+// door names the door of r for metrics: tus or api.
+func door(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/files/") {
+		return "tus"
+	}
+	return "api"
+}
+
+// caseForAudit files a failed login under the case it was for, when known.
+func caseForAudit(pathCase string) string {
+	if cases.ValidCaseID(pathCase) == nil {
+		return pathCase
+	}
+	return ""
 }
 
 // reasonOf names a refusal for the log without any detail of the token.
@@ -135,7 +155,9 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 		if err != nil {
 			return err
 		}
-		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username})
+		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username, Actor: cases.Actor{
+			CredentialID: c.Claims.CredentialID, Role: string(c.Claims.Role), Username: c.Claims.Username, Door: "tus", Remote: sourceAddr(r),
+		}})
 		if h := r.Header.Get("Upload-Checksum"); h != "" {
 			sum, err := parseUploadChecksum(h)
 			if err != nil {

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -30,6 +32,9 @@ type Config struct {
 	PublicURL string
 	SFTPHost  string
 	SFTPPort  int
+	// ManifestSigner signs the cases' SHA256SUMS; without one, the
+	// manifests are served unsigned (SHA256SUMS.sig answers 503).
+	ManifestSigner ManifestSigner
 	// Ready reports whether the object store can be reached.
 	Ready  func(ctx context.Context) error
 	Now    func() time.Time
@@ -60,6 +65,7 @@ func New(cfg Config) (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", metrics.Handler())
 
 	admin := s.requireAdmin
 	mux.Handle("PUT /api/v1/cases/{case}", admin(s.openCase))
@@ -69,11 +75,16 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("POST /api/v1/cases/{case}/credentials", admin(s.issueCredential))
 	mux.Handle("GET /api/v1/cases/{case}/credentials", admin(s.listCredentials))
 	mux.Handle("DELETE /api/v1/credentials/{id}", admin(s.revokeCredential))
+	mux.Handle("GET /api/v1/cases/{case}/audit", admin(s.auditTrail))
 
 	member := s.requireCaseAccess
 	mux.Handle("GET /api/v1/cases/{case}/files", member(s.listFiles))
 	mux.Handle("GET /api/v1/cases/{case}/files/{name}", member(s.download))
 	mux.Handle("HEAD /api/v1/cases/{case}/files/{name}", member(s.download))
+	mux.Handle("GET /api/v1/cases/{case}/SHA256SUMS", member(s.sha256sums))
+	mux.Handle("GET /api/v1/cases/{case}/SHA256SUMS.sig", member(s.sha256sumsSignature))
+	mux.Handle("GET /api/v1/cases/{case}/archive.zip", member(s.archive))
+	mux.Handle("GET /api/v1/manifest-key.pem", s.run(s.manifestKey))
 
 	mux.HandleFunc("GET /cases/{case}", s.page)
 	mux.HandleFunc("GET /staff/cases/{case}", s.page)
@@ -143,6 +154,11 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
+		route := r.Pattern // set by the mux on this request
+		if route == "" {
+			route = "unmatched"
+		}
+		metrics.RequestDuration.WithLabelValues(route, r.Method, strconv.Itoa(rec.status/100)+"xx").Observe(time.Since(start).Seconds())
 		s.log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"ms", time.Since(start).Milliseconds(), "remote", sourceAddr(r), "proto", r.Proto)
 	})

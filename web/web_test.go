@@ -509,3 +509,63 @@ func TestTusChecksumExtension(t *testing.T) {
 		}
 	})
 }
+
+func TestTheAuditTrailAnswersWhoDownloadedWhatFromWhereAndWhen(t *testing.T) {
+	e := newEnv(t)
+	cred := e.openCase("c123")
+	path := e.create(cred.Token, 5, meta("filename", "dump.txt"))
+	e.expect(e.patch(cred.Token, path, 0, []byte("hello")), http.StatusNoContent)
+	staff := e.credential("c123", "staff")
+	e.expect(e.do("GET", "/api/v1/cases/c123/files/dump.txt", staff.Token, nil, "Range", "bytes=0-1"), http.StatusPartialContent)
+	e.expect(e.do("GET", "/api/v1/cases/c123/files", "forged."+cred.Token[10:], nil), http.StatusUnauthorized)
+	e.files("c123", cred.Token)
+
+	var trail struct{ Events []map[string]any }
+	body := e.expect(e.do("GET", "/api/v1/cases/c123/audit?type=file.downloaded", adminToken, nil), 200)
+	if err := json.Unmarshal(body, &trail); err != nil {
+		t.Fatal(err)
+	}
+	if len(trail.Events) != 1 {
+		t.Fatalf("download events: %s", body)
+	}
+	ev := trail.Events[0]
+	for k, want := range map[string]any{"credential_id": staff.ID, "role": "staff", "remote": "127.0.0.1", "file": "dump.txt", "door": "api", "sha256": shaHex([]byte("hello"))} {
+		if ev[k] != want {
+			t.Errorf("download event %s = %v, want %v", k, ev[k], want)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(ev["time"])); err != nil {
+		t.Errorf("download event time %v", ev["time"])
+	}
+	body = e.expect(e.do("GET", "/api/v1/cases/c123/audit", adminToken, nil), 200)
+	for _, typ := range []string{"case.opened", "credential.issued", "upload.started", "upload.finished", "files.listed", "login.failed"} {
+		if !strings.Contains(string(body), `"`+typ+`"`) {
+			t.Errorf("the trail lacks %s", typ)
+		}
+	}
+	if strings.Contains(string(body), cred.Token) || strings.Contains(string(body), staff.Token) || strings.Contains(string(body), adminToken) {
+		t.Fatal("a secret is in the audit trail")
+	}
+	e.expect(e.do("GET", "/api/v1/cases/c123/audit", cred.Token, nil), http.StatusForbidden)
+	e.expect(e.do("GET", "/api/v1/cases/c123/audit?since=yesterday", adminToken, nil), http.StatusBadRequest)
+}
+
+func TestMetricsCountUploadsRequestsAndFailedLogins(t *testing.T) {
+	e := newEnv(t)
+	cred := e.openCase("m1")
+	path := e.create(cred.Token, 5, meta("filename", "m.txt"))
+	e.expect(e.patch(cred.Token, path, 0, []byte("hello")), http.StatusNoContent)
+	e.expect(e.do("GET", "/api/v1/cases/m1/files", "bad", nil), http.StatusUnauthorized)
+	body := string(e.expect(e.do("GET", "/metrics", "", nil), 200))
+	for _, want := range []string{
+		`casedrop_upload_bytes_received_total{door="tus"}`,
+		`casedrop_uploads_finished_total{door="tus",result="complete"}`,
+		`casedrop_failed_logins_total{door="api"}`,
+		`casedrop_http_request_seconds_count{code="2xx",method="PATCH",route="/files/"}`,
+		`casedrop_uploads_in_flight{door="tus"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

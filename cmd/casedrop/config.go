@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -35,29 +36,56 @@ type setting struct {
 	str                  *string
 	boolean              *bool
 	integer              *int
+	// data marks the settings that say where the data is: the commands
+	// that work on it directly (verify, manifest-key) take these.
+	data bool
 }
 
 func (c *config) settings() []setting {
 	return []setting{
-		{flag: "data-dir", env: "CASEDROP_DATA_DIR", def: "./casedrop-data", help: "directory for local storage, generated keys, certificate and admin token", str: &c.DataDir},
+		{flag: "data-dir", env: "CASEDROP_DATA_DIR", def: "./casedrop-data", help: "directory for local storage, generated keys, certificate and admin token", str: &c.DataDir, data: true},
 		{flag: "https-addr", env: "CASEDROP_HTTPS_ADDR", def: ":8443", help: "address of the HTTPS listener", str: &c.HTTPSAddr},
 		{flag: "sftp-addr", env: "CASEDROP_SFTP_ADDR", def: ":2222", help: "address of the SFTP listener (given out in credentials)", str: &c.SFTPAddr},
 		{flag: "public-url", env: "CASEDROP_PUBLIC_URL", def: "", help: "base URL put into credentials and pages (default https://localhost:<https port>)", str: &c.PublicURL},
 		{flag: "tls-cert", env: "CASEDROP_TLS_CERT", def: "", help: "PEM certificate (default: generated self-signed <data-dir>/tls.crt)", str: &c.TLSCert},
 		{flag: "tls-key", env: "CASEDROP_TLS_KEY", def: "", help: "PEM private key for --tls-cert", str: &c.TLSKey},
-		{flag: "s3-endpoint", env: "CASEDROP_S3_ENDPOINT", def: "", help: "S3-compatible endpoint host:port; empty keeps files on local disk", str: &c.S3Endpoint},
-		{flag: "s3-bucket", env: "CASEDROP_S3_BUCKET", def: "casedrop", help: "bucket (created if missing)", str: &c.S3Bucket},
-		{flag: "s3-access-key", env: "CASEDROP_S3_ACCESS_KEY", def: "", help: "S3 access key", str: &c.S3AccessKey},
-		{flag: "s3-secret-key", env: "CASEDROP_S3_SECRET_KEY", def: "", help: "S3 secret key (prefer the environment variable)", str: &c.S3SecretKey},
-		{flag: "s3-region", env: "CASEDROP_S3_REGION", def: "", help: "S3 region", str: &c.S3Region},
-		{flag: "s3-insecure", env: "CASEDROP_S3_INSECURE", def: "false", help: "plain HTTP to the S3 endpoint (local MinIO only)", boolean: &c.S3Insecure},
+		{flag: "s3-endpoint", env: "CASEDROP_S3_ENDPOINT", def: "", help: "S3-compatible endpoint host:port; empty keeps files on local disk", str: &c.S3Endpoint, data: true},
+		{flag: "s3-bucket", env: "CASEDROP_S3_BUCKET", def: "casedrop", help: "bucket (created if missing)", str: &c.S3Bucket, data: true},
+		{flag: "s3-access-key", env: "CASEDROP_S3_ACCESS_KEY", def: "", help: "S3 access key", str: &c.S3AccessKey, data: true},
+		{flag: "s3-secret-key", env: "CASEDROP_S3_SECRET_KEY", def: "", help: "S3 secret key (prefer the environment variable)", str: &c.S3SecretKey, data: true},
+		{flag: "s3-region", env: "CASEDROP_S3_REGION", def: "", help: "S3 region", str: &c.S3Region, data: true},
+		{flag: "s3-insecure", env: "CASEDROP_S3_INSECURE", def: "false", help: "plain HTTP to the S3 endpoint (local MinIO only)", boolean: &c.S3Insecure, data: true},
 		{flag: "part-size-mib", env: "CASEDROP_PART_SIZE_MIB", def: "16", help: "size of stored parts in MiB (min 5); memory per upload is about twice this", integer: &c.PartSizeMiB},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
 	}
 }
 
-// parseConfig reads args and the environment.
+// parseConfig reads args and the environment for `casedrop serve`.
 func parseConfig(name string, args []string, getenv func(string) string) (*config, error) {
+	c, rest, err := parseCommand(name, args, getenv, func(setting) bool { return true }, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, usageErrorf("unexpected argument %q", rest[0])
+	}
+	c.AdminToken = getenv("CASEDROP_ADMIN_TOKEN")
+	if err := c.complete(); err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
+}
+
+// dataSettings keeps the settings that say where the data is.
+func dataSettings(s setting) bool { return s.data }
+
+// parseCommand reads args and the environment for command name: the
+// settings that use keeps become its flags, and add, if not nil, registers
+// the command's own. A setting's flag defaults to its environment
+// variable, else to its default; a setting left out takes that value all
+// the same, so that every field holds one. It returns the arguments that
+// are not flags; flags may also follow them ("files get NAME -o PATH").
+func parseCommand(name string, args []string, getenv func(string) string, use func(setting) bool, add func(*flag.FlagSet)) (*config, []string, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	for _, s := range c.settings() {
@@ -65,40 +93,72 @@ func parseConfig(name string, args []string, getenv func(string) string) (*confi
 		if v := getenv(s.env); v != "" {
 			def = v
 		}
-		help := fmt.Sprintf("%s (env %s)", s.help, s.env)
-		switch {
-		case s.boolean != nil:
-			b, err := strconv.ParseBool(def)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %q is not a boolean", s.env, def)
-			}
-			fs.BoolVar(s.boolean, s.flag, b, help)
-		case s.integer != nil:
-			n, err := strconv.Atoi(def)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %q is not a number", s.env, def)
-			}
-			fs.IntVar(s.integer, s.flag, n, help)
-		default:
-			fs.StringVar(s.str, s.flag, def, help)
+		target := fs
+		if !use(s) {
+			target = flag.NewFlagSet(name, flag.ContinueOnError) // sets the field, offers no flag
+		}
+		if err := bindSetting(target, s, def); err != nil {
+			return nil, nil, usageError{err}
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	if add != nil {
+		add(fs)
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	rest, err := parseInterleaved(fs, args)
+	return c, rest, err
+}
+
+// bindSetting registers s on fs with the default def.
+func bindSetting(fs *flag.FlagSet, s setting, def string) error {
+	help := fmt.Sprintf("%s (env %s)", s.help, s.env)
+	switch {
+	case s.boolean != nil:
+		b, err := strconv.ParseBool(def)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a boolean", s.env, def)
+		}
+		fs.BoolVar(s.boolean, s.flag, b, help)
+	case s.integer != nil:
+		n, err := strconv.Atoi(def)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a number", s.env, def)
+		}
+		fs.IntVar(s.integer, s.flag, n, help)
+	default:
+		fs.StringVar(s.str, s.flag, def, help)
 	}
-	c.AdminToken = getenv("CASEDROP_ADMIN_TOKEN")
-	return c, c.complete()
+	return nil
+}
+
+// parseInterleaved parses args with fs, letting flags come after other
+// arguments, and returns those; after "--" all are arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return rest, nil
+		}
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			return append(rest, left...), nil
+		}
+		rest = append(rest, left[0])
+		args = left[1:]
+	}
 }
 
 func (c *config) complete() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
-	if c.S3Endpoint != "" && (c.S3AccessKey == "" || c.S3SecretKey == "" || c.S3Bucket == "") {
-		return fmt.Errorf("--s3-endpoint needs --s3-bucket, --s3-access-key and --s3-secret-key")
+	if err := c.completeData(); err != nil {
+		return err
 	}
 	if c.PartSizeMiB < 5 || c.PartSizeMiB > 512 {
 		return fmt.Errorf("--part-size-mib must be between 5 and 512")
@@ -114,6 +174,14 @@ func (c *config) complete() error {
 		c.PublicURL = "https://localhost:" + httpsPort
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	return nil
+}
+
+// completeData checks the settings that say where the data is.
+func (c *config) completeData() error {
+	if c.S3Endpoint != "" && (c.S3AccessKey == "" || c.S3SecretKey == "" || c.S3Bucket == "") {
+		return fmt.Errorf("--s3-endpoint needs --s3-bucket, --s3-access-key and --s3-secret-key")
+	}
 	return nil
 }
 

@@ -42,8 +42,20 @@ const usage = `casedrop: file exchange for support cases
 
 usage:
   casedrop serve [flags]   run the HTTPS (tus, API) server
+  casedrop files list --case C [--json]
+                           list a case's files, from a running server (--server)
+  casedrop files get --case C NAME [-o PATH]
+                           download a file, resuming a partial one, and check its SHA-256
+  casedrop verify [--case C [--file NAME]]
+                           re-read stored files, directly from the data, and compare
+                           each with its recorded SHA-256
+  casedrop manifest-key [--server URL]
+                           print the public key that checks SHA256SUMS signatures
   casedrop version         print the version
-  casedrop help            this text; "casedrop serve -h" lists every setting
+  casedrop help            this text; "casedrop <command> -h" lists a command's flags
+
+exit status: 0 done, 1 failed or problems found (verify, a digest mismatch),
+2 a usage error
 `
 
 func main() {
@@ -55,6 +67,12 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "files":
+		err = files(os.Args[2:])
+	case "verify":
+		err = verify(os.Args[2:])
+	case "manifest-key":
+		err = manifestKey(os.Args[2:])
 	case "version", "--version", "-version":
 		fmt.Println("casedrop", version())
 	case "help", "-h", "--help":
@@ -69,6 +87,18 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "casedrop:", err)
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
+}
+
+// usageError is a mistake in how a command was called: exit status 2.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
 }

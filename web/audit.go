@@ -1,0 +1,71 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/casedrop/casedrop/cases"
+)
+
+// actor describes the caller of r for the audit trail.
+func actor(r *http.Request, door string) cases.Actor {
+	a := cases.Actor{Door: door, Remote: sourceAddr(r)}
+	c := callerFrom(r.Context())
+	switch {
+	case c.Admin:
+		a.Role = "admin"
+	case c.Claims.CredentialID != "":
+		a.CredentialID, a.Role, a.Username = c.Claims.CredentialID, string(c.Claims.Role), c.Claims.Username
+	}
+	return a
+}
+
+// audit records ev as done by the caller of r through the API. A failure
+// to record is logged; it does not fail the request.
+func (s *server) audit(r *http.Request, ev cases.Event) {
+	ev.Actor = actor(r, "api")
+	if err := s.Catalog.Audit(r.Context(), ev); err != nil {
+		s.log.ErrorContext(r.Context(), "audit record lost", "type", ev.Type, "case", ev.Case, "err", err)
+	}
+}
+
+// auditTrail answers "who did what with this case, from where, when":
+// GET /api/v1/cases/{case}/audit?since=&until=&type=&credential=&file=&limit=
+func (s *server) auditTrail(w http.ResponseWriter, r *http.Request) error {
+	caseID := r.PathValue("case")
+	if err := cases.ValidCaseID(caseID); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := cases.AuditFilter{CredentialID: q.Get("credential"), File: q.Get("file")}
+	for _, p := range []struct {
+		name string
+		into *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return newError(http.StatusBadRequest, "invalid_time", p.name+" must be an RFC 3339 time")
+			}
+			*p.into = t
+		}
+	}
+	if v := q.Get("type"); v != "" {
+		f.Types = strings.Split(v, ",")
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return newError(http.StatusBadRequest, "invalid_limit", "limit must be a whole number")
+		}
+		f.Limit = n
+	}
+	events, err := s.Catalog.AuditTrail(r.Context(), caseID, f)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"case": caseID, "events": events})
+	return nil
+}

@@ -1,0 +1,204 @@
+package web
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/manifest"
+)
+
+// ManifestSigner signs the cases' SHA256SUMS manifests with a key whose
+// public half anyone may fetch.
+type ManifestSigner interface {
+	Sign(manifest []byte) []byte
+	PublicKeyPEM() []byte
+}
+
+var errNoManifestKey = newError(http.StatusServiceUnavailable, "no_manifest_key", "this server has no manifest signing key")
+
+// completeFiles returns the complete files of the case named in the path,
+// sorted by name, and their SHA256SUMS.
+func (s *server) completeFiles(r *http.Request) ([]cases.File, []byte, error) {
+	caseID := r.PathValue("case")
+	if _, err := s.Catalog.Get(r.Context(), caseID); err != nil {
+		return nil, nil, err
+	}
+	files, err := s.Catalog.Files(r.Context(), caseID)
+	if err != nil {
+		return nil, nil, err
+	}
+	files = manifest.Complete(files)
+	return files, manifest.SHA256SUMS(files), nil
+}
+
+// modTime is when f was complete.
+func modTime(f cases.File) time.Time {
+	if f.UploadedAt != nil {
+		return *f.UploadedAt
+	}
+	return f.StartedAt
+}
+
+// sha256sums serves the case's manifest in sha256sum's format. Its ETag
+// is the manifest's own SHA-256, which SHA256SUMS.sig shares: a client
+// sending it in If-Match there gets the signature of exactly these bytes,
+// or 412 when a file landed in between.
+func (s *server) sha256sums(w http.ResponseWriter, r *http.Request) error {
+	files, sums, err := s.completeFiles(r)
+	if err != nil {
+		return err
+	}
+	if r.Method != http.MethodHead {
+		s.audit(r, cases.Event{Type: cases.EventManifestDownloaded, Case: r.PathValue("case"), Size: int64(len(files))})
+	}
+	serveBytes(w, r, "text/plain; charset=utf-8", manifest.Name, sums, sums)
+	return nil
+}
+
+// sha256sumsSignature serves the detached Ed25519 signature (64 raw bytes)
+// of the case's current SHA256SUMS.
+func (s *server) sha256sumsSignature(w http.ResponseWriter, r *http.Request) error {
+	if s.ManifestSigner == nil {
+		return errNoManifestKey
+	}
+	_, sums, err := s.completeFiles(r)
+	if err != nil {
+		return err
+	}
+	serveBytes(w, r, "application/octet-stream", manifest.Name+".sig", s.ManifestSigner.Sign(sums), sums)
+	return nil
+}
+
+// manifestKey serves the public key that checks manifest signatures; it
+// is public, like a vendor's release-signing key.
+func (s *server) manifestKey(w http.ResponseWriter, r *http.Request) error {
+	if s.ManifestSigner == nil {
+		return errNoManifestKey
+	}
+	serveBytes(w, r, "application/x-pem-file", "casedrop-manifest-key.pem", s.ManifestSigner.PublicKeyPEM(), nil)
+	return nil
+}
+
+// serveBytes serves a small generated body with HEAD, ranges and
+// conditional requests; its ETag is the SHA-256 of of (the body if nil).
+func serveBytes(w http.ResponseWriter, r *http.Request, contentType, filename string, body, of []byte) {
+	if of == nil {
+		of = body
+	}
+	sum := sha256.Sum256(of)
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Disposition", contentDisposition(filename))
+	h.Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+	h.Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+// archive streams the case's complete files as one zip, with SHA256SUMS
+// inside. Entries are stored, not compressed (core files and captures
+// are mostly compressed already, and storing runs at the speed of the
+// link); each object streams through, so memory does not grow with the
+// files, and archive/zip switches to Zip64 past 4 GiB by itself.
+func (s *server) archive(w http.ResponseWriter, r *http.Request) error {
+	caseID := r.PathValue("case")
+	files, sums, err := s.completeFiles(r)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Disposition", contentDisposition(caseID+".zip"))
+	h.Set("Cache-Control", "no-store")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	s.audit(r, cases.Event{Type: cases.EventArchiveDownloaded, Case: caseID, Size: total, Detail: fmt.Sprintf("%d files", len(files))})
+	if err := s.writeArchive(w, r, files, sums); err != nil {
+		if r.Context().Err() != nil {
+			s.log.InfoContext(r.Context(), "archive download interrupted by the client", "case", caseID, "err", err)
+		} else {
+			s.log.ErrorContext(r.Context(), "archive download failed", "case", caseID, "err", err)
+		}
+		// The status went out with the first bytes: breaking the
+		// connection is the only way left to tell the client, and a zip
+		// without its central directory cannot pass for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+func (s *server) writeArchive(w io.Writer, r *http.Request, files []cases.File, sums []byte) error {
+	zw := zip.NewWriter(w)
+	// The manifest is as new as the newest file: the same files give the
+	// same archive, byte for byte.
+	var newest time.Time
+	for _, f := range files {
+		if t := modTime(f); t.After(newest) {
+			newest = t
+		}
+	}
+	if err := addEntry(zw, manifestEntryName(files), newest, bytes.NewReader(sums), int64(len(sums))); err != nil {
+		return err
+	}
+	for _, f := range files {
+		obj, err := s.Ingest.Open(r.Context(), r.PathValue("case"), f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		err = addEntry(zw, f.Name, modTime(f), obj, f.Size)
+		obj.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+	}
+	return zw.Close()
+}
+
+// addEntry streams size bytes of r into the archive as the stored entry name.
+func addEntry(zw *zip.Writer, name string, modTime time.Time, r io.Reader, size int64) error {
+	hdr := &zip.FileHeader{Name: name, Method: zip.Store}
+	if !modTime.IsZero() {
+		hdr.Modified = modTime.UTC()
+	}
+	// Unix as the creating system: unzip then keeps a backslash in a name
+	// as a character instead of reading it as a DOS path separator.
+	hdr.SetMode(0o644)
+	ew, err := zw.CreateHeader(hdr)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(ew, r)
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("stored object has %d bytes, the catalog says %d", n, size)
+	}
+	return nil
+}
+
+// manifestEntryName is SHA256SUMS, or the first free "SHA256SUMS (n)" when
+// the case holds a file of that name.
+func manifestEntryName(files []cases.File) string {
+	taken := map[string]bool{}
+	for _, f := range files {
+		taken[f.Name] = true
+	}
+	name := manifest.Name
+	for n := 2; taken[name]; n++ {
+		name = fmt.Sprintf("%s (%d)", manifest.Name, n)
+	}
+	return name
+}
