@@ -17,6 +17,8 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/manifest"
+	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/storage/s3store"
@@ -91,20 +93,40 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	manifestSigner, err := manifest.LoadSigner(ctx, store)
+	if err != nil {
+		return fmt.Errorf("manifest signing key: %w", err)
+	}
+	hostKeys, err := sftpd.LoadHostKeys(ctx, store)
+	if err != nil {
+		return fmt.Errorf("SSH host keys: %w", err)
+	}
+	// One ingest, one verifier and one login limiter for both doors.
+	ingest := upload.New(upload.Config{Store: store, Catalog: catalog, Now: now, Logger: log, PartSize: int64(cfg.PartSizeMiB) << 20})
+	verifier := &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog}
+	limiter := auth.NewLimiter(10, time.Minute, now)
 	sftpHost, sftpPort := sftpEndpoint(cfg)
 	handler, err := web.New(web.Config{
-		Catalog:    catalog,
-		Ingest:     upload.New(upload.Config{Store: store, Catalog: catalog, Now: now, Logger: log, PartSize: int64(cfg.PartSizeMiB) << 20}),
-		Issuer:     &auth.Issuer{Keys: keys, Issuer: tokenIssuer, Now: now},
-		Verifier:   &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog},
-		AdminToken: adminToken,
-		Limiter:    auth.NewLimiter(10, time.Minute, now),
-		PublicURL:  cfg.PublicURL,
-		SFTPHost:   sftpHost,
-		SFTPPort:   sftpPort,
-		Ready:      store.Ping,
-		Now:        now,
-		Logger:     log,
+		Catalog:        catalog,
+		Ingest:         ingest,
+		Issuer:         &auth.Issuer{Keys: keys, Issuer: tokenIssuer, Now: now},
+		Verifier:       verifier,
+		AdminToken:     adminToken,
+		ManifestSigner: manifestSigner,
+		Limiter:        limiter,
+		PublicURL:      cfg.PublicURL,
+		SFTPHost:       sftpHost,
+		SFTPPort:       sftpPort,
+		Ready:          store.Ping,
+		Now:            now,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	sftpServer, err := sftpd.New(sftpd.Config{
+		Catalog: catalog, Ingest: ingest, Verifier: verifier, Limiter: limiter,
+		HostKeys: hostKeys, Logger: log, Now: now,
 	})
 	if err != nil {
 		return err
@@ -113,25 +135,37 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, interrupt := web.HTTPServer(cfg.HTTPSAddr, handler, cert, log)
-	log.Info("casedrop serving", "version", version(), "https", ln.Addr().String(), "public_url", cfg.PublicURL,
-		"storage", where, "certificate", certPath, "data_dir", cfg.DataDir)
-
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTLS(ln, "", "") }()
-	select {
-	case err := <-served:
+	sftpLn, err := net.Listen("tcp", cfg.SFTPAddr)
+	if err != nil {
+		ln.Close()
 		return err
+	}
+	srv, interrupt := web.HTTPServer(cfg.HTTPSAddr, handler, cert, log)
+	log.Info("casedrop serving", "version", version(), "https", ln.Addr().String(), "sftp", sftpLn.Addr().String(),
+		"public_url", cfg.PublicURL, "storage", where, "certificate", certPath, "data_dir", cfg.DataDir)
+
+	served := make(chan error, 2)
+	go func() { served <- srv.ServeTLS(ln, "", "") }()
+	go func() { served <- sftpServer.Serve(sftpLn) }()
+	var serveErr error
+	select {
+	case serveErr = <-served:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: interrupting uploads in flight, they keep what they stored")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- srv.Shutdown(shutdownCtx) }()
+	go func() { done <- sftpServer.Shutdown(shutdownCtx) }()
 	interrupt()
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range 2 {
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) && serveErr == nil {
+			serveErr = err
+		}
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && !errors.Is(serveErr, sftpd.ErrServerClosed) {
+		return serveErr
 	}
 	log.Info("stopped")
 	return nil

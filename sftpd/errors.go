@@ -1,0 +1,103 @@
+package sftpd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/pkg/sftp"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/storage"
+	"github.com/casedrop/casedrop/upload"
+)
+
+// statusError is an error with the SFTP status code the client gets. pkg/sftp
+// finds the code by unwrapping (errors.As on its status type) and sends
+// Error() as the status message.
+type statusError struct {
+	code error // one of the sftp.ErrSSHFx* values
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+func (e *statusError) Unwrap() error { return e.code }
+
+func denied(msg string) error     { return &statusError{code: sftp.ErrSSHFxPermissionDenied, msg: msg} }
+func failure(msg string) error    { return &statusError{code: sftp.ErrSSHFxFailure, msg: msg} }
+func noSuchFile(msg string) error { return &statusError{code: sftp.ErrSSHFxNoSuchFile, msg: msg} }
+
+// Refusals of the SFTP door itself.
+var (
+	errNotFound       = noSuchFile("no such file")
+	errNoFolders      = denied("cases have no folders: files go straight into the case")
+	errRootKept       = denied("the case itself cannot be removed or renamed")
+	errOverwrite      = denied("files are never overwritten: upload under another name")
+	errNotYours       = denied("that file was uploaded by someone else")
+	errOtherDoor      = denied("that upload is in progress over HTTPS: continue it there")
+	errNoLinks        = denied("links are not supported")
+	errStillUploading = denied("the file is still being uploaded: it can be read once complete")
+	errWriteOnly      = denied("a file open for upload cannot be read back")
+	errKeepComplete   = denied("complete files are kept: only your own unfinished uploads can be removed")
+	errSizeChange     = denied("files cannot be truncated or extended")
+	errRootExists     = failure("the case's root folder exists")
+	errExists         = failure("file exists")
+	errNotFolder      = failure("not a folder")
+	errIsFolder       = failure("is a folder")
+	errNotLink        = failure("not a link")
+	errBusy           = failure("the file is being uploaded in another session: try again when that ends")
+	errTooFarAhead    = failure("write too far ahead of the stored data")
+	errTakenOver      = failure("the upload was continued from another session")
+	errInterrupted    = failure("the upload was interrupted: it stays resumable")
+	errUnsupported    = &statusError{code: sftp.ErrSSHFxOpUnsupported, msg: "operation not supported"}
+	errInternal       = failure("internal server error")
+)
+
+// errHoles says an upload closed with bytes missing before its last write.
+func errHoles(stored int64) error {
+	return failure(fmt.Sprintf("upload has gaps: the first %d bytes are stored and the file stays resumable from there", stored))
+}
+
+// statusMap is the one place where casedrop's errors become SFTP status
+// codes; the message sent is the error's own (it names only the client's
+// file, never a credential).
+var statusMap = []struct {
+	err  error
+	code error
+}{
+	{cases.ErrNotFound, sftp.ErrSSHFxNoSuchFile},
+	{upload.ErrNotFound, sftp.ErrSSHFxNoSuchFile},
+	{storage.ErrNotFound, sftp.ErrSSHFxNoSuchFile},
+	{cases.ErrInvalidName, sftp.ErrSSHFxPermissionDenied},
+	{cases.ErrCaseClosed, sftp.ErrSSHFxPermissionDenied},
+	{cases.ErrCasePurged, sftp.ErrSSHFxPermissionDenied},
+	{upload.ErrCommitted, sftp.ErrSSHFxPermissionDenied},
+	{cases.ErrNameConflict, sftp.ErrSSHFxFailure},
+	{upload.ErrIncomplete, sftp.ErrSSHFxFailure},
+	{upload.ErrOffset, sftp.ErrSSHFxFailure},
+	{upload.ErrTooLong, sftp.ErrSSHFxFailure},
+	{upload.ErrDigestMismatch, sftp.ErrSSHFxFailure},
+	{upload.ErrInvalidDigest, sftp.ErrSSHFxFailure},
+}
+
+// status turns err into what pkg/sftp sends: a statusError, or io.EOF
+// unchanged (the end of a read or a listing is not an error). It reports
+// false for an error that is the server's fault, which the client sees only
+// as "internal server error".
+func status(err error) (error, bool) {
+	var se *statusError
+	switch {
+	case err == nil:
+		return nil, true
+	case err == io.EOF:
+		return err, true
+	case errors.As(err, &se):
+		return se, true
+	}
+	for _, m := range statusMap {
+		if errors.Is(err, m.err) {
+			return &statusError{code: m.code, msg: err.Error()}, true
+		}
+	}
+	return errInternal, false
+}

@@ -1,0 +1,136 @@
+package sftpd
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/pkg/sftp"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/upload"
+)
+
+// via is how uploads through this door are recorded.
+const via = "sftp"
+
+// errRace means the catalog changed under an open; it is tried again.
+var errRace = errors.New("the file changed while it was opened")
+
+// openAttempts bounds how often an open races with another session.
+const openAttempts = 3
+
+// Filewrite opens a file for upload.
+func (s *session) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+	h, err := s.openWrite(r)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// OpenFile opens a file for upload with read access asked too (pkg/sftp's
+// client does so on Create); reads are refused.
+func (s *session) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
+	h, err := s.openWrite(r)
+	if err != nil {
+		return nil, err
+	}
+	return readWriteHandle{h}, nil
+}
+
+// openWrite opens name for upload:
+//   - no such file: a new upload;
+//   - one's own unfinished SFTP upload: continued from its stored bytes
+//     (OpenSSH reput, lftp put -c, WinSCP and FileZilla resume), or dropped
+//     and started again when the client truncates (FileZilla's fresh start);
+//   - a complete file: refused, files are never overwritten.
+func (s *session) openWrite(r *sftp.Request) (*writeHandle, error) {
+	name, err := targetName(r.Filepath)
+	if err != nil {
+		return nil, s.status("open", r.Filepath, err)
+	}
+	if _, err := s.srv.cfg.Catalog.RequireOpen(r.Context(), s.claims.Case); err != nil {
+		return nil, s.status("open", name, err)
+	}
+	for range openAttempts {
+		h, err := s.tryOpenWrite(r.Context(), name, r.Pflags())
+		if !errors.Is(err, errRace) {
+			return h, s.status("open", name, err)
+		}
+	}
+	return nil, errBusy
+}
+
+func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.FileOpenFlags) (*writeHandle, error) {
+	f, err := s.srv.cfg.Catalog.File(ctx, s.claims.Case, name)
+	switch {
+	case errors.Is(err, cases.ErrNotFound) || err == nil && !visible(f):
+		if !flags.Creat {
+			return nil, errNotFound
+		}
+		return s.create(ctx, name)
+	case err != nil:
+		return nil, err
+	case f.State == cases.FileComplete:
+		return nil, errOverwrite
+	case f.UploadedBy != s.claims.Username:
+		return nil, errNotYours
+	case f.Via != via:
+		return nil, errOtherDoor
+	case flags.Excl:
+		return nil, errExists
+	}
+	h := s.newWriteHandle(name)
+	ls, err := s.srv.leases.acquire(ctx, f.Object, h.stop)
+	if err != nil {
+		return nil, err
+	}
+	up, err := s.srv.cfg.Ingest.Partial(ctx, s.claims.Case, name)
+	if errors.Is(err, upload.ErrNotFound) || err == nil && up.Info().ID != f.Object {
+		err = errRace // finished, removed or replaced meanwhile
+	}
+	if err != nil {
+		ls.release()
+		return nil, err
+	}
+	if flags.Trunc {
+		err := up.Terminate(ctx)
+		ls.release()
+		if err != nil {
+			return nil, err
+		}
+		return s.create(ctx, name)
+	}
+	h.start(up, ls)
+	return h, nil
+}
+
+// create starts a new upload of name.
+func (s *session) create(ctx context.Context, name string) (*writeHandle, error) {
+	up, err := s.srv.cfg.Ingest.Create(ctx, upload.NewFile{
+		Case: s.claims.Case, Name: name, Size: -1, Via: via, UploadedBy: s.claims.Username, Actor: s.actor(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if up.Info().Name != name {
+		// Another upload took the name since we looked; the ingest numbered
+		// this one "name (2)", which is not what the client asked for.
+		if err := up.Terminate(ctx); err != nil {
+			return nil, err
+		}
+		return nil, errRace
+	}
+	h := s.newWriteHandle(name)
+	ls, err := s.srv.leases.acquire(ctx, up.Info().ID, h.stop)
+	if err != nil {
+		return nil, err
+	}
+	h.start(up, ls)
+	return h, nil
+}
+
+func (s *session) newWriteHandle(name string) *writeHandle {
+	return &writeHandle{sess: s, name: name, ctx: s.srv.ctx}
+}

@@ -1,0 +1,237 @@
+package sftpd
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/casedrop/casedrop/upload"
+)
+
+// maxAhead bounds, per handle, how far beyond the next byte to store a
+// write may reach, and so the memory held for writes that arrived early.
+// Real clients stay far below it: OpenSSH keeps 64 requests of 32 KiB in
+// flight (2 MiB), and pkg/sftp's server hands a handle's writes to 8
+// workers, so writes arrive a few packets out of order.
+const maxAhead = 16 << 20
+
+// writeHandle is a file open for upload. One long upload.Write runs for the
+// handle's life, reading from a pipe; WriteAt puts the client's writes into
+// the pipe in file order, keeping writes that arrive early until the bytes
+// before them have come. What ends the upload is the handle's close: with
+// every byte in place the file is finished (upload.Finish, which gives it
+// the server's SHA-256); after a dropped connection (TransferError) or with
+// bytes missing it stays a partial that the client can resume.
+type writeHandle struct {
+	sess  *session
+	name  string
+	ctx   context.Context // the server's: storing outlives the request
+	up    *upload.Upload
+	lease *lease
+	pw    *io.PipeWriter
+	done  chan struct{} // closed when upload.Write has returned
+
+	mu          sync.Mutex
+	next        int64     // file offset of the next byte the pipe takes
+	feeding     bool      // a WriteAt is putting bytes into the pipe
+	ahead       []segment // writes beyond next, by offset
+	aheadBytes  int64
+	broken      error // once set, every later write fails with it
+	interrupted bool  // connection lost or taken over: never finish
+}
+
+// segment is a write that arrived before the bytes preceding it.
+type segment struct {
+	off  int64
+	data []byte
+}
+
+// start begins storing at the upload's stored offset.
+func (h *writeHandle) start(up *upload.Upload, ls *lease) {
+	pr, pw := io.Pipe()
+	h.mu.Lock()
+	h.up, h.lease, h.pw = up, ls, pw
+	h.next = up.Info().Offset
+	h.done = make(chan struct{})
+	stopped := h.interrupted // another session took over while this one opened
+	h.mu.Unlock()
+	go func(offset int64) {
+		_, err := up.Write(h.ctx, offset, pr)
+		if err != nil {
+			err = h.sess.status("write", h.name, err) // logged once, here
+		}
+		// A Write that stopped early must not leave a WriteAt blocked.
+		pr.CloseWithError(errInterrupted)
+		h.mu.Lock()
+		if err != nil && h.broken == nil {
+			h.broken = err
+		}
+		h.mu.Unlock()
+		close(h.done)
+	}(h.next)
+	if stopped {
+		h.halt()
+	}
+}
+
+// WriteAt stores p at off. Bytes already stored are acknowledged and
+// dropped: a resuming client may send again a little of what arrived.
+func (h *writeHandle) WriteAt(p []byte, off int64) (int, error) {
+	n := len(p)
+	h.mu.Lock()
+	if h.broken != nil {
+		err := h.broken
+		h.mu.Unlock()
+		return 0, err
+	}
+	if off < 0 || off > h.next+maxAhead { // offsets arrive as uint64
+		h.broken = errTooFarAhead
+		h.mu.Unlock()
+		return 0, errTooFarAhead
+	}
+	if off < h.next {
+		skip := min(h.next-off, int64(len(p)))
+		p, off = p[skip:], off+skip
+	}
+	if len(p) == 0 {
+		h.mu.Unlock()
+		return n, nil
+	}
+	if h.feeding || off != h.next {
+		err := h.keep(off, p)
+		h.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+	h.feeding = true
+	for p != nil {
+		h.mu.Unlock()
+		m, err := h.pw.Write(p)
+		h.sess.bytesIn.Add(int64(m))
+		h.mu.Lock()
+		h.next += int64(m)
+		if err != nil {
+			// The upload stopped: wait for what stopped it.
+			h.feeding = false
+			h.mu.Unlock()
+			<-h.done
+			h.mu.Lock()
+			if h.broken == nil {
+				h.broken = errInterrupted
+			}
+			broken := h.broken
+			h.mu.Unlock()
+			return 0, broken
+		}
+		p = h.popContiguous()
+	}
+	h.feeding = false
+	h.mu.Unlock()
+	return n, nil
+}
+
+// keep holds a copy of a write that arrived early. h.mu is held.
+func (h *writeHandle) keep(off int64, p []byte) error {
+	if off+int64(len(p))-h.next > maxAhead || h.aheadBytes+int64(len(p)) > maxAhead {
+		h.broken = errTooFarAhead
+		return errTooFarAhead
+	}
+	i, _ := slices.BinarySearchFunc(h.ahead, off, func(s segment, off int64) int { return cmp.Compare(s.off, off) })
+	h.ahead = slices.Insert(h.ahead, i, segment{off: off, data: bytes.Clone(p)})
+	h.aheadBytes += int64(len(p))
+	return nil
+}
+
+// popContiguous takes the kept bytes that continue at h.next, or nil.
+// h.mu is held.
+func (h *writeHandle) popContiguous() []byte {
+	for len(h.ahead) > 0 && h.ahead[0].off <= h.next {
+		s := h.ahead[0]
+		h.ahead = h.ahead[1:]
+		h.aheadBytes -= int64(len(s.data))
+		if end := s.off + int64(len(s.data)); end > h.next {
+			return s.data[h.next-s.off:]
+		}
+	}
+	if len(h.ahead) == 0 {
+		h.ahead = nil // let the backing array go
+	}
+	return nil
+}
+
+// TransferError is how pkg/sftp says the connection dropped with the file
+// open; Close follows. The upload keeps what arrived in order and is not
+// finished, so that the client can resume it.
+func (h *writeHandle) TransferError(error) {
+	h.mu.Lock()
+	h.interrupted = true
+	h.mu.Unlock()
+	_ = h.pw.Close()
+}
+
+// stop makes the handle let go of its upload for another session that
+// continues it: it stores what arrived in order and fails later writes.
+func (h *writeHandle) stop() {
+	h.mu.Lock()
+	h.interrupted = true
+	if h.broken == nil {
+		h.broken = errTakenOver
+	}
+	started := h.pw != nil
+	h.mu.Unlock()
+	if started {
+		h.halt()
+	}
+}
+
+// halt ends the input and lets go of the lease once what arrived is stored.
+func (h *writeHandle) halt() {
+	_ = h.pw.Close()
+	go func() {
+		<-h.done
+		h.lease.release()
+	}()
+}
+
+// Close ends the upload: finished when every byte is in place, otherwise
+// kept as a resumable partial.
+func (h *writeHandle) Close() error {
+	_ = h.pw.Close() // end of input: Write stores what it has
+	<-h.done
+	defer h.lease.release()
+	h.mu.Lock()
+	interrupted, broken, holes := h.interrupted, h.broken, len(h.ahead) > 0
+	h.ahead, h.aheadBytes = nil, 0
+	h.mu.Unlock()
+	stored := h.up.Info().Offset
+	log := h.sess.log.With("file", h.name, "upload", h.up.Info().ID, "stored", stored)
+	switch {
+	case interrupted:
+		log.Info("sftp upload interrupted; it stays resumable")
+		if broken != nil {
+			return h.sess.status("close", h.name, broken)
+		}
+		return errInterrupted
+	case broken != nil:
+		log.Info("sftp upload failed; it stays resumable", "err", broken)
+		return h.sess.status("close", h.name, broken)
+	case holes:
+		log.Info("sftp upload closed with gaps; it stays resumable")
+		return errHoles(stored)
+	}
+	if _, err := h.up.Finish(h.ctx); err != nil {
+		return h.sess.status("finish", h.name, err)
+	}
+	return nil
+}
+
+// readWriteHandle is a writeHandle opened with read access too, as
+// pkg/sftp's own client does on Create; reading back is refused.
+type readWriteHandle struct{ *writeHandle }
+
+func (readWriteHandle) ReadAt([]byte, int64) (int, error) { return 0, errWriteOnly }
