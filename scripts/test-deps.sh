@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 STATICCHECK_VERSION=v0.8.2
-DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3)
+# SFTP clients for the SFTP door's tests; chromium for the pages' browser tests.
+DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone putty-tools chromium)
 
 gobin="$(go env GOPATH)/bin"
 
