@@ -180,24 +180,20 @@ func (s *Store) abortAfter(ctx context.Context, key, id string) {
 	_ = s.AbortMultipart(ctx, key, id)
 }
 
-// Open opens the object under key for reading; reads stream from the
-// server and Seek starts a new ranged request.
+// Open opens the object under key for reading. The GET is sent here, so a
+// missing object fails at once and the reads stream from that response;
+// Seek only moves the position, and a read away from the stream's position
+// starts a ranged GET pinned to the same version (If-Match), so an object
+// replaced meanwhile is an error rather than a mix of two versions.
 func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	obj, err := s.client.GetObject(ctx, s.bucket, s.name(key), minio.GetObjectOptions{})
+	body, oi, _, err := s.core.GetObject(ctx, s.bucket, s.name(key), minio.GetObjectOptions{})
 	if err != nil {
 		return nil, s.err("open", key, err)
 	}
-	// GetObject sends nothing until asked; Stat makes the first request,
-	// so a missing object fails here and not on the first Read.
-	oi, err := obj.Stat()
-	if err != nil {
-		_ = obj.Close()
-		return nil, s.err("open", key, err)
-	}
-	return &object{Object: obj, info: s.info(oi)}, nil
+	return &object{s: s, ctx: ctx, key: key, info: s.info(oi), body: body}, nil
 }
 
 // Stat describes the object under key.
@@ -327,10 +323,75 @@ func possiblePrefix(prefix string) bool {
 
 // object is an open S3 object.
 type object struct {
-	*minio.Object
+	s    *Store
+	ctx  context.Context
+	key  string
 	info storage.Info
+	// body streams the object from bodyPos; pos is where the reader is.
+	body    io.ReadCloser
+	bodyPos int64
+	pos     int64
 }
 
-// Info describes the object as it was when opened. (minio.Object.Stat
-// reports the bytes left to read, not the object's size.)
+// Info describes the object as it was when opened.
 func (o *object) Info() storage.Info { return o.info }
+
+func (o *object) Read(p []byte) (int, error) {
+	if o.pos >= o.info.Size {
+		return 0, io.EOF
+	}
+	if o.body == nil || o.bodyPos != o.pos {
+		if o.body != nil {
+			_ = o.body.Close()
+			o.body = nil
+		}
+		opts := minio.GetObjectOptions{}
+		// SetRange(0, 0) would ask for byte 0 alone: from 0, ask for all.
+		if o.pos > 0 {
+			if err := opts.SetRange(o.pos, 0); err != nil {
+				return 0, err
+			}
+		}
+		if err := opts.SetMatchETag(o.info.ETag); err != nil {
+			return 0, err
+		}
+		body, _, _, err := o.s.core.GetObject(o.ctx, o.s.bucket, o.s.name(o.key), opts)
+		if err != nil {
+			return 0, o.s.err("read", o.key, err)
+		}
+		o.body, o.bodyPos = body, o.pos
+	}
+	n, err := o.body.Read(p)
+	o.pos += int64(n)
+	o.bodyPos += int64(n)
+	if err == io.EOF && o.pos < o.info.Size {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (o *object) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += o.pos
+	case io.SeekEnd:
+		offset += o.info.Size
+	default:
+		return o.pos, errors.New("s3store: bad whence")
+	}
+	if offset < 0 {
+		return o.pos, errors.New("s3store: seek before the start")
+	}
+	o.pos = offset
+	return offset, nil
+}
+
+func (o *object) Close() error {
+	if o.body == nil {
+		return nil
+	}
+	err := o.body.Close()
+	o.body = nil
+	return err
+}

@@ -5,6 +5,7 @@ package storagetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,7 @@ var contract = []contractTest{
 	{"a zero-length object can be stored and read", testZeroLength},
 	{"keys with punctuation round-trip", testPunctuatedKeys},
 	{"Put replaces an existing object", testOverwrite},
+	{"an object replaced after Open reads as the version opened", testReplacedAfterOpen},
 	{"a short reader fails the write and stores nothing", testShortReader},
 	{"PutIfAbsent refuses an existing key with ErrExists and keeps the first object", testPutIfAbsent},
 	{"of racing PutIfAbsent callers exactly one wins", testPutIfAbsentRace},
@@ -504,4 +506,26 @@ func randomBytes(seed byte, n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.NewChaCha8(s).Read(b)
 	return b
+}
+
+// Another instance may rewrite a small record between Open and the first
+// Read; the reader must see the version it opened, not fail.
+func testReplacedAfterOpen(t *testing.T, newStore func(t *testing.T) storage.Store) {
+	s := newStore(t)
+	ctx := context.Background()
+	old := bytes.Repeat([]byte("old "), 256)
+	put(t, s, "records/r.json", old)
+	obj, err := s.Open(ctx, "records/r.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	put(t, s, "records/r.json", bytes.Repeat([]byte("new "), 300))
+	got, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatalf("reading an object replaced after Open: %v", err)
+	}
+	if !bytes.Equal(got, old) {
+		t.Fatalf("read %d bytes, not the %d opened", len(got), len(old))
+	}
 }
