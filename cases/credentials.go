@@ -112,3 +112,13 @@ func (c *Catalog) Revoked(ctx context.Context, caseID, id string) (bool, error) 
 	}
 	return rec.RevokedBefore != nil && cred.RecordedAt.Before(*rec.RevokedBefore), nil
 }
+
+// MayIssue says whether a credential of role (customer or staff) may be
+// issued for the case: customers only while it is open; staff also while
+// it is closed, to download until the purge.
+func MayIssue(c Case, role string) error {
+	if c.State != StateOpen && role != "staff" {
+		return ErrCaseClosed
+	}
+	return nil
+}

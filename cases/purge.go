@@ -279,3 +279,20 @@ func (p *Purger) deleteWithRetry(ctx context.Context, key string) error {
 	}
 	return fmt.Errorf("delete %s: %w", key, err)
 }
+
+// Run purges what is due every interval until ctx ends (the loop of
+// `casedrop serve`; several instances may run it on one bucket).
+func (p *Purger) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := p.PurgeDue(ctx, p.Catalog.now(), false); err != nil && ctx.Err() == nil {
+			p.log().ErrorContext(ctx, "purge pass failed; next pass retries", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

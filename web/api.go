@@ -1,8 +1,6 @@
 package web
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,17 +124,14 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// Staff may still download from a closed case until its purge.
-	if c.State != cases.StateOpen && role != auth.RoleStaff {
-		return cases.ErrCaseClosed
+	if err := cases.MayIssue(c, string(role)); err != nil {
+		return err
 	}
-	id := newCredentialID()
-	token, claims, err := s.Issuer.Issue(auth.Claims{
-		Case: caseID, CredentialID: id, Username: caseID + "-" + id[:6], Role: role,
-	}, time.Duration(req.TTLHours)*time.Hour)
+	token, claims, err := s.Issuer.Issue(auth.NewCredential(caseID, role), time.Duration(req.TTLHours)*time.Hour)
 	if err != nil {
 		return err
 	}
+	id := claims.CredentialID
 	if err := s.Catalog.AddCredential(r.Context(), cases.Credential{
 		ID: id, Case: caseID, Username: claims.Username, Role: string(role),
 		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
@@ -159,14 +154,6 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 		SFTPHost:  s.SFTPHost, SFTPPort: s.SFTPPort,
 	})
 	return nil
-}
-
-func newCredentialID() string {
-	b := make([]byte, 10)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
 func decodeOptionalJSON(r *http.Request, v any) error {

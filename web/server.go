@@ -35,6 +35,8 @@ type Config struct {
 	// ManifestSigner signs the cases' SHA256SUMS; without one, the
 	// manifests are served unsigned (SHA256SUMS.sig answers 503).
 	ManifestSigner ManifestSigner
+	// Purger runs purges on request (POST /api/v1/purge); may be nil.
+	Purger *cases.Purger
 	// Ready reports whether the object store can be reached.
 	Ready  func(ctx context.Context) error
 	Now    func() time.Time
@@ -76,6 +78,8 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/v1/cases/{case}/credentials", admin(s.listCredentials))
 	mux.Handle("DELETE /api/v1/credentials/{id}", admin(s.revokeCredential))
 	mux.Handle("GET /api/v1/cases/{case}/audit", admin(s.auditTrail))
+	mux.Handle("GET /api/v1/cases", admin(s.listCases))
+	mux.Handle("POST /api/v1/purge", admin(s.purge))
 
 	member := s.requireCaseAccess
 	mux.Handle("GET /api/v1/cases/{case}/files", member(s.listFiles))

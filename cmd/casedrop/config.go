@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // config is every setting of `casedrop serve`; each comes from a flag, else
@@ -28,6 +29,12 @@ type config struct {
 	PartSizeMiB int
 	LogLevel    string
 	AdminToken  string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
+
+	WebhookURL    string
+	WebhookSecret string // only from CASEDROP_WEBHOOK_SECRET, like the admin token
+	PurgeInterval string
+	purgeEvery    time.Duration
+	Instance      string
 }
 
 // setting describes one config entry, for flags, env and the README table.
@@ -57,6 +64,9 @@ func (c *config) settings() []setting {
 		{flag: "s3-insecure", env: "CASEDROP_S3_INSECURE", def: "false", help: "plain HTTP to the S3 endpoint (local MinIO only)", boolean: &c.S3Insecure, data: true},
 		{flag: "part-size-mib", env: "CASEDROP_PART_SIZE_MIB", def: "16", help: "size of stored parts in MiB (min 5); memory per upload is about twice this", integer: &c.PartSizeMiB},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
+		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected and case.purged on (HMAC-SHA256 signed with CASEDROP_WEBHOOK_SECRET)", str: &c.WebhookURL},
+		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
+		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge claims (default host name and pid)", str: &c.Instance},
 	}
 }
 
@@ -70,6 +80,7 @@ func parseConfig(name string, args []string, getenv func(string) string) (*confi
 		return nil, usageErrorf("unexpected argument %q", rest[0])
 	}
 	c.AdminToken = getenv("CASEDROP_ADMIN_TOKEN")
+	c.WebhookSecret = getenv("CASEDROP_WEBHOOK_SECRET")
 	if err := c.complete(); err != nil {
 		return nil, usageError{err}
 	}
@@ -154,6 +165,18 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func (c *config) complete() error {
+	if c.WebhookURL != "" && c.WebhookSecret == "" {
+		return fmt.Errorf("--webhook-url needs CASEDROP_WEBHOOK_SECRET, the key its signatures are made with")
+	}
+	every, err := time.ParseDuration(c.PurgeInterval)
+	if err != nil || every < 0 {
+		return fmt.Errorf("--purge-interval: %q is not a duration like 1h or 15m", c.PurgeInterval)
+	}
+	c.purgeEvery = every
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}

@@ -51,11 +51,23 @@ usage:
                            each with its recorded SHA-256
   casedrop manifest-key [--server URL]
                            print the public key that checks SHA256SUMS signatures
+  casedrop case open|close|reopen|show CASE, casedrop case list
+                           manage cases
+  casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N]
+  casedrop credentials revoke ID, casedrop credentials list CASE
+                           issue, revoke and list credentials
+  casedrop purge [--dry-run] [--as-of RFC3339]
+                           purge closed cases whose 30 days are over
+  casedrop audit CASE [--since T] [--until T] [--type T,...] [--credential ID] [--file NAME]
+                           who did what with a case, from where, when
+                           (case, credentials, purge and audit work against a running
+                           server with --server URL or CASEDROP_SERVER, else directly
+                           on the data: --data-dir or the --s3-* settings; --json for scripts)
   casedrop version         print the version
   casedrop help            this text; "casedrop <command> -h" lists a command's flags
 
 exit status: 0 done, 1 failed or problems found (verify, a digest mismatch),
-2 a usage error
+2 a usage error, 3 the case or credential named does not exist
 `
 
 func main() {
@@ -73,6 +85,8 @@ func main() {
 		err = verify(os.Args[2:])
 	case "manifest-key":
 		err = manifestKey(os.Args[2:])
+	case "case", "credentials", "purge", "audit":
+		err = adminCommand(os.Args[1], os.Args[2:])
 	case "version", "--version", "-version":
 		fmt.Println("casedrop", version())
 	case "help", "-h", "--help":
@@ -89,6 +103,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "casedrop:", err)
 		if errors.As(err, new(usageError)) {
 			os.Exit(2)
+		}
+		if errors.Is(err, errNotFound) {
+			os.Exit(3)
 		}
 		os.Exit(1)
 	}

@@ -18,12 +18,14 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/manifest"
+	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/storage/s3store"
 	"github.com/casedrop/casedrop/upload"
 	"github.com/casedrop/casedrop/web"
+	"github.com/casedrop/casedrop/webhook"
 )
 
 // tokenIssuer is the iss and the audience check of every credential; fixed,
@@ -72,11 +74,15 @@ func serve(args []string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	store, where, err := openStore(ctx, cfg)
+	rawStore, where, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
+	store := metrics.Store(rawStore)
 	catalog := cases.New(store, now)
+	if cfg.WebhookURL != "" {
+		catalog.EnableOutbox()
+	}
 	keys, err := auth.LoadKeys(ctx, store, now)
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
@@ -106,7 +112,9 @@ func serve(args []string) error {
 	verifier := &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog}
 	limiter := auth.NewLimiter(10, time.Minute, now)
 	sftpHost, sftpPort := sftpEndpoint(cfg)
+	purger := &cases.Purger{Catalog: catalog, Uploads: ingest, Instance: cfg.Instance, Logger: log}
 	handler, err := web.New(web.Config{
+		Purger:         purger,
 		Catalog:        catalog,
 		Ingest:         ingest,
 		Issuer:         &auth.Issuer{Keys: keys, Issuer: tokenIssuer, Now: now},
@@ -144,6 +152,14 @@ func serve(args []string) error {
 	log.Info("casedrop serving", "version", version(), "https", ln.Addr().String(), "sftp", sftpLn.Addr().String(),
 		"public_url", cfg.PublicURL, "storage", where, "certificate", certPath, "data_dir", cfg.DataDir)
 
+	// The background loops end with ctx, at shutdown.
+	if cfg.purgeEvery > 0 {
+		go purger.Run(ctx, cfg.purgeEvery)
+	}
+	if cfg.WebhookURL != "" {
+		deliverer := webhook.New(webhook.Config{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), Outbox: catalog, Now: now, Logger: log})
+		go deliverer.Run(ctx, 2*time.Second)
+	}
 	served := make(chan error, 2)
 	go func() { served <- srv.ServeTLS(ln, "", "") }()
 	go func() { served <- sftpServer.Serve(sftpLn) }()

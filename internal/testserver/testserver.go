@@ -51,6 +51,9 @@ type Options struct {
 	DataDir string
 	// PartSizeMiB sets --part-size-mib; 0 keeps the server's default.
 	PartSizeMiB int
+	// Args and Env are more flags and KEY=value settings of `serve`.
+	Args []string
+	Env  []string
 }
 
 // Server is a running casedrop process.
@@ -157,7 +160,8 @@ func (s *Server) start() error {
 	if s.opts.PartSizeMiB > 0 {
 		args = append(args, "--part-size-mib", strconv.Itoa(s.opts.PartSizeMiB))
 	}
-	env := []string{"CASEDROP_ADMIN_TOKEN=" + s.AdminToken}
+	args = append(args, s.opts.Args...)
+	env := append([]string{"CASEDROP_ADMIN_TOKEN=" + s.AdminToken}, s.opts.Env...)
 	if s.opts.S3 != nil {
 		args = append(args, "--s3-endpoint", s.opts.S3.Endpoint, "--s3-bucket", s.opts.Bucket,
 			"--s3-access-key", s.opts.S3.AccessKey, "--s3-insecure")

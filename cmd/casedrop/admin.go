@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/casedrop/casedrop/auth"
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/upload"
+)
+
+// errNotFound: the case or credential named does not exist (exit status 3).
+var errNotFound = errors.New("not found")
+
+// caseInfo is a case as `casedrop case` shows it (the API's JSON).
+type caseInfo struct {
+	cases.Case
+	FileCount int   `json:"file_count"`
+	Bytes     int64 `json:"bytes"`
+}
+
+// issued is a credential just issued (the API's JSON).
+type issued struct {
+	ID        string    `json:"id"`
+	Case      string    `json:"case"`
+	Role      string    `json:"role"`
+	Username  string    `json:"username"`
+	Password  string    `json:"password"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UploadURL string    `json:"upload_url,omitempty"`
+	SFTPHost  string    `json:"sftp_host,omitempty"`
+	SFTPPort  int       `json:"sftp_port,omitempty"`
+}
+
+// admin is every admin action, done through a running server (remote) or
+// directly on the data (local): each command is written once, over this.
+type admin interface {
+	openCase(ctx context.Context, id string) (caseInfo, error)
+	closeCase(ctx context.Context, id string) (caseInfo, error)
+	reopenCase(ctx context.Context, id string) (caseInfo, error)
+	showCase(ctx context.Context, id string) (caseInfo, error)
+	listCases(ctx context.Context) ([]cases.Case, error)
+	issue(ctx context.Context, caseID, role string, ttlHours int) (issued, error)
+	revoke(ctx context.Context, id string) (cases.Credential, error)
+	credentials(ctx context.Context, caseID string) ([]cases.Credential, error)
+	purge(ctx context.Context, asOf time.Time, dry bool) ([]cases.PurgeReport, error)
+	audit(ctx context.Context, caseID string, f cases.AuditFilter) ([]cases.Event, error)
+}
+
+// adminFlags are the flags every admin command takes.
+type adminFlags struct {
+	client clientFlags
+	json   bool
+}
+
+// connect parses the admin command's flags and picks its backend: the
+// server named by --server or CASEDROP_SERVER, else the data directly.
+func connect(ctx context.Context, name string, args []string, getenv func(string) string, add func(*flag.FlagSet)) (admin, *adminFlags, []string, error) {
+	af := &adminFlags{}
+	serverSet := getenv("CASEDROP_SERVER") != ""
+	cfg, rest, err := parseCommand(name, args, getenv, dataSettings, func(fs *flag.FlagSet) {
+		af.client.register(fs, getenv)
+		fs.BoolVar(&af.json, "json", false, "print JSON, for scripts")
+		if add != nil {
+			add(fs)
+		}
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, a := range args {
+		if a == "--server" || a == "-server" || len(a) > 9 && (a[:9] == "--server=" || a[:8] == "-server=") {
+			serverSet = true
+		}
+	}
+	if serverSet {
+		c, err := af.client.newClient(cfg.DataDir, getenv, true)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return remote{c}, af, rest, nil
+	}
+	if err := cfg.completeData(); err != nil {
+		return nil, nil, nil, usageError{err}
+	}
+	store, _, err := openDataStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	catalog := cases.New(store, time.Now)
+	keys, err := auth.LoadKeys(ctx, store, time.Now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ingest := upload.New(upload.Config{Store: store, Catalog: catalog, Now: time.Now})
+	return &local{
+		catalog: catalog,
+		issuer:  &auth.Issuer{Keys: keys, Issuer: tokenIssuer, Now: time.Now},
+		purger:  &cases.Purger{Catalog: catalog, Uploads: ingest, Instance: "cli"},
+	}, af, rest, nil
+}
+
+// remote does the admin actions through a running server's API.
+type remote struct{ c *apiClient }
+
+// send calls the API with an optional JSON body and decodes the answer.
+func (r remote) send(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error, Code string }
+		msg := resp.Status
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			msg = e.Error + " (" + resp.Status + ")"
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("%s %s: %w: %s", method, path, errNotFound, msg)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, msg)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func (r remote) openCase(ctx context.Context, id string) (c caseInfo, err error) {
+	return c, r.send(ctx, http.MethodPut, casePath(id), nil, &c)
+}
+
+func (r remote) closeCase(ctx context.Context, id string) (c caseInfo, err error) {
+	return c, r.send(ctx, http.MethodPost, casePath(id, "close"), nil, &c)
+}
+
+func (r remote) reopenCase(ctx context.Context, id string) (c caseInfo, err error) {
+	return c, r.send(ctx, http.MethodPost, casePath(id, "reopen"), nil, &c)
+}
+
+func (r remote) showCase(ctx context.Context, id string) (c caseInfo, err error) {
+	return c, r.send(ctx, http.MethodGet, casePath(id), nil, &c)
+}
+
+func (r remote) listCases(ctx context.Context) ([]cases.Case, error) {
+	var out struct{ Cases []cases.Case }
+	return out.Cases, r.send(ctx, http.MethodGet, "/api/v1/cases", nil, &out)
+}
+
+func (r remote) issue(ctx context.Context, caseID, role string, ttlHours int) (i issued, err error) {
+	in := map[string]any{"role": role, "ttl_hours": ttlHours}
+	return i, r.send(ctx, http.MethodPost, casePath(caseID, "credentials"), in, &i)
+}
+
+func (r remote) revoke(ctx context.Context, id string) (c cases.Credential, err error) {
+	return c, r.send(ctx, http.MethodDelete, "/api/v1/credentials/"+url.PathEscape(id), nil, &c)
+}
+
+func (r remote) credentials(ctx context.Context, caseID string) ([]cases.Credential, error) {
+	var out struct{ Credentials []cases.Credential }
+	return out.Credentials, r.send(ctx, http.MethodGet, casePath(caseID, "credentials"), nil, &out)
+}
+
+func (r remote) purge(ctx context.Context, asOf time.Time, dry bool) ([]cases.PurgeReport, error) {
+	q := url.Values{"as_of": {asOf.UTC().Format(time.RFC3339)}, "dry_run": {strconv.FormatBool(dry)}}
+	var out struct{ Purged []cases.PurgeReport }
+	return out.Purged, r.send(ctx, http.MethodPost, "/api/v1/purge?"+q.Encode(), nil, &out)
+}
+
+func (r remote) audit(ctx context.Context, caseID string, f cases.AuditFilter) ([]cases.Event, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"credential": f.CredentialID, "file": f.File} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.Format(time.RFC3339))
+	}
+	if len(f.Types) > 0 {
+		q.Set("type", joinComma(f.Types))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out struct{ Events []cases.Event }
+	return out.Events, r.send(ctx, http.MethodGet, casePath(caseID, "audit")+"?"+q.Encode(), nil, &out)
+}
+
+func joinComma(xs []string) string {
+	out := ""
+	for i, x := range xs {
+		if i > 0 {
+			out += ","
+		}
+		out += x
+	}
+	return out
+}
+
+// local does the admin actions directly on the data, as the operator.
+type local struct {
+	catalog *cases.Catalog
+	issuer  *auth.Issuer
+	purger  *cases.Purger
+}
+
+var cliActor = cases.Actor{Role: "admin", Door: "cli"}
+
+func (l *local) record(ctx context.Context, typ, caseID, detail string) {
+	_ = l.catalog.Audit(ctx, cases.Event{Type: typ, Case: caseID, Actor: cliActor, Detail: detail})
+}
+
+func notFound(err error) error {
+	if errors.Is(err, cases.ErrNotFound) {
+		return fmt.Errorf("%w: %v", errNotFound, err)
+	}
+	return err
+}
+
+func (l *local) info(ctx context.Context, c cases.Case, err error) (caseInfo, error) {
+	if err != nil {
+		return caseInfo{}, notFound(err)
+	}
+	files, err := l.catalog.Files(ctx, c.ID)
+	info := caseInfo{Case: c}
+	for _, f := range files {
+		if f.State == cases.FileComplete {
+			info.FileCount++
+			info.Bytes += f.Size
+		}
+	}
+	return info, err
+}
+
+func (l *local) openCase(ctx context.Context, id string) (caseInfo, error) {
+	c, created, err := l.catalog.Open(ctx, id)
+	if err == nil && created {
+		l.record(ctx, cases.EventCaseOpened, id, "")
+	}
+	return l.info(ctx, c, err)
+}
+
+func (l *local) closeCase(ctx context.Context, id string) (caseInfo, error) {
+	c, err := l.catalog.Close(ctx, id)
+	if err == nil {
+		l.record(ctx, cases.EventCaseClosed, id, "")
+	}
+	return l.info(ctx, c, err)
+}
+
+func (l *local) reopenCase(ctx context.Context, id string) (caseInfo, error) {
+	c, err := l.catalog.Reopen(ctx, id)
+	if err == nil {
+		l.record(ctx, cases.EventCaseReopened, id, "")
+	}
+	return l.info(ctx, c, err)
+}
+
+func (l *local) showCase(ctx context.Context, id string) (caseInfo, error) {
+	c, err := l.catalog.Get(ctx, id)
+	return l.info(ctx, c, err)
+}
+
+func (l *local) listCases(ctx context.Context) ([]cases.Case, error) { return l.catalog.Cases(ctx) }
+
+func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int) (issued, error) {
+	r, err := auth.ParseRole(role)
+	if err != nil {
+		return issued{}, usageErrorf("--role: %v", err)
+	}
+	c, err := l.catalog.Get(ctx, caseID)
+	if err != nil {
+		return issued{}, notFound(err)
+	}
+	if err := cases.MayIssue(c, string(r)); err != nil {
+		return issued{}, err
+	}
+	token, claims, err := l.issuer.Issue(auth.NewCredential(caseID, r), time.Duration(ttlHours)*time.Hour)
+	if err != nil {
+		return issued{}, err
+	}
+	id := claims.CredentialID
+	err = l.catalog.AddCredential(ctx, cases.Credential{ID: id, Case: caseID, Username: claims.Username, Role: string(r),
+		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt})
+	l.record(ctx, cases.EventCredentialIssued, caseID, "credential "+id)
+	return issued{ID: id, Case: caseID, Role: string(r), Username: claims.Username, Password: token, Token: token, ExpiresAt: claims.ExpiresAt}, err
+}
+
+func (l *local) revoke(ctx context.Context, id string) (cases.Credential, error) {
+	c, err := l.catalog.Revoke(ctx, id)
+	if err == nil {
+		l.record(ctx, cases.EventCredentialRevoked, c.Case, "credential "+id)
+	}
+	return c, notFound(err)
+}
+
+func (l *local) credentials(ctx context.Context, caseID string) ([]cases.Credential, error) {
+	if _, err := l.catalog.Get(ctx, caseID); err != nil {
+		return nil, notFound(err)
+	}
+	return l.catalog.Credentials(ctx, caseID)
+}
+
+func (l *local) purge(ctx context.Context, asOf time.Time, dry bool) ([]cases.PurgeReport, error) {
+	return l.purger.PurgeDue(ctx, asOf, dry)
+}
+
+func (l *local) audit(ctx context.Context, caseID string, f cases.AuditFilter) ([]cases.Event, error) {
+	if err := cases.ValidCaseID(caseID); err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return l.catalog.AuditTrail(ctx, caseID, f)
+}

@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/casedrop/casedrop/internal/testserver"
+	"github.com/casedrop/casedrop/webhook"
+)
+
+// caseSystem is the CRM's webhook receiver, on loopback.
+type caseSystem struct {
+	mu      sync.Mutex
+	events  []webhook.Payload
+	badSig  int
+	arrived chan struct{} // a value per delivery
+}
+
+func (c *caseSystem) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !hmac.Equal([]byte(r.Header.Get(webhook.SignatureHeader)), []byte(webhook.Sign([]byte("crm-secret"), body))) {
+		c.badSig++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var p webhook.Payload
+	_ = json.Unmarshal(body, &p)
+	c.events = append(c.events, p)
+	select {
+	case c.arrived <- struct{}{}:
+	default:
+	}
+}
+
+func (c *caseSystem) waitFor(t *testing.T, typ, file string) webhook.Payload {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		c.mu.Lock()
+		for _, e := range c.events {
+			if e.Type == typ && e.File != nil && e.File.Name == file {
+				c.mu.Unlock()
+				return e
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.arrived:
+		case <-deadline:
+			t.Fatalf("the case system never heard %s of %s", typ, file)
+		}
+	}
+}
+
+func TestACaseLifeThroughTheCLIClosesBothDoorsAndTellsTheCaseSystem(t *testing.T) {
+	crm := &caseSystem{arrived: make(chan struct{}, 1)}
+	hook := httptest.NewServer(crm)
+	t.Cleanup(hook.Close)
+	srv := testserver.Start(t, testserver.Options{
+		Args: []string{"--webhook-url", hook.URL},
+		Env:  []string{"CASEDROP_WEBHOOK_SECRET=crm-secret"},
+	})
+	cli := func(want int, args ...string) string {
+		t.Helper()
+		cmd := srv.CLI(t.Context(), args...)
+		cmd.Env = append(cmd.Env, "CASEDROP_SERVER="+srv.URL, "CASEDROP_ADMIN_TOKEN="+srv.AdminToken, "CASEDROP_DATA_DIR="+srv.DataDir)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != want {
+			t.Fatalf("casedrop %s: exit %d (%v), want %d\n%s%s", strings.Join(args, " "), code, err, want, out.String(), errOut.String())
+		}
+		return out.String()
+	}
+
+	cli(0, "case", "open", "CRM-42")
+	var cred testserver.Credential
+	if err := json.Unmarshal([]byte(cli(0, "credentials", "issue", "CRM-42", "--json")), &cred); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(strings.Repeat("log line\n", 1000))
+	url := srv.Create(t, cred.Token, "app.log", int64(len(data)), "")
+	if _, _, err := srv.Patch(t.Context(), cred.Token, url, 0, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("the case system hears the file landed, with its digest", func(t *testing.T) {
+		ev := crm.waitFor(t, "file.completed", "app.log")
+		if ev.Case != "CRM-42" || ev.File.Size != int64(len(data)) || ev.File.SHA256 != fileNamed(t, srv.Files(t, "CRM-42"), "app.log").SHA256 {
+			t.Fatalf("event %+v", ev)
+		}
+	})
+
+	cli(0, "case", "close", "CRM-42")
+	t.Run("after the close the credential is refused on tus, the API and SFTP", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/files/", nil)
+		req.Header.Set("Authorization", "Bearer "+cred.Token)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Upload-Length", "1")
+		req.Header.Set("Upload-Metadata", "filename eA==")
+		resp, err := srv.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("tus after close: %d", resp.StatusCode)
+		}
+		req, _ = http.NewRequest(http.MethodGet, srv.URL+"/api/v1/cases/CRM-42/files", nil)
+		req.Header.Set("Authorization", "Bearer "+cred.Token)
+		if resp, err = srv.Client.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("case API after close: %d", resp.StatusCode)
+		}
+		_, err = ssh.Dial("tcp", srv.SFTPAddr(), &ssh.ClientConfig{
+			User: cred.Username, Auth: []ssh.AuthMethod{ssh.Password(cred.Token)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
+		})
+		if err == nil {
+			t.Error("SFTP login after close succeeded")
+		}
+	})
+	t.Run("staff can still download until the purge", func(t *testing.T) {
+		body, _ := srv.Download(t, "CRM-42", "app.log")
+		if !bytes.Equal(body, data) {
+			t.Fatal("download after close differs")
+		}
+		if out := cli(0, "case", "show", "CRM-42"); !strings.Contains(out, "closed") || !strings.Contains(out, "purge at") {
+			t.Fatalf("case show: %s", out)
+		}
+	})
+	t.Run("the audit trail answers who uploaded and who was refused", func(t *testing.T) {
+		out := cli(0, "audit", "CRM-42", "--json")
+		for _, want := range []string{`"upload.finished"`, `"case.closed"`, `"login.failed"`, cred.ID} {
+			if !strings.Contains(out, want) {
+				t.Errorf("audit lacks %s", want)
+			}
+		}
+		if strings.Contains(out, cred.Token) {
+			t.Error("a token is in the audit trail")
+		}
+	})
+	t.Run("the CLI's exit codes tell scripts what happened", func(t *testing.T) {
+		cli(3, "case", "show", "NO-SUCH-CASE")
+		cli(2, "case", "frobnicate", "X")
+		cli(2, "purge", "--as-of", "2999-01-01T00:00:00Z")
+		if out := cli(0, "purge", "--dry-run"); !strings.Contains(out, "nothing due") {
+			t.Fatalf("purge --dry-run today: %s", out)
+		}
+	})
+}
