@@ -140,3 +140,21 @@ func (i instrumented) Ping(ctx context.Context) (err error) {
 	defer func(t time.Time) { observe("ping", t, err) }(time.Now())
 	return i.s.Ping(ctx)
 }
+
+// SetDigest passes storage.Digester through; without it, it keeps nothing.
+func (i instrumented) SetDigest(ctx context.Context, key, sha256hex string) (err error) {
+	d, ok := i.s.(storage.Digester)
+	if !ok {
+		return nil
+	}
+	defer func(t time.Time) { observe("set_digest", t, err) }(time.Now())
+	return d.SetDigest(ctx, key, sha256hex)
+}
+
+// Digest passes storage.Digester through; without it, there is none.
+func (i instrumented) Digest(ctx context.Context, key string) (string, error) {
+	if d, ok := i.s.(storage.Digester); ok {
+		return d.Digest(ctx, key)
+	}
+	return "", nil
+}

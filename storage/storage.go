@@ -94,6 +94,15 @@ type Store interface {
 	ListMultiparts(ctx context.Context, prefix string) ([]Multipart, error)
 }
 
+// Digester is an optional capability of a store: it keeps a file's SHA-256
+// on the stored object itself (S3 object tagging), so that the store's own
+// tools can tell what the bytes should hash to without casedrop's catalog.
+type Digester interface {
+	SetDigest(ctx context.Context, key, sha256hex string) error
+	// Digest returns what SetDigest kept, or "" when nothing was.
+	Digest(ctx context.Context, key string) (string, error)
+}
+
 // ValidKey reports whether key is a well-formed object key: slash-separated
 // segments, each non-empty, not "." or "..", of printable ASCII without
 // backslash; at most 900 bytes. Both implementations refuse other keys with

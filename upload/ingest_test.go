@@ -146,6 +146,13 @@ func TestUploadIsResumedAcrossRestartsWithTheRightDigest(t *testing.T) {
 		if file.State != cases.FileComplete || file.SHA256 != sha(data) || file.Size != int64(len(data)) {
 			t.Fatalf("catalog entry %+v, want complete with sha256 %s", file, sha(data))
 		}
+		if d, ok := newStore().(storage.Digester); ok {
+			// The store keeps the digest on the object itself (S3 tagging).
+			got, err := d.Digest(ctx, "cases/case-1/objects/"+id)
+			if err != nil || got != sha(data) {
+				t.Fatalf("the stored object carries digest %q (%v), want %s", got, err, sha(data))
+			}
+		}
 		if !bytes.Equal(readFile(t, f, "core.gz"), data) {
 			t.Fatal("stored bytes differ from the uploaded ones")
 		}

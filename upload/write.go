@@ -363,6 +363,9 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 		f.State, f.Reason = cases.FileRejected, mismatch.Error()
 		u.in.abort(ctx, s)
 	}
+	if mismatch == nil {
+		u.in.tagDigest(ctx, s, digest)
+	}
 	if err := u.in.catalog.UpdateFile(ctx, s.Case, f); err != nil {
 		return f, err
 	}
@@ -380,6 +383,19 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 	u.in.audit(ctx, s, cases.EventUploadFinished, s.Size, digest)
 	metrics.UploadsFinished.WithLabelValues(s.Via, "complete").Inc()
 	return f, nil
+}
+
+// tagDigest keeps the digest on the stored object too, where the store can
+// (storage.Digester): a store-side record that survives without the
+// catalog. It is a convenience: a failure is logged, not fatal.
+func (in *Ingest) tagDigest(ctx context.Context, s *state, digest string) {
+	d, ok := in.store.(storage.Digester)
+	if !ok {
+		return
+	}
+	if err := d.SetDigest(ctx, objectKey(s.Case, s.ID), digest); err != nil {
+		in.log.WarnContext(ctx, "could not tag the stored object with its digest", "case", s.Case, "file", s.Name, "err", err)
+	}
 }
 
 // IsClientError reports whether err is the client's fault (bad input)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/tags"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/casedrop/casedrop/storage"
@@ -394,4 +395,33 @@ func (o *object) Close() error {
 	err := o.body.Close()
 	o.body = nil
 	return err
+}
+
+// SetDigest tags the object with its SHA-256 ("sha256" object tag): one
+// request, no copy of the data (S3 metadata could only be replaced by
+// copying the whole object).
+func (s *Store) SetDigest(ctx context.Context, key, sha256hex string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	t, err := tags.NewTags(map[string]string{"sha256": sha256hex}, true)
+	if err != nil {
+		return err
+	}
+	if err := s.client.PutObjectTagging(ctx, s.bucket, s.name(key), t, minio.PutObjectTaggingOptions{}); err != nil {
+		return s.err("tag", key, err)
+	}
+	return nil
+}
+
+// Digest returns the object's "sha256" tag, or "" if it has none.
+func (s *Store) Digest(ctx context.Context, key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	t, err := s.client.GetObjectTagging(ctx, s.bucket, s.name(key), minio.GetObjectTaggingOptions{})
+	if err != nil {
+		return "", s.err("tags", key, err)
+	}
+	return t.ToMap()["sha256"], nil
 }
