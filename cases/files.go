@@ -196,3 +196,26 @@ func (c *Catalog) RenameFile(ctx context.Context, caseID, from, to string) (File
 	}
 	return f, c.store.Delete(ctx, fileKey(caseID, from))
 }
+
+// Summary is a case with the number and total size of its complete files.
+type Summary struct {
+	Case
+	FileCount int   `json:"file_count"`
+	Bytes     int64 `json:"bytes"`
+}
+
+// Summarize counts the complete files of rec's case.
+func (c *Catalog) Summarize(ctx context.Context, rec Case) (Summary, error) {
+	files, err := c.Files(ctx, rec.ID)
+	if err != nil {
+		return Summary{}, err
+	}
+	s := Summary{Case: rec}
+	for _, f := range files {
+		if f.State == FileComplete {
+			s.FileCount++
+			s.Bytes += f.Size
+		}
+	}
+	return s, nil
+}

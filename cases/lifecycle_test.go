@@ -13,41 +13,16 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/backends"
 	"github.com/casedrop/casedrop/internal/miniotest"
 	"github.com/casedrop/casedrop/storage"
-	"github.com/casedrop/casedrop/storage/diskstore"
-	"github.com/casedrop/casedrop/storage/s3store"
 	"github.com/casedrop/casedrop/upload"
 )
 
 func TestMain(m *testing.M) { miniotest.Main(m) }
 
-// stores runs fn on local disk and on a real MinIO; newStore returns a new
-// Store value over the same data each time (as another instance would).
-func stores(t *testing.T, fn func(t *testing.T, newStore func() storage.Store)) {
-	t.Run("on local disk", func(t *testing.T) {
-		root := t.TempDir()
-		fn(t, func() storage.Store {
-			s, err := diskstore.New(root)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
-	})
-	t.Run("on MinIO", func(t *testing.T) {
-		srv := miniotest.Shared(t)
-		bucket := srv.NewBucket(t)
-		fn(t, func() storage.Store {
-			s, err := s3store.New(context.Background(), s3store.Config{Endpoint: srv.Endpoint, Bucket: bucket,
-				AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Insecure: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
-	})
-}
+// stores runs fn on local disk and on a real MinIO.
+var stores = backends.Each
 
 // instance is one casedrop process's view of the shared store.
 type instance struct {

@@ -12,41 +12,17 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
+	backendpkg "github.com/casedrop/casedrop/internal/backends"
 	"github.com/casedrop/casedrop/internal/miniotest"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
-	"github.com/casedrop/casedrop/storage/s3store"
 	"github.com/casedrop/casedrop/upload"
 )
 
 func TestMain(m *testing.M) { miniotest.Main(m) }
 
 // backends runs fn against local disk and a real MinIO.
-func backends(t *testing.T, fn func(t *testing.T, newStore func() storage.Store)) {
-	t.Run("on local disk", func(t *testing.T) {
-		root := t.TempDir()
-		fn(t, func() storage.Store {
-			s, err := diskstore.New(root)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
-	})
-	t.Run("on MinIO", func(t *testing.T) {
-		srv := miniotest.Shared(t)
-		bucket := srv.NewBucket(t)
-		fn(t, func() storage.Store {
-			s, err := s3store.New(context.Background(), s3store.Config{
-				Endpoint: srv.Endpoint, Bucket: bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Insecure: true,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
-	})
-}
+var backends = backendpkg.Each
 
 var clock = func() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
 

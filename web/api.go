@@ -13,27 +13,6 @@ import (
 	"github.com/casedrop/casedrop/cases"
 )
 
-type caseView struct {
-	cases.Case
-	FileCount int   `json:"file_count"`
-	Bytes     int64 `json:"bytes"`
-}
-
-func (s *server) caseView(r *http.Request, c cases.Case) (caseView, error) {
-	files, err := s.Catalog.Files(r.Context(), c.ID)
-	if err != nil {
-		return caseView{}, err
-	}
-	v := caseView{Case: c}
-	for _, f := range files {
-		if f.State == cases.FileComplete {
-			v.FileCount++
-			v.Bytes += f.Size
-		}
-	}
-	return v, nil
-}
-
 func (s *server) openCase(w http.ResponseWriter, r *http.Request) error {
 	c, created, err := s.Catalog.Open(r.Context(), r.PathValue("case"))
 	if err != nil {
@@ -45,7 +24,7 @@ func (s *server) openCase(w http.ResponseWriter, r *http.Request) error {
 		s.log.InfoContext(r.Context(), "case opened", "case", c.ID)
 		s.audit(r, cases.Event{Type: cases.EventCaseOpened, Case: c.ID})
 	}
-	v, err := s.caseView(r, c)
+	v, err := s.Catalog.Summarize(r.Context(), c)
 	if err != nil {
 		return err
 	}
@@ -58,7 +37,7 @@ func (s *server) showCase(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.caseView(r, c)
+	v, err := s.Catalog.Summarize(r.Context(), c)
 	if err != nil {
 		return err
 	}

@@ -22,11 +22,7 @@ import (
 var errNotFound = errors.New("not found")
 
 // caseInfo is a case as `casedrop case` shows it (the API's JSON).
-type caseInfo struct {
-	cases.Case
-	FileCount int   `json:"file_count"`
-	Bytes     int64 `json:"bytes"`
-}
+type caseInfo = cases.Summary
 
 // issued is a credential just issued (the API's JSON).
 type issued struct {
@@ -254,15 +250,7 @@ func (l *local) info(ctx context.Context, c cases.Case, err error) (caseInfo, er
 	if err != nil {
 		return caseInfo{}, notFound(err)
 	}
-	files, err := l.catalog.Files(ctx, c.ID)
-	info := caseInfo{Case: c}
-	for _, f := range files {
-		if f.State == cases.FileComplete {
-			info.FileCount++
-			info.Bytes += f.Size
-		}
-	}
-	return info, err
+	return l.catalog.Summarize(ctx, c)
 }
 
 func (l *local) openCase(ctx context.Context, id string) (caseInfo, error) {
