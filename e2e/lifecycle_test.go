@@ -164,3 +164,41 @@ func TestACaseLifeThroughTheCLIClosesBothDoorsAndTellsTheCaseSystem(t *testing.T
 		}
 	})
 }
+
+func TestAWebhookEventOutlivesARestartOfTheServer(t *testing.T) {
+	crm := &caseSystem{arrived: make(chan struct{}, 1)}
+	var down sync.Mutex
+	refusing := true
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		down.Lock()
+		refuse := refusing
+		down.Unlock()
+		if refuse {
+			w.WriteHeader(http.StatusServiceUnavailable) // the case system is down
+			return
+		}
+		crm.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hook.Close)
+	srv := testserver.Start(t, testserver.Options{
+		Args: []string{"--webhook-url", hook.URL},
+		Env:  []string{"CASEDROP_WEBHOOK_SECRET=crm-secret"},
+	})
+	srv.OpenCase(t, "RESTART")
+	token := srv.Credential(t, "RESTART", "customer").Token
+	url := srv.Create(t, token, "core.txt", 4, "")
+	if _, _, err := srv.Patch(t.Context(), token, url, 0, strings.NewReader("core"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	down.Lock()
+	refusing = false
+	down.Unlock()
+	srv.Restart(t)
+	ev := crm.waitFor(t, "file.completed", "core.txt")
+	if ev.Case != "RESTART" || ev.File.Size != 4 {
+		t.Fatalf("event after the restart: %+v", ev)
+	}
+}
