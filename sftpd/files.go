@@ -271,7 +271,8 @@ func (s *session) setstat(ctx context.Context, r *sftp.Request) error {
 const renameWait = 5 * time.Second
 
 // rename renames one's own file or unfinished upload; a name in use is
-// never taken over.
+// never taken over. A .filepart closed whole is finished by its rename to
+// a name without ".filepart".
 func (s *session) rename(ctx context.Context, from, to string) error {
 	fromName, err := lookupName(from)
 	if err != nil {
@@ -310,6 +311,9 @@ func (s *session) rename(ctx context.Context, from, to string) error {
 	if fromName != toName {
 		s.audit(ctx, cases.Event{Type: cases.EventFileRenamed, File: toName, Size: f.Size, SHA256: f.SHA256, Detail: "renamed from " + fromName})
 	}
+	if f.State == cases.FileUploading && isFilepart(fromName) && !isFilepart(toName) {
+		return s.finishRenamed(ctx, f.Object, toName)
+	}
 	return nil
 }
 
@@ -346,5 +350,6 @@ func (s *session) remove(ctx context.Context, p string) error {
 	if up.Info().ID != f.Object {
 		return errBusy // replaced meanwhile; let the client look again
 	}
+	s.srv.whole.forget(f.Object)
 	return up.Terminate(ctx)
 }

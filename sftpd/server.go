@@ -3,7 +3,9 @@
 // token) and finds its case as the root of a flat file system. Uploads go
 // through the same resumable ingest as tus uploads (package upload): a
 // dropped upload stays listed with the size of its stored bytes, and the
-// client resumes it by writing from there.
+// client resumes it by writing from there. A handle's close finishes an
+// upload, except for WinSCP's "name.filepart", which its rename to "name"
+// finishes (filepart.go).
 package sftpd
 
 import (
@@ -93,6 +95,7 @@ type Server struct {
 	ssh    *ssh.ServerConfig
 	log    *slog.Logger
 	leases *leases
+	whole  *wholeParts // .filepart uploads closed whole, finished by a rename
 	// ctx is where storage work runs: it outlives requests and connections
 	// (what arrived is stored after a drop) and ends when Shutdown gives up.
 	ctx    context.Context
@@ -124,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		leases:    newLeases(),
+		whole:     newWholeParts(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 		perCred:   make(map[string]int),

@@ -95,6 +95,7 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 		return nil, err
 	}
 	if flags.Trunc {
+		s.srv.whole.forget(f.Object)
 		err := up.Terminate(ctx)
 		ls.release()
 		if err != nil {

@@ -217,53 +217,153 @@ func TestAnUploadClosedWithAGapStaysAPartial(t *testing.T) {
 	}
 }
 
-func TestWinSCPUploadToFilepartThenRenameKeepsTheDigest(t *testing.T) {
-	e := newEnv(t, diskStore(t))
-	cr := e.issue(t, "case-1", 0)
-	data := randomBytes(storage.MinPartSize+777, 5)
-	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+func TestWinSCPUploadToFilepartIsFinishedByItsRenameWithTheDigest(t *testing.T) {
+	backends(t, func(t *testing.T, store storage.Store) {
+		e := newEnv(t, store)
+		cr := e.issue(t, "case-1", 0)
+		data := randomBytes(storage.MinPartSize+777, 5)
+		mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-	// The first attempt dies half way; WinSCP resumes the .filepart from
-	// the size it lists.
-	c := e.partial(t, cr, "report.tgz.filepart", data[:100000])
-	fi, err := c.Stat("report.tgz.filepart")
+		// The first attempt dies half way; WinSCP resumes the .filepart from
+		// the size it lists.
+		c := e.partial(t, cr, "report.tgz.filepart", data[:100000])
+		fi, err := c.Stat("report.tgz.filepart")
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := fi.Size()
+		g, err := c.OpenFile("report.tgz.filepart", os.O_WRONLY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Seek(size, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.ReadFrom(bytes.NewReader(data[size:])); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Closed with every byte: still a partial, listed with its size,
+		// until the rename says the upload is done.
+		if got := e.catalogFile(t, "report.tgz.filepart"); got.State != cases.FileUploading {
+			t.Fatalf("after the close the .filepart is %+v, want still uploading", got)
+		}
+		if got := storedSize(t, c, "report.tgz.filepart"); got != int64(len(data)) {
+			t.Fatalf("stat of the closed .filepart says %d bytes, want %d", got, len(data))
+		}
+		if err := c.Chtimes("report.tgz.filepart", mtime, mtime); err != nil {
+			t.Fatalf("setstat of times: %v", err)
+		}
+		if err := c.Rename("report.tgz.filepart", "report.tgz"); err != nil {
+			t.Fatalf("rename: %v", err)
+		}
+		if got := e.catalogFile(t, "report.tgz"); got.SHA256 != sha(data) || got.State != cases.FileComplete || got.Size != int64(len(data)) {
+			t.Fatalf("after the rename: %+v, want complete with sha256 %s", got, sha(data))
+		}
+		if err := c.Chtimes("report.tgz", mtime, mtime); err != nil {
+			t.Fatalf("setstat of times after the rename: %v", err)
+		}
+		if err := c.Chmod("report.tgz", 0o600); err != nil {
+			t.Fatalf("setstat of permissions: %v", err)
+		}
+		if fi, err := c.Stat("report.tgz"); err != nil || fi.Size() != int64(len(data)) {
+			t.Fatalf("stat: %v, %v", fi, err)
+		}
+		if _, err := c.Stat("report.tgz.filepart"); !os.IsNotExist(err) {
+			t.Fatalf("stat of the .filepart after the rename: %v", err)
+		}
+		if !bytes.Equal(get(t, c, "report.tgz"), data) {
+			t.Fatal("downloaded bytes differ")
+		}
+	})
+}
+
+func TestAFilepartCancelledWithACleanCloseStaysResumable(t *testing.T) {
+	e := newEnv(t, diskStore(t))
+	c := e.login(t, e.issue(t, "case-1", 0))
+	data := randomBytes(300000, 13)
+
+	// WinSCP's cancel: the handle is closed cleanly half way.
+	f, err := c.OpenFile("trace.pcap.filepart", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	size := fi.Size()
-	g, err := c.OpenFile("report.tgz.filepart", os.O_WRONLY)
+	if _, err := f.Write(data[:120000]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close of a cancelled .filepart: %v", err)
+	}
+	if got := e.catalogFile(t, "trace.pcap.filepart"); got.State != cases.FileUploading {
+		t.Fatalf("the cancelled .filepart is %+v, want still uploading", got)
+	}
+	size := storedSize(t, c, "trace.pcap.filepart")
+	if size != 120000 {
+		t.Fatalf("the cancelled .filepart is listed with %d bytes, want 120000", size)
+	}
+	g, err := c.OpenFile("trace.pcap.filepart", os.O_WRONLY)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Seek(size, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.ReadFrom(bytes.NewReader(data[size:])); err != nil {
+	if _, err := g.WriteAt(data[size:], size); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Chtimes("report.tgz.filepart", mtime, mtime); err != nil {
-		t.Fatalf("setstat of times: %v", err)
+	if err := c.Rename("trace.pcap.filepart", "trace.pcap"); err != nil {
+		t.Fatal(err)
 	}
-	if err := c.Rename("report.tgz.filepart", "report.tgz"); err != nil {
-		t.Fatalf("rename: %v", err)
+	if got := e.catalogFile(t, "trace.pcap"); got.SHA256 != sha(data) || got.State != cases.FileComplete {
+		t.Fatalf("catalog entry %+v, want complete with sha256 %s", got, sha(data))
 	}
-	if err := c.Chtimes("report.tgz", mtime, mtime); err != nil {
-		t.Fatalf("setstat of times after the rename: %v", err)
+}
+
+func TestAFilepartRenamedAfterADroppedConnectionStaysAPartial(t *testing.T) {
+	e := newEnv(t, diskStore(t))
+	cr := e.issue(t, "case-1", 0)
+	data := randomBytes(200000, 14)
+	c := e.partial(t, cr, "db.tar.filepart", data[:70000])
+	if err := c.Rename("db.tar.filepart", "db.tar"); err != nil {
+		t.Fatal(err)
 	}
-	if err := c.Chmod("report.tgz", 0o600); err != nil {
-		t.Fatalf("setstat of permissions: %v", err)
+	if got := e.catalogFile(t, "db.tar"); got.State != cases.FileUploading {
+		t.Fatalf("a .filepart cut off half way was finished by its rename: %+v", got)
 	}
-	if fi, err := c.Stat("report.tgz"); err != nil || fi.Size() != int64(len(data)) {
-		t.Fatalf("stat: %v, %v", fi, err)
+	// A resume under the new name, closed, finishes it as any upload.
+	g, err := c.OpenFile("db.tar", os.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := c.Stat("report.tgz.filepart"); !os.IsNotExist(err) {
-		t.Fatalf("stat of the .filepart after the rename: %v", err)
+	if _, err := g.WriteAt(data[70000:], 70000); err != nil {
+		t.Fatal(err)
 	}
-	if got := e.catalogFile(t, "report.tgz"); got.SHA256 != sha(data) || got.State != cases.FileComplete {
-		t.Fatalf("catalog entry %+v, want sha256 %s", got, sha(data))
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.catalogFile(t, "db.tar"); got.SHA256 != sha(data) || got.State != cases.FileComplete {
+		t.Fatalf("catalog entry %+v, want complete with sha256 %s", got, sha(data))
+	}
+}
+
+func TestAFilepartRenamedToAnotherFilepartStaysWholeForItsFinalRename(t *testing.T) {
+	e := newEnv(t, diskStore(t))
+	c := e.login(t, e.issue(t, "case-1", 0))
+	data := randomBytes(150000, 15)
+	put(t, c, "a.filepart", data)
+	if err := c.Rename("a.filepart", "b.filepart"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.catalogFile(t, "b.filepart"); got.State != cases.FileUploading {
+		t.Fatalf("a rename between .filepart names finished the upload: %+v", got)
+	}
+	if err := c.PosixRename("b.filepart", "b.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.catalogFile(t, "b.bin"); got.SHA256 != sha(data) || got.State != cases.FileComplete {
+		t.Fatalf("catalog entry %+v, want complete with sha256 %s", got, sha(data))
 	}
 }
 

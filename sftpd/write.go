@@ -23,8 +23,10 @@ const maxAhead = 16 << 20
 // the pipe in file order, keeping writes that arrive early until the bytes
 // before them have come. What ends the upload is the handle's close: with
 // every byte in place the file is finished (upload.Finish, which gives it
-// the server's SHA-256); after a dropped connection (TransferError) or with
-// bytes missing it stays a partial that the client can resume.
+// the server's SHA-256), or, for a name ending in ".filepart", remembered
+// as whole for its rename to finish; after a dropped connection
+// (TransferError) or with bytes missing it stays a partial that the client
+// can resume.
 type writeHandle struct {
 	sess  *session
 	name  string
@@ -56,6 +58,8 @@ func (h *writeHandle) start(up *upload.Upload, ls *lease) {
 	h.up, h.lease, h.pw = up, ls, pw
 	h.next = up.Info().Offset
 	h.done = make(chan struct{})
+	// Written again: a close that was whole no longer says so.
+	h.sess.srv.whole.forget(up.Info().ID)
 	stopped := h.interrupted // another session took over while this one opened
 	h.mu.Unlock()
 	go func(offset int64) {
@@ -198,8 +202,9 @@ func (h *writeHandle) halt() {
 	}()
 }
 
-// Close ends the upload: finished when every byte is in place, otherwise
-// kept as a resumable partial.
+// Close ends the upload: finished when every byte is in place (a
+// .filepart is left for its rename to finish), otherwise kept as a
+// resumable partial.
 func (h *writeHandle) Close() error {
 	_ = h.pw.Close() // end of input: Write stores what it has
 	<-h.done
@@ -223,6 +228,12 @@ func (h *writeHandle) Close() error {
 	case holes:
 		log.Info("sftp upload closed with gaps; it stays resumable")
 		return errHoles(stored)
+	case isFilepart(h.name):
+		// WinSCP closes a cancelled upload cleanly too: only the rename
+		// to the real name says it is done.
+		h.sess.srv.whole.mark(h.up.Info().ID, stored)
+		log.Info("sftp .filepart closed; its rename to the real name finishes it")
+		return nil
 	}
 	if _, err := h.up.Finish(h.ctx); err != nil {
 		return h.sess.status("finish", h.name, err)
