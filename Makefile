@@ -11,14 +11,28 @@ GOFILES   := $(shell find . -name '*.go' -not -path './node_modules/*')
 # the built binary with real clients and multi-GB transfers, so it runs
 # without, and bench runs only with `make bench`.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /e2e -e /bench)
+# The pages' sources; their bundle lands in web/ui/dist, which the binary
+# embeds; dist/case.html stands for the whole bundle (each build rewrites it).
+UI_SRC    := $(shell find web/ui/src -type f 2>/dev/null) web/ui/build.mjs
+UI_BUNDLE := web/ui/dist/case.html
 
-.PHONY: all build run test test-deps lint unit e2e bench clean
+.PHONY: all build ui run test test-deps lint unit e2e bench clean
 
 all: build
 
-build: $(BIN)
+build: ui $(BIN)
 
-$(BIN): $(GOFILES) go.mod go.sum
+# ui bundles the pages with esbuild (npm ci first when node_modules does
+# not match the lock file).
+ui: $(UI_BUNDLE)
+
+$(UI_BUNDLE): $(UI_SRC) node_modules/.package-lock.json
+	npm run build
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+$(BIN): $(GOFILES) go.mod go.sum $(UI_BUNDLE)
 	$(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o $(BIN) ./cmd/casedrop
 
 run: build

@@ -185,6 +185,8 @@ type fileView struct {
 	StartedAt  time.Time  `json:"started_at"`
 	UploadedAt *time.Time `json:"uploaded_at,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	// Received is how many bytes are stored: the progress of an upload.
+	Received int64 `json:"received"`
 }
 
 func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
@@ -198,9 +200,14 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 	}
 	views := make([]fileView, len(files))
 	for i, f := range files {
+		received, err := s.Ingest.ListedSize(r.Context(), caseID, f)
+		if err != nil {
+			return err
+		}
 		views[i] = fileView{
 			Name: f.Name, Size: f.Size, SHA256: f.SHA256, State: string(f.State), Via: f.Via,
 			UploadedBy: f.UploadedBy, StartedAt: f.StartedAt, UploadedAt: f.UploadedAt, Reason: f.Reason,
+			Received: received,
 		}
 	}
 	s.audit(r, cases.Event{Type: cases.EventFilesListed, Case: caseID, Size: int64(len(views))})

@@ -1,12 +1,127 @@
 package web
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
 	"html/template"
+	"io/fs"
+	"mime"
 	"net/http"
+	"path"
+	"time"
 )
 
-// The upload and staff pages are a JavaScript bundle built with npm (see
-// the README). Until a binary carries it, these routes explain how to
+// The upload and staff pages are built from web/ui/src by npm and esbuild
+// (`make ui`, which `make build` runs) into web/ui/dist, embedded here. A
+// clean clone holds only dist/README: a binary built without the bundle
+// serves the placeholder below on the page routes, and the API, tus and
+// SFTP as usual.
+//
+//go:embed ui/dist
+var uiDist embed.FS
+
+// pagesCSP lets the pages load only their own scripts, worker, styles and
+// images, talk only to this server, and be framed by nobody.
+const pagesCSP = "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; connect-src 'self'; " +
+	"img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+
+// assetsCSP applies where an asset is a document of its own: the hashing
+// worker runs under its response's policy, and hash-wasm compiles
+// WebAssembly.
+const assetsCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+
+// bundle is the built front end: each page's HTML, and the scripts and
+// styles it loads, whose names carry a hash of their content.
+type bundle struct {
+	pages  map[string][]byte // by name: "case", "staff"
+	assets fs.FS
+}
+
+var ui = loadBundle(uiDist)
+
+// loadBundle reads the pages from dist (dist/case.html, dist/staff.html,
+// dist/assets/*); a page that is missing is served as the placeholder.
+func loadBundle(dist fs.FS) bundle {
+	b := bundle{pages: map[string][]byte{}}
+	b.assets, _ = fs.Sub(dist, "ui/dist/assets")
+	for _, name := range []string{"case", "staff"} {
+		if html, err := fs.ReadFile(dist, "ui/dist/"+name+".html"); err == nil {
+			b.pages[name] = html
+		}
+	}
+	return b
+}
+
+// pageData fills in what a page says to a browser without JavaScript: how
+// to reach the case with other clients.
+type pageData struct {
+	Base     string
+	SFTPHost string
+	SFTPPort int
+}
+
+// page serves one of the pages. The HTML is revalidated on every load
+// (no-cache with an ETag), and names the current assets, so a rebuilt
+// bundle replaces the old one at the next load.
+func (s *server) page(name string) http.HandlerFunc {
+	html, err := s.renderPage(name)
+	if err != nil {
+		s.log.Error("the built page cannot be served; serving the placeholder", "page", name, "err", err)
+	}
+	if html == nil {
+		return s.placeholder
+	}
+	sum := sha256.Sum256(html)
+	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", pagesCSP)
+		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(html))
+	}
+}
+
+// renderPage fills in the built page's template (nil when the binary was
+// built without the page).
+func (s *server) renderPage(name string) ([]byte, error) {
+	src, ok := ui.pages[name]
+	if !ok {
+		return nil, nil
+	}
+	tmpl, err := template.New(name).Parse(string(src))
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, pageData{Base: s.PublicURL, SFTPHost: s.SFTPHost, SFTPPort: s.SFTPPort}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// asset serves a script or style sheet of the bundle. Its name changes
+// with its content, so it may be cached for good.
+func (s *server) asset(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	data, err := fs.ReadFile(ui.assets, name)
+	if err != nil {
+		s.writeError(w, r, newError(http.StatusNotFound, "not_found", "no such file"))
+		return
+	}
+	h := w.Header()
+	if ctype := mime.TypeByExtension(path.Ext(name)); ctype != "" {
+		h.Set("Content-Type", ctype)
+	}
+	h.Set("Content-Security-Policy", assetsCSP)
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+}
+
+// Until a binary carries the bundle, the page routes explain how to
 // upload and download without it, and how to build it: a link handed to
 // a customer never ends on a bare 404.
 var placeholder = template.Must(template.New("page").Parse(`<!doctype html>
@@ -32,7 +147,7 @@ ask support for your username; the password is the token.</li>
 </body></html>
 `))
 
-func (s *server) page(w http.ResponseWriter, r *http.Request) {
+func (s *server) placeholder(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

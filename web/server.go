@@ -90,8 +90,10 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/v1/cases/{case}/archive.zip", member(s.archive))
 	mux.Handle("GET /api/v1/manifest-key.pem", s.run(s.manifestKey))
 
-	mux.HandleFunc("GET /cases/{case}", s.page)
-	mux.HandleFunc("GET /staff/cases/{case}", s.page)
+	mux.Handle("GET /api/v1/whoami", s.run(s.whoami))
+	mux.HandleFunc("GET /cases/{case}", s.page("case"))
+	mux.HandleFunc("GET /staff/cases/{case}", s.page("staff"))
+	mux.HandleFunc("GET /ui/{file}", s.asset)
 	mux.Handle("/files/", s.tusAuth(jsonErrors(http.StripPrefix("/files/", tus))))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newError(http.StatusNotFound, "not_found", "no such endpoint"))

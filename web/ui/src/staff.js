@@ -1,0 +1,211 @@
+// The staff page, /staff/cases/{case}: every file of the case with its
+// size, state (uploads with their progress), door, sender, time and
+// digest; downloads of one, several or all (zip); the signed manifest.
+import { ApiError } from './lib/api.js'
+import { copyButton } from './lib/copy.js'
+import { $, announce, h } from './lib/dom.js'
+import { download } from './lib/download.js'
+import { bytes, day, percent, timeEl } from './lib/format.js'
+import { openCase, ready, showAlert, showRefusal } from './lib/page.js'
+
+// While a file uploads, the list is fetched again this often (ms).
+const pollEvery = 3000
+
+async function main() {
+  const opened = await openCase('staff · casedrop')
+  if (!opened) return
+  const { client, me } = opened
+  showCaseState(me)
+  const table = new FileTable(client)
+  $('#refresh').addEventListener('click', () => table.refresh())
+  wireDownloads(client, table)
+  await table.refresh()
+  ready()
+}
+
+function showCaseState(me) {
+  const state = $('#case-state')
+  state.dataset.state = me.case_state
+  if (me.case_state === 'open') {
+    state.textContent = 'Open: the customer can send files.'
+  } else {
+    const purge = me.purge_at
+      ? ['Its files are deleted on ', timeEl(me.purge_at, day), '; download what you need before then.']
+      : ['Its files are kept until the purge.']
+    state.replaceChildren(h('strong', {}, 'Closed. '), ...purge)
+  }
+}
+
+class FileTable {
+  constructor(client) {
+    this.client = client
+    this.body = $('#file-rows')
+    this.rows = new Map() // name → FileRow
+    this.files = []
+    this.timer = null
+    this.selectAll = $('#select-all')
+    this.selectAll.addEventListener('change', () => {
+      for (const row of this.rows.values()) if (!row.select.disabled) row.select.checked = this.selectAll.checked
+      this.selectionChanged()
+    })
+  }
+
+  async refresh() {
+    clearTimeout(this.timer)
+    try {
+      this.files = await this.client.files()
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return showRefusal(err)
+      showAlert(err)
+      return
+    }
+    this.render()
+    $('#updated').textContent = `Updated ${new Date().toLocaleTimeString()}`
+    if (this.files.some((f) => f.state === 'uploading')) {
+      this.timer = setTimeout(() => this.refresh(), pollEvery)
+    }
+  }
+
+  render() {
+    const seen = new Set()
+    let previous = null
+    for (const f of this.files) {
+      seen.add(f.name)
+      let row = this.rows.get(f.name)
+      if (!row) {
+        row = new FileRow(this, f)
+        this.rows.set(f.name, row)
+      }
+      row.update(f)
+      // Keep the list's order; move a row only when it is out of place.
+      const want = previous ? previous.tr.nextSibling : this.body.firstChild
+      if (want !== row.tr) this.body.insertBefore(row.tr, want)
+      previous = row
+    }
+    for (const [name, row] of this.rows) {
+      if (!seen.has(name)) {
+        row.tr.remove()
+        this.rows.delete(name)
+      }
+    }
+    const complete = this.files.filter((f) => f.state === 'complete')
+    $('#empty').hidden = this.files.length > 0
+    $('#table-wrap').hidden = this.files.length === 0
+    $('#summary').textContent = `${complete.length} complete ${complete.length === 1 ? 'file' : 'files'}, ${bytes(complete.reduce((n, f) => n + f.size, 0))}`
+    $('#download-all').disabled = complete.length === 0
+    this.selectionChanged()
+  }
+
+  selected() {
+    return [...this.rows.values()].filter((r) => r.select.checked && !r.select.disabled).map((r) => r.file)
+  }
+
+  selectionChanged() {
+    const n = this.selected().length
+    const button = $('#download-selected')
+    button.disabled = n === 0
+    button.textContent = n ? `Download ${n} selected` : 'Download selected'
+  }
+}
+
+class FileRow {
+  constructor(table, f) {
+    this.file = f
+    this.select = h('input', { type: 'checkbox', 'aria-label': `Select ${f.name}`, onchange: () => table.selectionChanged() })
+    this.download = h('button', { type: 'button', class: 'small', 'aria-label': `Download ${f.name}` }, 'Download')
+    this.download.addEventListener('click', () => downloadFiles(table.client, [this.file]))
+    this.sum = h('div', { class: 'sum' })
+    this.cells = {
+      size: h('td', { 'data-label': 'Size', class: 'num' }),
+      state: h('td', { 'data-label': 'State', class: 'file-state' }),
+      via: h('td', { 'data-label': 'Via', class: 'short' }),
+      from: h('td', { 'data-label': 'From', class: 'short' }),
+      when: h('td', { 'data-label': 'When', class: 'short' }),
+    }
+    this.tr = h(
+      'tr',
+      { 'data-name': f.name },
+      h('td', { class: 'pick' }, this.select),
+      h('th', { scope: 'row', class: 'file' }, h('span', { class: 'name' }, f.name), this.sum),
+      Object.values(this.cells),
+      h('td', { class: 'act' }, this.download),
+    )
+    this.shown = ''
+  }
+
+  update(f) {
+    this.file = f
+    const key = JSON.stringify(f)
+    if (key === this.shown) return
+    this.shown = key
+    this.tr.dataset.state = f.state
+    const complete = f.state === 'complete'
+    this.select.disabled = !complete
+    if (!complete) this.select.checked = false
+    this.download.hidden = !complete
+    this.cells.size.textContent = bytes(f.size)
+    this.cells.state.replaceChildren(...stateContent(f))
+    this.cells.via.textContent = f.via
+    this.cells.from.textContent = f.uploaded_by
+    this.cells.when.replaceChildren(timeEl(f.uploaded_at || f.started_at))
+    if (this.sum.dataset.sha256 !== (f.sha256 || '')) {
+      this.sum.dataset.sha256 = f.sha256 || ''
+      this.sum.replaceChildren(
+        ...(f.sha256 ? ['SHA-256 ', copyButton(`SHA-256 of ${f.name}`, () => f.sha256), h('code', {}, f.sha256)] : []),
+      )
+    }
+  }
+}
+
+function stateContent(f) {
+  if (f.state === 'uploading') {
+    const received = f.received || 0
+    return [
+      h('span', { class: 'state uploading' }, `Uploading ${percent(received, f.size)}`),
+      h('progress', { max: Math.max(f.size, 1), value: received, 'aria-label': `${f.name}: received` }),
+      h('span', { class: 'detail' }, `${bytes(received)} of ${bytes(f.size)}`),
+    ]
+  }
+  if (f.state === 'rejected') {
+    return [h('span', { class: 'state rejected' }, 'Rejected'), f.reason && h('span', { class: 'detail' }, f.reason)]
+  }
+  return [h('span', { class: `state ${f.state}` }, f.state === 'complete' ? 'Complete' : f.state)]
+}
+
+function wireDownloads(client, table) {
+  $('#download-selected').addEventListener('click', () => downloadFiles(client, table.selected()))
+  $('#download-all').addEventListener('click', () =>
+    downloadOne(client, client.caseURL('/archive.zip'), `${client.caseId}.zip`, 'all files as a zip', 0),
+  )
+  $('#get-sums').addEventListener('click', () => downloadOne(client, client.caseURL('/SHA256SUMS'), 'SHA256SUMS', 'SHA256SUMS', 0))
+  $('#get-sig').addEventListener('click', () =>
+    downloadOne(client, client.caseURL('/SHA256SUMS.sig'), 'SHA256SUMS.sig', 'the signature', 0),
+  )
+}
+
+// downloadFiles fetches the files one after the other.
+async function downloadFiles(client, files) {
+  for (const [i, f] of files.entries()) {
+    const label = files.length > 1 ? `${f.name} (${i + 1} of ${files.length})` : f.name
+    if (!(await downloadOne(client, client.fileURL(f.name), f.name, label, f.size))) return
+  }
+}
+
+async function downloadOne(client, url, filename, label, size) {
+  const status = $('#download-status')
+  status.textContent = `Downloading ${label}…`
+  try {
+    await download(client, url, filename, (got, total) => {
+      status.textContent = `Downloading ${label}: ${(total || size) ? percent(got, total || size) : bytes(got)}`
+    })
+    status.textContent = `Downloaded ${label}.`
+    announce(`Downloaded ${label}`)
+    return true
+  } catch (err) {
+    showAlert(err)
+    status.textContent = `Downloading ${label} failed.`
+    return false
+  }
+}
+
+main().catch((err) => showRefusal(err))
