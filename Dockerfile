@@ -1,10 +1,20 @@
 # Multi-stage build of casedrop. Not exercised by the tests (no Docker engine
 # runs where they run); kept minimal and conventional.
+
+# The pages' bundle, from package.json's pinned dependencies.
+FROM node:20-bookworm AS ui
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ui ./web/ui
+RUN npm run build
+
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+COPY --from=ui /src/web/ui/dist ./web/ui/dist
 RUN CGO_ENABLED=0 go build -trimpath -o /out/casedrop ./cmd/casedrop
 
 FROM gcr.io/distroless/static-debian12:nonroot
