@@ -210,7 +210,7 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 			Received: received,
 		}
 	}
-	s.audit(r, cases.Event{Type: cases.EventFilesListed, Case: caseID, Size: int64(len(views))})
+	s.auditListing(r, caseID, len(views))
 	writeJSON(w, http.StatusOK, map[string]any{"case": caseID, "files": views})
 	return nil
 }

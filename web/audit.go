@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
@@ -28,6 +29,43 @@ func (s *server) audit(r *http.Request, ev cases.Event) {
 	ev.Actor = actor(r, "api")
 	if err := s.Catalog.Audit(r.Context(), ev); err != nil {
 		s.log.ErrorContext(r.Context(), "audit record lost", "type", ev.Type, "case", ev.Case, "err", err)
+	}
+}
+
+// listingGate coalesces listing events: the pages poll a case's file list
+// every few seconds while an upload runs, and one record a minute per
+// caller and address says all the trail needs to say.
+type listingGate struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// first reports whether key's listing at now is the first in a minute.
+func (g *listingGate) first(key string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.last == nil {
+		g.last = map[string]time.Time{}
+	}
+	if t, ok := g.last[key]; ok && now.Sub(t) < time.Minute {
+		return false
+	}
+	if len(g.last) > 10000 { // forget the old ones; memory stays bounded
+		for k, t := range g.last {
+			if now.Sub(t) >= time.Minute {
+				delete(g.last, k)
+			}
+		}
+	}
+	g.last[key] = now
+	return true
+}
+
+// auditListing records a listing of the case, once a minute per caller.
+func (s *server) auditListing(r *http.Request, caseID string, n int) {
+	a := actor(r, "api")
+	if s.listings.first(caseID+"|"+a.Role+"|"+a.CredentialID+"|"+a.Remote, s.Now()) {
+		s.audit(r, cases.Event{Type: cases.EventFilesListed, Case: caseID, Size: int64(n)})
 	}
 }
 

@@ -45,7 +45,8 @@ type Config struct {
 
 type server struct {
 	Config
-	log *slog.Logger
+	log      *slog.Logger
+	listings listingGate
 }
 
 // New returns the HTTP handler of the whole surface.

@@ -569,3 +569,25 @@ func TestMetricsCountUploadsRequestsAndFailedLogins(t *testing.T) {
 		}
 	}
 }
+
+func TestAPollingPageIsAuditedOnceAMinute(t *testing.T) {
+	e := newEnv(t)
+	cred := e.openCase("poll")
+	count := func() int {
+		var trail struct{ Events []map[string]any }
+		_ = json.Unmarshal(e.expect(e.do("GET", "/api/v1/cases/poll/audit?type=files.listed", adminToken, nil), 200), &trail)
+		return len(trail.Events)
+	}
+	for range 5 {
+		e.files("poll", cred.Token)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("5 listings within a minute made %d records, want 1", n)
+	}
+	e.clock.advance(time.Minute)
+	e.files("poll", cred.Token)
+	e.files("poll", adminToken) // another caller is recorded on its own
+	if n := count(); n != 3 {
+		t.Fatalf("%d listing records, want 3", n)
+	}
+}
