@@ -11,67 +11,18 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
-	"github.com/casedrop/casedrop/manifest"
-	"github.com/casedrop/casedrop/storage/diskstore"
-	"github.com/casedrop/casedrop/upload"
 	"github.com/casedrop/casedrop/web"
 )
 
-// signedEnv is env with a manifest signer, and the store and catalog
-// underneath for tests that go behind the server's back.
-type signedEnv struct {
-	*env
-	store   *diskstore.Store
-	catalog *cases.Catalog
-}
-
-func newSignedEnv(t *testing.T) *signedEnv {
-	t.Helper()
-	store, err := diskstore.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	catalog := cases.New(store, clk.now)
-	keys, err := auth.LoadKeys(context.Background(), store, clk.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := manifest.LoadSigner(context.Background(), store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := web.New(web.Config{
-		Catalog:        catalog,
-		Ingest:         upload.New(upload.Config{Store: store, Catalog: catalog, Now: clk.now, Logger: logger}),
-		Issuer:         &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.now},
-		Verifier:       &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: clk.now, Revocations: catalog},
-		AdminToken:     adminToken,
-		PublicURL:      "https://casedrop.example",
-		ManifestSigner: signer,
-		Now:            clk.now,
-		Logger:         logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &signedEnv{env: &env{t: t, srv: srv, clock: clk, logs: logs}, store: store, catalog: catalog}
-}
+// newSignedEnv is newEnv: every env signs its manifests.
+func newSignedEnv(t *testing.T) *env { return newEnv(t) }
 
 // upload stores data as a complete file named name, in one request.
 func (e *env) upload(token, name string, data []byte) {
@@ -181,7 +132,7 @@ func TestTheManifestSignatureVerifiesWithThePublishedKey(t *testing.T) {
 }
 
 func TestAServerWithoutAManifestKeySaysSo(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *web.Config) { c.ManifestSigner = nil })
 	cred := e.openCase("c1")
 	e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS", cred.Token, nil), 200)
 	e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS.sig", cred.Token, nil), http.StatusServiceUnavailable)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/manifest"
 	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/upload"
 	"github.com/casedrop/casedrop/web"
@@ -44,6 +45,10 @@ type env struct {
 	srv   *httptest.Server
 	clock *clock
 	logs  *syncBuffer
+	// store and catalog are underneath the server, for tests that go
+	// behind its back.
+	store   *diskstore.Store
+	catalog *cases.Catalog
 }
 
 // syncBuffer collects the server's log lines.
@@ -64,7 +69,9 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv serves the whole surface over a fresh local store; opts change the
+// configuration before the server starts.
+func newEnv(t *testing.T, opts ...func(*web.Config)) *env {
 	t.Helper()
 	store, err := diskstore.New(t.TempDir())
 	if err != nil {
@@ -78,24 +85,33 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := web.New(web.Config{
-		Catalog:    catalog,
-		Ingest:     upload.New(upload.Config{Store: store, Catalog: catalog, Now: clk.now, Logger: logger}),
-		Issuer:     &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.now},
-		Verifier:   &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: clk.now, Revocations: catalog},
-		AdminToken: adminToken,
-		PublicURL:  "https://casedrop.example",
-		SFTPHost:   "casedrop.example",
-		SFTPPort:   2222,
-		Now:        clk.now,
-		Logger:     logger,
-	})
+	signer, err := manifest.LoadSigner(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := web.Config{
+		ManifestSigner: signer,
+		Catalog:        catalog,
+		Ingest:         upload.New(upload.Config{Store: store, Catalog: catalog, Now: clk.now, Logger: logger}),
+		Issuer:         &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.now},
+		Verifier:       &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: clk.now, Revocations: catalog},
+		AdminToken:     adminToken,
+		PublicURL:      "https://casedrop.example",
+		SFTPHost:       "casedrop.example",
+		SFTPPort:       2222,
+		Now:            clk.now,
+		Logger:         logger,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := web.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, clock: clk, logs: logs}
+	return &env{t: t, srv: srv, clock: clk, logs: logs, store: store, catalog: catalog}
 }
 
 func (e *env) do(method, path, token string, body io.Reader, headers ...string) *http.Response {
