@@ -261,6 +261,12 @@ func TestFilesListPrintsTheCaseFiles(t *testing.T) {
 	if !strings.Contains(out.String(), `C:\logs\app.log`) || !strings.Contains(out.String(), f.SHA256) {
 		t.Fatalf("list:\n%s", out.String())
 	}
+	out.Reset()
+	err = filesList(context.Background(), []string{"C-1", "--server", ts.url, "--cacert", ts.cacert},
+		env(map[string]string{"CASEDROP_ADMIN_TOKEN": "admin-token"}), &out)
+	if err != nil || !strings.Contains(out.String(), f.SHA256) {
+		t.Fatalf("files list with the case as an argument: %v\n%s", err, out.String())
+	}
 }
 
 // verifyData runs `casedrop verify` on the test server's data directory.

@@ -68,8 +68,11 @@ func filesList(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	if caseID == "" && len(rest) == 1 { // casedrop files list CASE
+		caseID, rest = rest[0], nil
+	}
 	if caseID == "" || len(rest) > 0 {
-		return usageErrorf("usage: casedrop files list --case C [--json]")
+		return usageErrorf("usage: casedrop files list --case C [--json]  (or: casedrop files list C)")
 	}
 	client, err := cf.newClient(cfg.DataDir, getenv, true)
 	if err != nil {
@@ -117,8 +120,11 @@ func filesGet(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if caseID == "" && len(rest) == 2 { // casedrop files get CASE NAME
+		caseID, rest = rest[0], rest[1:]
+	}
 	if caseID == "" || len(rest) != 1 {
-		return usageErrorf("usage: casedrop files get --case C NAME [-o PATH]")
+		return usageErrorf("usage: casedrop files get --case C NAME [-o PATH]  (or: casedrop files get C NAME)")
 	}
 	name := rest[0]
 	if out == "" {
