@@ -174,3 +174,46 @@ func (c *Catalog) AuditTrail(ctx context.Context, caseID string, f AuditFilter) 
 	}
 	return out, nil
 }
+
+// PruneAudit removes the audit events recorded before cutoff, in every
+// case (the trail is kept past a case's purge for as long as the operator
+// sets, then goes). Times come from the keys, so no record is read.
+func (c *Catalog) PruneAudit(ctx context.Context, cutoff time.Time) (int, error) {
+	infos, err := c.store.List(ctx, "audit/")
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, info := range infos {
+		t, ok := auditKeyTime(info.Key)
+		if !ok {
+			// A purge record's key names its closure, not its time: the
+			// few of them are read.
+			var ev Event
+			if getJSON(ctx, c.store, info.Key, &ev) != nil {
+				continue
+			}
+			t = ev.Time
+		}
+		if !t.Before(cutoff) {
+			continue
+		}
+		if err := c.store.Delete(ctx, info.Key); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+// auditKeyTime reads an event's time out of its key; a purge record's key
+// has none.
+func auditKeyTime(key string) (time.Time, bool) {
+	name := key[strings.LastIndexByte(key, '/')+1:]
+	const layout = "20060102T150405.000000000Z"
+	if len(name) < len(layout) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(layout, name[:len(layout)])
+	return t, err == nil
+}

@@ -167,6 +167,38 @@ func TestTheWholeLifeOfACase(t *testing.T) {
 				t.Fatalf("purge record lists %+v", events[0].Files)
 			}
 		})
+		t.Run("the trail outlives the purge until its retention is over", func(t *testing.T) {
+			kept, err := a.catalog.PruneAudit(ctx, clk.now().Add(-365*24*time.Hour))
+			if err != nil || kept != 0 {
+				t.Fatalf("a year's retention removed %d events (%v)", kept, err)
+			}
+			before, _ := a.catalog.AuditTrail(ctx, "life", cases.AuditFilter{})
+			if len(before) == 0 {
+				t.Fatal("no audit events to prune")
+			}
+			// 20 days' retention, two months after the first events: the
+			// old ones go, the purge record (made just now) stays.
+			removed, err := a.catalog.PruneAudit(ctx, clk.now().Add(-20*24*time.Hour))
+			if err != nil || removed == 0 {
+				t.Fatalf("pruning removed %d events (%v)", removed, err)
+			}
+			after, _ := a.catalog.AuditTrail(ctx, "life", cases.AuditFilter{})
+			if len(after) != len(before)-removed {
+				t.Fatalf("%d events left of %d, %d removed", len(after), len(before), removed)
+			}
+			purgeRecords := 0
+			for _, ev := range after {
+				if ev.Time.Before(clk.now().Add(-20 * 24 * time.Hour)) {
+					t.Fatalf("an event from %v outlived its retention", ev.Time)
+				}
+				if ev.Type == cases.EventCasePurged {
+					purgeRecords++
+				}
+			}
+			if purgeRecords != 1 {
+				t.Fatalf("%d purge records after pruning, want the recent one kept", purgeRecords)
+			}
+		})
 		t.Run("reopened after the purge, the case is empty and says when it was purged", func(t *testing.T) {
 			rec, err := a.catalog.Reopen(ctx, "life")
 			if err != nil || rec.PurgedAt == nil || !rec.PurgedAt.Equal(clk.now()) {

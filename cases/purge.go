@@ -36,8 +36,11 @@ type Purger struct {
 	Instance string
 	// Lease is how long a claim holds without being finished before
 	// another instance may take the purge over (default 10 minutes).
-	Lease  time.Duration
-	Logger *slog.Logger
+	Lease time.Duration
+	// AuditRetention, when positive, is how long audit events are kept;
+	// each pass of Run drops older ones. Zero keeps the trail forever.
+	AuditRetention time.Duration
+	Logger         *slog.Logger
 }
 
 // PurgeReport says what a purge removed (or, dry, would remove).
@@ -286,8 +289,16 @@ func (p *Purger) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := p.PurgeDue(ctx, p.Catalog.now(), false); err != nil && ctx.Err() == nil {
+		now := p.Catalog.now()
+		if _, err := p.PurgeDue(ctx, now, false); err != nil && ctx.Err() == nil {
 			p.log().ErrorContext(ctx, "purge pass failed; next pass retries", "err", err)
+		}
+		if p.AuditRetention > 0 {
+			if n, err := p.Catalog.PruneAudit(ctx, now.Add(-p.AuditRetention)); err != nil && ctx.Err() == nil {
+				p.log().ErrorContext(ctx, "pruning the audit trail failed; next pass retries", "err", err)
+			} else if n > 0 {
+				p.log().InfoContext(ctx, "audit events past their retention removed", "events", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

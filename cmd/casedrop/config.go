@@ -30,11 +30,13 @@ type config struct {
 	LogLevel    string
 	AdminToken  string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
 
-	WebhookURL    string
-	WebhookSecret string // only from CASEDROP_WEBHOOK_SECRET, like the admin token
-	PurgeInterval string
-	purgeEvery    time.Duration
-	Instance      string
+	WebhookURL     string
+	WebhookSecret  string // only from CASEDROP_WEBHOOK_SECRET, like the admin token
+	PurgeInterval  string
+	purgeEvery     time.Duration
+	AuditRetention string
+	auditKeep      time.Duration
+	Instance       string
 }
 
 // setting describes one config entry, for flags, env and the README table.
@@ -66,6 +68,7 @@ func (c *config) settings() []setting {
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
 		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected and case.purged on (HMAC-SHA256 signed with CASEDROP_WEBHOOK_SECRET)", str: &c.WebhookURL},
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
+		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year (0 keeps them forever)", str: &c.AuditRetention},
 		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge claims (default host name and pid)", str: &c.Instance},
 	}
 }
@@ -173,6 +176,11 @@ func (c *config) complete() error {
 		return fmt.Errorf("--purge-interval: %q is not a duration like 1h or 15m", c.PurgeInterval)
 	}
 	c.purgeEvery = every
+	keep, err := time.ParseDuration(c.AuditRetention)
+	if err != nil || keep < 0 {
+		return fmt.Errorf("--audit-retention: %q is not a duration like 8760h (0 keeps the trail forever)", c.AuditRetention)
+	}
+	c.auditKeep = keep
 	if c.Instance == "" {
 		host, _ := os.Hostname()
 		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())

@@ -112,7 +112,7 @@ func serve(args []string) error {
 	verifier := &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog}
 	limiter := auth.NewLimiter(10, time.Minute, now)
 	sftpHost, sftpPort := sftpEndpoint(cfg)
-	purger := &cases.Purger{Catalog: catalog, Uploads: ingest, Instance: cfg.Instance, Logger: log}
+	purger := &cases.Purger{Catalog: catalog, Uploads: ingest, Instance: cfg.Instance, AuditRetention: cfg.auditKeep, Logger: log}
 	handler, err := web.New(web.Config{
 		Purger:         purger,
 		Catalog:        catalog,
