@@ -5,11 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
-
-	"github.com/casedrop/casedrop/internal/miniotest"
-	"github.com/casedrop/casedrop/internal/testserver"
 )
 
 // BenchmarkDownload1GiB downloads a 1 GiB file stored in MinIO through
@@ -21,20 +17,12 @@ import (
 // streaming. BENCH_ROUNDS sets the number of rounds (default 3).
 func BenchmarkDownload1GiB(b *testing.B) {
 	const size = 1 << 30
-	rounds := 3
-	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
-	minio := miniotest.Shared(b)
-	cd := testserver.Start(b, testserver.Options{S3: minio, Bucket: minio.NewBucket(b)})
-	refBucket := minio.NewBucket(b)
+	rg := newRig(b)
+	cd, refBucket, mcEnv, rounds := rg.cd, rg.refBucket, rg.mcEnv, rg.rounds
 	cd.OpenCase(b, "bench")
 	token := cd.Credential(b, "bench", "staff").Token
 	file := randomFile(b, size)
 	cacert := filepath.Join(cd.DataDir, "tls.crt")
-	mcEnv := append(os.Environ(),
-		"MC_CONFIG_DIR="+b.TempDir(),
-		fmt.Sprintf("MC_HOST_bench=http://%s:%s@%s", minio.AccessKey, minio.SecretKey, minio.Endpoint))
 	upload := func(name string) {
 		u := cd.Create(b, token, name, size, "")
 		timed(b, nil, "curl", "-sS", "--fail", "--cacert", cacert, "-X", "PATCH", "-H", "Authorization: Bearer "+token,

@@ -9,10 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 
-	"github.com/casedrop/casedrop/internal/miniotest"
 	"github.com/casedrop/casedrop/internal/testserver"
 )
 
@@ -32,25 +30,17 @@ var sftpCiphers = []struct{ name, metric string }{
 // (default 3).
 func BenchmarkSFTPUpload1GiB(b *testing.B) {
 	const size = 1 << 30
-	rounds := 3
-	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
 	for _, tool := range []string{"sftp", "sshpass"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			b.Fatalf("%s is needed: run `make test-deps` (%v)", tool, err)
 		}
 	}
-	minio := miniotest.Shared(b)
-	cd := testserver.Start(b, testserver.Options{S3: minio, Bucket: minio.NewBucket(b)})
-	refBucket := minio.NewBucket(b)
+	rg := newRig(b)
+	cd, refBucket, mcEnv, rounds := rg.cd, rg.refBucket, rg.mcEnv, rg.rounds
 	cd.OpenCase(b, "bench")
 	cred := cd.Credential(b, "bench", "customer")
 	file := randomFile(b, size)
 	want := fileSHA256(b, file)
-	mcEnv := append(os.Environ(),
-		"MC_CONFIG_DIR="+b.TempDir(),
-		fmt.Sprintf("MC_HOST_bench=http://%s:%s@%s", minio.AccessKey, minio.SecretKey, minio.Endpoint))
 
 	mc := []float64{}
 	sftp := make([][]float64, len(sftpCiphers))

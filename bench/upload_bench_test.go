@@ -9,12 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/casedrop/casedrop/internal/miniotest"
-	"github.com/casedrop/casedrop/internal/testserver"
 )
 
 func TestMain(m *testing.M) { miniotest.Main(m) }
@@ -26,19 +24,11 @@ func TestMain(m *testing.M) { miniotest.Main(m) }
 // sets the number of rounds (default 3).
 func BenchmarkUpload1GiB(b *testing.B) {
 	const size = 1 << 30
-	rounds := 3
-	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
-	minio := miniotest.Shared(b)
-	cd := testserver.Start(b, testserver.Options{S3: minio, Bucket: minio.NewBucket(b)})
-	refBucket := minio.NewBucket(b)
+	rg := newRig(b)
+	cd, refBucket, mcEnv, rounds := rg.cd, rg.refBucket, rg.mcEnv, rg.rounds
 	cd.OpenCase(b, "bench")
 	cred := cd.Credential(b, "bench", "customer")
 	file := randomFile(b, size)
-	mcEnv := append(os.Environ(),
-		"MC_CONFIG_DIR="+b.TempDir(),
-		fmt.Sprintf("MC_HOST_bench=http://%s:%s@%s", minio.AccessKey, minio.SecretKey, minio.Endpoint))
 
 	var mc, h1, h2 []float64
 	b.ResetTimer()
