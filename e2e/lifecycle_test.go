@@ -96,6 +96,7 @@ func TestACaseLifeThroughTheCLIClosesBothDoorsAndTellsTheCaseSystem(t *testing.T
 		t.Fatal(err)
 	}
 
+	fileSHA := fileNamed(t, srv.Files(t, "CRM-42"), "app.log").SHA256
 	t.Run("the case system hears the file landed, with its digest", func(t *testing.T) {
 		ev := crm.waitFor(t, "file.completed", "app.log")
 		if ev.Case != "CRM-42" || ev.File.Size != int64(len(data)) || ev.File.SHA256 != fileNamed(t, srv.Files(t, "CRM-42"), "app.log").SHA256 {
@@ -158,9 +159,22 @@ func TestACaseLifeThroughTheCLIClosesBothDoorsAndTellsTheCaseSystem(t *testing.T
 	t.Run("the CLI's exit codes tell scripts what happened", func(t *testing.T) {
 		cli(3, "case", "show", "NO-SUCH-CASE")
 		cli(2, "case", "frobnicate", "X")
-		cli(2, "purge", "--as-of", "2999-01-01T00:00:00Z")
+		cli(2, "purge", "--as-of", "tomorrow")
 		if out := cli(0, "purge", "--dry-run"); !strings.Contains(out, "nothing due") {
 			t.Fatalf("purge --dry-run today: %s", out)
+		}
+	})
+	t.Run("a purge as of 31 days on removes the files and leaves a record", func(t *testing.T) {
+		later := time.Now().Add(31 * 24 * time.Hour).UTC().Format(time.RFC3339)
+		if out := cli(0, "purge", "--as-of", later); !strings.Contains(out, "purged") || !strings.Contains(out, "CRM-42") {
+			t.Fatalf("purge: %s", out)
+		}
+		if files := srv.Files(t, "CRM-42"); len(files) != 0 {
+			t.Fatalf("files after the purge: %+v", files)
+		}
+		out := cli(0, "audit", "CRM-42", "--type", "case.purged", "--json")
+		if !strings.Contains(out, `"app.log"`) || !strings.Contains(out, fileSHA) {
+			t.Fatalf("purge record: %s", out)
 		}
 	})
 }

@@ -18,8 +18,8 @@ func (s *server) listCases(w http.ResponseWriter, r *http.Request) error {
 }
 
 // purge answers POST /api/v1/purge?dry_run=true&as_of=RFC3339: it purges
-// (or, dry, lists) the closed cases due by as_of (default now). A real
-// purge as of a future time would remove files early, so it is refused.
+// (or, dry, lists) the closed cases due by as_of (default now). A future
+// as_of purges early, on the operator's explicit word; it is logged.
 func (s *server) purge(w http.ResponseWriter, r *http.Request) error {
 	if s.Purger == nil {
 		return newError(http.StatusServiceUnavailable, "purge_unavailable", "this server has no purger")
@@ -35,7 +35,8 @@ func (s *server) purge(w http.ResponseWriter, r *http.Request) error {
 	}
 	dry := r.URL.Query().Get("dry_run") == "true"
 	if asOf.After(now) && !dry {
-		return newError(http.StatusBadRequest, "as_of_in_future", "a purge as of a future time would remove files before they are due; use dry_run=true to preview")
+		// The operator asks, explicitly, to purge what will be due then.
+		s.log.WarnContext(r.Context(), "purging as of a future time: cases are purged before their 30 days are over", "as_of", asOf)
 	}
 	reports, err := s.Purger.PurgeDue(r.Context(), asOf, dry)
 	if reports == nil {

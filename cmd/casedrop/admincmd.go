@@ -165,7 +165,7 @@ func purgeCommand(ctx context.Context, args []string, getenv func(string) string
 	)
 	a, af, rest, err := connect(ctx, "purge", args, getenv, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dry, "dry-run", false, "list what would be purged, remove nothing")
-		fs.StringVar(&asOf, "as-of", "", "purge what is due at this RFC 3339 time (default now; a future time only with --dry-run)")
+		fs.StringVar(&asOf, "as-of", "", "purge what is due at this RFC 3339 time (default now; a future time purges early: try --dry-run first)")
 	})
 	if err != nil {
 		return err
@@ -179,7 +179,7 @@ func purgeCommand(ctx context.Context, args []string, getenv func(string) string
 			return usageErrorf("--as-of: want an RFC 3339 time like 2026-12-24T00:00:00Z")
 		}
 		if when.After(time.Now()) && !dry {
-			return usageErrorf("--as-of in the future would purge cases before they are due; add --dry-run to preview")
+			fmt.Fprintf(os.Stderr, "casedrop: purging as of %s, in the future: closed cases are purged before their 30 days are over\n", when.UTC().Format(time.RFC3339))
 		}
 	}
 	reports, err := a.purge(ctx, when, dry)
