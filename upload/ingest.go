@@ -30,6 +30,9 @@ var (
 	ErrTooLong        = errors.New("more bytes than the declared size")
 	ErrIncomplete     = errors.New("upload is not complete")
 	ErrCommitted      = errors.New("upload is complete; the file is kept")
+	// ErrRestarted: the store lost the upload's unfinished parts (they
+	// expired); the upload goes on from byte 0, which the client resends.
+	ErrRestarted = errors.New("the store no longer holds this upload's parts; it starts again from byte 0")
 )
 
 // Store is the part of storage.Store the ingest writes through.

@@ -454,3 +454,51 @@ func TestClosingACaseStopsAnUploadInFlight(t *testing.T) {
 		t.Fatalf("stored %d of %d bytes after the close", stored, len(data))
 	}
 }
+
+func TestAnUploadWhosePartsTheStoreDroppedStartsAgainFromZero(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		f := newFixture(t, newStore)
+		data := randomBytes(2*storage.MinPartSize+4321, 7)
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "old.core", Size: int64(len(data)), SHA256: sha(data), Via: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := storage.MinPartSize + 1000 // one part stored, the rest a tail
+		if _, err := up.Write(ctx, 0, bytes.NewReader(data[:first])); err != nil {
+			t.Fatal(err)
+		}
+		// The store expires the unfinished multipart upload (MinIO's
+		// stale-upload expiry, an S3 lifecycle rule).
+		store := newStore()
+		mps, err := store.ListMultiparts(ctx, "cases/")
+		if err != nil || len(mps) != 1 {
+			t.Fatalf("multipart uploads: %+v (%v)", mps, err)
+		}
+		if err := store.AbortMultipart(ctx, mps[0].Key, mps[0].UploadID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = up.Write(ctx, int64(first), bytes.NewReader(data[first:]))
+		if !errors.Is(err, upload.ErrRestarted) {
+			t.Fatalf("writing after the store lost the parts: %v, want ErrRestarted", err)
+		}
+		f.restart()
+		up, err = f.in.Resume(ctx, "case-1", up.Info().ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off := up.Info().Offset; off != 0 {
+			t.Fatalf("offset after the restart %d, want 0", off)
+		}
+		if _, err := up.Write(ctx, 0, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		file, err := up.Finish(ctx)
+		if err != nil || file.SHA256 != sha(data) {
+			t.Fatalf("finished %+v (%v)", file, err)
+		}
+		if !bytes.Equal(readFile(t, f, "old.core"), data) {
+			t.Fatal("stored bytes differ")
+		}
+	})
+}

@@ -103,6 +103,12 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 	if offset != s.Offset {
 		return 0, fmt.Errorf("%w: at %d, stored %d", ErrOffset, offset, s.Offset)
 	}
+	// Registered first, so it runs last: after a checked write's restore.
+	defer func() {
+		if err != nil {
+			err = u.lost(ctx, err)
+		}
+	}()
 	if _, err := u.in.catalog.RequireOpen(ctx, s.Case); err != nil {
 		return 0, err
 	}
@@ -339,7 +345,7 @@ func (u *Upload) Finish(ctx context.Context) (cases.File, error) {
 			return cases.File{}, fmt.Errorf("%w: %d of %d bytes stored", ErrIncomplete, s.Offset, s.Size)
 		}
 		if err := u.storeLast(ctx, s.tail, s.Hash); err != nil {
-			return cases.File{}, err
+			return cases.File{}, u.lost(ctx, err)
 		}
 	}
 	h, err := s.hasher()
@@ -385,6 +391,26 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 	return f, nil
 }
 
+// lost handles err from the store: a multipart upload the store no longer
+// has (S3 and MinIO drop unfinished ones after a while; MinIO's default is
+// 24 hours) takes the stored parts with it, so the upload starts again
+// from byte 0 with a fresh hash: ErrRestarted. Other errors pass through.
+func (u *Upload) lost(ctx context.Context, err error) error {
+	if !errors.Is(err, storage.ErrNotFound) || u.s.Multipart == "" || u.s.Stored || u.s.Committed {
+		return err
+	}
+	s := *u.s
+	lostParts := s.Offset
+	s.Multipart, s.Parts, s.Offset, s.Hash, s.tail = "", nil, 0, nil, nil
+	if saveErr := u.in.saveState(ctx, &s); saveErr != nil {
+		return errors.Join(err, saveErr)
+	}
+	*u.s = s
+	u.in.log.WarnContext(ctx, "the store lost this upload's parts; it starts again from byte 0",
+		"case", s.Case, "upload", s.ID, "file", s.Name, "bytes_lost", lostParts, "err", err)
+	return fmt.Errorf("%w (%d bytes were stored)", ErrRestarted, lostParts)
+}
+
 // tagDigest keeps the digest on the stored object too, where the store can
 // (storage.Digester): a store-side record that survives without the
 // catalog. It is a convenience: a failure is logged, not fatal.
@@ -396,15 +422,4 @@ func (in *Ingest) tagDigest(ctx context.Context, s *state, digest string) {
 	if err := d.SetDigest(ctx, objectKey(s.Case, s.ID), digest); err != nil {
 		in.log.WarnContext(ctx, "could not tag the stored object with its digest", "case", s.Case, "file", s.Name, "err", err)
 	}
-}
-
-// IsClientError reports whether err is the client's fault (bad input)
-// rather than the server's.
-func IsClientError(err error) bool {
-	for _, e := range []error{ErrDigestMismatch, ErrInvalidDigest, ErrOffset, ErrTooLong, ErrIncomplete, ErrCommitted, ErrNotFound} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }

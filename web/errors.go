@@ -50,6 +50,8 @@ var errorMap = []struct {
 	{upload.ErrChecksumMismatch, 460, "checksum_mismatch"},
 	{upload.ErrChecksumUnsupported, http.StatusBadRequest, "checksum_unsupported"},
 	{upload.ErrOffset, http.StatusConflict, "offset_mismatch"},
+	// 409: tus clients retry it, ask for the offset (now 0) and resend.
+	{upload.ErrRestarted, http.StatusConflict, "upload_restarted"},
 	{upload.ErrTooLong, http.StatusRequestEntityTooLarge, "too_long"},
 	{upload.ErrIncomplete, http.StatusConflict, "not_complete"},
 	{upload.ErrCommitted, http.StatusForbidden, "file_complete"},
