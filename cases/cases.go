@@ -210,20 +210,9 @@ func (c *Catalog) RequireOpen(ctx context.Context, id string) (Case, error) {
 	return rec, nil
 }
 
-// getJSON reads the record under key. A record replaced while it is read
-// (another instance wrote it) fails the read on S3, where reads are pinned
-// to the version first seen; it is read again.
+// getJSON reads the record under key. A record another instance replaces
+// meanwhile reads as the version opened (the storage contract).
 func getJSON(ctx context.Context, s objectStore, key string, v any) error {
-	var err error
-	for range 3 {
-		if err = getJSONOnce(ctx, s, key, v); err == nil || errors.Is(err, ErrNotFound) {
-			return err
-		}
-	}
-	return err
-}
-
-func getJSONOnce(ctx context.Context, s objectStore, key string, v any) error {
 	obj, err := s.Open(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound

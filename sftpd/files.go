@@ -98,7 +98,7 @@ func (s *session) file(ctx context.Context, name string) (cases.File, error) {
 // info describes f as clients see it: an unfinished upload with the size
 // of its stored bytes, where a client resumes it.
 func (s *session) info(ctx context.Context, f cases.File) (fileInfo, error) {
-	size, err := s.srv.cfg.Ingest.ListedSize(ctx, s.claims.Case, f)
+	size, err := s.srv.cfg.Ingest.StoredSize(ctx, s.claims.Case, f)
 	if err != nil {
 		return fileInfo{}, err
 	}

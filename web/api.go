@@ -71,7 +71,9 @@ type credentialRequest struct {
 	TTLHours int `json:"ttl_hours"`
 }
 
-type credentialResponse struct {
+// Credential is the JSON of a credential just issued: the only time its
+// token is shown.
+type Credential struct {
 	ID        string    `json:"id"`
 	Case      string    `json:"case"`
 	Role      string    `json:"role"`
@@ -124,7 +126,7 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	if role == auth.RoleStaff {
 		page = "/staff/cases/"
 	}
-	writeJSON(w, http.StatusCreated, credentialResponse{
+	writeJSON(w, http.StatusCreated, Credential{
 		ID: id, Case: caseID, Role: string(role), Username: claims.Username,
 		Password: token, Token: token, IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
 		// The token rides in the fragment, which browsers never send.
@@ -200,7 +202,7 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 	}
 	views := make([]fileView, len(files))
 	for i, f := range files {
-		received, err := s.Ingest.ListedSize(r.Context(), caseID, f)
+		received, err := s.Ingest.StoredSize(r.Context(), caseID, f)
 		if err != nil {
 			return err
 		}

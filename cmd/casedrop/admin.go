@@ -16,6 +16,7 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/upload"
+	"github.com/casedrop/casedrop/web"
 )
 
 // errNotFound: the case or credential named does not exist (exit status 3).
@@ -25,18 +26,7 @@ var errNotFound = errors.New("not found")
 type caseInfo = cases.Summary
 
 // issued is a credential just issued (the API's JSON).
-type issued struct {
-	ID        string    `json:"id"`
-	Case      string    `json:"case"`
-	Role      string    `json:"role"`
-	Username  string    `json:"username"`
-	Password  string    `json:"password"`
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-	UploadURL string    `json:"upload_url,omitempty"`
-	SFTPHost  string    `json:"sftp_host,omitempty"`
-	SFTPPort  int       `json:"sftp_port,omitempty"`
-}
+type issued = web.Credential
 
 // admin is every admin action, done through a running server (remote) or
 // directly on the data (local): each command is written once, over this.
@@ -304,7 +294,8 @@ func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int) (i
 	err = l.catalog.AddCredential(ctx, cases.Credential{ID: id, Case: caseID, Username: claims.Username, Role: string(r),
 		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt})
 	l.record(ctx, cases.EventCredentialIssued, caseID, "credential "+id)
-	return issued{ID: id, Case: caseID, Role: string(r), Username: claims.Username, Password: token, Token: token, ExpiresAt: claims.ExpiresAt}, err
+	return issued{ID: id, Case: caseID, Role: string(r), Username: claims.Username, Password: token, Token: token,
+		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt}, err
 }
 
 func (l *local) revoke(ctx context.Context, id string) (cases.Credential, error) {
