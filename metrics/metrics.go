@@ -53,6 +53,29 @@ var (
 	}()
 )
 
+// ObserveBuffers reports, at each scrape, the bytes of upload part buffers
+// in use and the uploads waiting for one (the memory budget at work).
+func ObserveBuffers(stats func() (inUse int64, waiting int)) {
+	registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "casedrop", Name: "upload_buffer_bytes",
+			Help: "Bytes of upload part buffers in use, both doors (bounded by the memory budget)."},
+			func() float64 { n, _ := stats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "casedrop", Name: "uploads_waiting_for_buffer",
+			Help: "Uploads waiting for a part buffer because the memory budget is in use."},
+			func() float64 { _, n := stats(); return float64(n) }),
+	)
+}
+
+// Method is an HTTP method as a label: one of the methods casedrop serves,
+// or "other", so that no request can add label values.
+func Method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
 func init() {
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }

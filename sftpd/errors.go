@@ -76,6 +76,9 @@ var statusMap = []struct {
 	{upload.ErrIncomplete, sftp.ErrSSHFxFailure},
 	{upload.ErrOffset, sftp.ErrSSHFxFailure},
 	{upload.ErrTooLong, sftp.ErrSSHFxFailure},
+	{upload.ErrTooLarge, sftp.ErrSSHFxFailure},
+	{upload.ErrTooManyWriters, sftp.ErrSSHFxFailure},
+	{upload.ErrNotYours, sftp.ErrSSHFxPermissionDenied},
 	{upload.ErrDigestMismatch, sftp.ErrSSHFxFailure},
 	{upload.ErrInvalidDigest, sftp.ErrSSHFxFailure},
 }

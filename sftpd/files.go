@@ -208,12 +208,17 @@ func (s *session) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	if f.State != cases.FileComplete {
 		return nil, errStillUploading
 	}
+	slot, err := s.srv.readSlot(s.claims.CredentialID)
+	if err != nil {
+		return nil, err
+	}
 	obj, err := s.srv.cfg.Ingest.Open(ctx, s.claims.Case, f)
 	if err != nil {
+		slot()
 		return nil, s.status("open", name, err)
 	}
 	s.audit(ctx, cases.Event{Type: cases.EventFileDownloaded, File: f.Name, Size: f.Size, SHA256: f.SHA256})
-	return newReadHandle(s, name, obj, f.Size), nil
+	return newReadHandle(s, name, obj, f.Size, slot), nil
 }
 
 // Filecmd changes the case: rename, remove, set attributes; folders and

@@ -1,6 +1,7 @@
 package sftpd
 
 import (
+	"fmt"
 	"io"
 	"sync"
 
@@ -27,6 +28,7 @@ type readHandle struct {
 	sess *session
 	name string
 	size int64
+	slot func() // gives back the credential's read slot
 
 	mu   sync.Mutex
 	obj  storage.Object
@@ -35,8 +37,33 @@ type readHandle struct {
 	fail error  // a stream error: later reads fail alike
 }
 
-func newReadHandle(sess *session, name string, obj storage.Object, size int64) *readHandle {
-	return &readHandle{sess: sess, name: name, obj: obj, size: size}
+func newReadHandle(sess *session, name string, obj storage.Object, size int64, slot func()) *readHandle {
+	return &readHandle{sess: sess, name: name, obj: obj, size: size, slot: slot}
+}
+
+// errTooManyReads refuses an open for reading over the credential's cap.
+func errTooManyReads(n int) error {
+	return failure(fmt.Sprintf("too many files open for reading with this credential (at most %d): close one and try again", n))
+}
+
+// readSlot takes one of the credential's read slots, or fails.
+func (s *Server) readSlot(credential string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reads[credential] >= s.cfg.MaxReadsPerCredential {
+		return nil, errTooManyReads(s.cfg.MaxReadsPerCredential)
+	}
+	s.reads[credential]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.reads[credential]--; s.reads[credential] <= 0 {
+				delete(s.reads, credential)
+			}
+		})
+	}, nil
 }
 
 // ReadAt reads up to len(p) bytes at off; fewer at the end of the file,
@@ -98,4 +125,7 @@ func (h *readHandle) fill(end int64) error {
 }
 
 // Close closes the stored object.
-func (h *readHandle) Close() error { return h.obj.Close() }
+func (h *readHandle) Close() error {
+	h.slot()
+	return h.obj.Close()
+}

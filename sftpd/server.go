@@ -28,9 +28,12 @@ import (
 const (
 	DefaultMaxSessionsPerCredential = 8
 	DefaultMaxSessions              = 256
-	DefaultIdleTimeout              = 30 * time.Minute
-	DefaultRecheckInterval          = 5 * time.Second
-	DefaultKeepAliveInterval        = 30 * time.Second
+	// DefaultMaxReadsPerCredential caps the files one credential has open
+	// for reading at once, over all its sessions (each holds a 4 MiB window).
+	DefaultMaxReadsPerCredential = 16
+	DefaultIdleTimeout           = 30 * time.Minute
+	DefaultRecheckInterval       = 5 * time.Second
+	DefaultKeepAliveInterval     = 30 * time.Second
 )
 
 const (
@@ -79,6 +82,8 @@ type Config struct {
 	// MaxSessionsPerCredential and MaxSessions cap the connections logged
 	// in with one credential and in all.
 	MaxSessionsPerCredential, MaxSessions int
+	// MaxReadsPerCredential caps the files one credential reads at once.
+	MaxReadsPerCredential int
 	// IdleTimeout drops a connection after that long without an SFTP request.
 	IdleTimeout time.Duration
 	// RecheckInterval is how often a connection's credential is checked
@@ -107,6 +112,7 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	sessions  int
 	perCred   map[string]int
+	reads     map[string]int // open read handles per credential
 	wg        sync.WaitGroup
 }
 
@@ -120,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	setDefault(&cfg.MaxSessionsPerCredential, DefaultMaxSessionsPerCredential)
 	setDefault(&cfg.MaxSessions, DefaultMaxSessions)
+	setDefault(&cfg.MaxReadsPerCredential, DefaultMaxReadsPerCredential)
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.RecheckInterval, DefaultRecheckInterval)
 	setDefault(&cfg.KeepAliveInterval, DefaultKeepAliveInterval)
@@ -131,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 		perCred:   make(map[string]int),
+		reads:     make(map[string]int),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/upload"
 )
@@ -53,23 +54,34 @@ func (s *session) openWrite(r *sftp.Request) (*writeHandle, error) {
 	if _, err := s.srv.cfg.Catalog.RequireOpen(r.Context(), s.claims.Case); err != nil {
 		return nil, s.status("open", name, err)
 	}
+	// The credential's writer slot is taken here, so that a client over
+	// the limit is refused at the open; the handle gives it back.
+	slot, err := s.srv.cfg.Ingest.ReserveWriter(s.claims.CredentialID)
+	if err != nil {
+		return nil, s.status("open", name, err)
+	}
 	for range openAttempts {
-		h, err := s.tryOpenWrite(r.Context(), name, r.Pflags())
+		h, err := s.tryOpenWrite(r.Context(), name, r.Pflags(), slot)
+		if err == nil {
+			return h, nil
+		}
 		if !errors.Is(err, errRace) {
-			return h, s.status("open", name, err)
+			slot()
+			return nil, s.status("open", name, err)
 		}
 	}
+	slot()
 	return nil, errBusy
 }
 
-func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.FileOpenFlags) (*writeHandle, error) {
+func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.FileOpenFlags, slot func()) (*writeHandle, error) {
 	f, err := s.srv.cfg.Catalog.File(ctx, s.claims.Case, name)
 	switch {
 	case errors.Is(err, cases.ErrNotFound) || err == nil && !visible(f):
 		if !flags.Creat {
 			return nil, errNotFound
 		}
-		return s.create(ctx, name)
+		return s.create(ctx, name, slot)
 	case err != nil:
 		return nil, err
 	case f.State == cases.FileComplete:
@@ -81,7 +93,7 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 	case flags.Excl:
 		return nil, errExists
 	}
-	h := s.newWriteHandle(name)
+	h := s.newWriteHandle(name, slot)
 	ls, err := s.srv.leases.acquire(ctx, f.Object, h.stop)
 	if err != nil {
 		return nil, err
@@ -101,14 +113,14 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 		if err != nil {
 			return nil, err
 		}
-		return s.create(ctx, name)
+		return s.create(ctx, name, slot)
 	}
 	h.start(up, ls)
 	return h, nil
 }
 
 // create starts a new upload of name.
-func (s *session) create(ctx context.Context, name string) (*writeHandle, error) {
+func (s *session) create(ctx context.Context, name string, slot func()) (*writeHandle, error) {
 	up, err := s.srv.cfg.Ingest.Create(ctx, upload.NewFile{
 		Case: s.claims.Case, Name: name, Size: -1, Via: via, UploadedBy: s.claims.Username, Actor: s.actor(),
 	})
@@ -123,7 +135,7 @@ func (s *session) create(ctx context.Context, name string) (*writeHandle, error)
 		}
 		return nil, errRace
 	}
-	h := s.newWriteHandle(name)
+	h := s.newWriteHandle(name, slot)
 	ls, err := s.srv.leases.acquire(ctx, up.Info().ID, h.stop)
 	if err != nil {
 		return nil, err
@@ -132,6 +144,26 @@ func (s *session) create(ctx context.Context, name string) (*writeHandle, error)
 	return h, nil
 }
 
-func (s *session) newWriteHandle(name string) *writeHandle {
-	return &writeHandle{sess: s, name: name, ctx: s.srv.ctx}
+func (s *session) newWriteHandle(name string, slot func()) *writeHandle {
+	// Storing runs on the server's context, marked as holding the writer
+	// slot of the open, and checks between parts that the credential still
+	// opens the case.
+	ctx := upload.WithAuthorization(upload.WithReservedWriter(s.srv.ctx), s.stillValid)
+	return &writeHandle{sess: s, name: name, ctx: ctx, slot: slot}
+}
+
+// stillValid fails once the session's credential no longer opens its
+// case: expired or revoked (closing the case revokes it too).
+func (s *session) stillValid(ctx context.Context) error {
+	if !s.srv.cfg.Now().Before(s.claims.ExpiresAt) {
+		return auth.ErrExpired
+	}
+	revoked, err := s.srv.cfg.Catalog.Revoked(ctx, s.claims.Case, s.claims.CredentialID)
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return auth.ErrRevoked
+	}
+	return nil
 }

@@ -33,6 +33,7 @@ type writeHandle struct {
 	ctx   context.Context // the server's: storing outlives the request
 	up    *upload.Upload
 	lease *lease
+	slot  func() // gives back the credential's writer slot
 	pw    *io.PipeWriter
 	done  chan struct{} // closed when upload.Write has returned
 
@@ -198,8 +199,14 @@ func (h *writeHandle) halt() {
 	_ = h.pw.Close()
 	go func() {
 		<-h.done
-		h.lease.release()
+		h.letGo()
 	}()
+}
+
+// letGo gives back the lease and the writer slot once storing has ended.
+func (h *writeHandle) letGo() {
+	h.lease.release()
+	h.slot()
 }
 
 // Close ends the upload: finished when every byte is in place (a
@@ -208,7 +215,7 @@ func (h *writeHandle) halt() {
 func (h *writeHandle) Close() error {
 	_ = h.pw.Close() // end of input: Write stores what it has
 	<-h.done
-	defer h.lease.release()
+	defer h.letGo()
 	h.mu.Lock()
 	interrupted, broken, holes := h.interrupted, h.broken, len(h.ahead) > 0
 	h.ahead, h.aheadBytes = nil, 0

@@ -30,6 +30,14 @@ var (
 	ErrTooLong        = errors.New("more bytes than the declared size")
 	ErrIncomplete     = errors.New("upload is not complete")
 	ErrCommitted      = errors.New("upload is complete; the file is kept")
+	// ErrTooLarge: the declared or written size is over the largest file
+	// this server takes (Config.MaxFileSize).
+	ErrTooLarge = errors.New("file is larger than this server accepts")
+	// ErrTooManyWriters: the credential already writes as many uploads at
+	// once as it may (Config.MaxWritersPerCredential).
+	ErrTooManyWriters = errors.New("too many uploads at once for this credential")
+	// ErrNotYours: an unfinished upload is written only by its uploader.
+	ErrNotYours = errors.New("this unfinished upload belongs to another credential")
 	// ErrRestarted: the store lost the upload's unfinished parts (they
 	// expired); the upload goes on from byte 0, which the client resends.
 	ErrRestarted = errors.New("the store no longer holds this upload's parts; it starts again from byte 0")
@@ -54,40 +62,79 @@ type Config struct {
 	Catalog *cases.Catalog
 	Now     func() time.Time
 	Logger  *slog.Logger
-	// PartSize is the size of the parts stored (default 16 MiB). Each
-	// transfer holds at most four part buffers in memory.
+	// PartSize is the size of the parts stored (default 16 MiB); larger
+	// files get larger parts, to stay within S3's 10,000 parts.
 	PartSize int64
+	// MaxFileSize is the largest file taken, declared or written (default
+	// DefaultMaxFileSize). It bounds the largest part, and so the largest
+	// buffer.
+	MaxFileSize int64
+	// MemoryBudget bounds the bytes of all part buffers of the process,
+	// both doors together (default DefaultMemoryBudget). It is raised to
+	// the largest part if smaller. Uploads wait for a buffer at the limit.
+	MemoryBudget int64
+	// MaxWritersPerCredential bounds the uploads one credential writes at
+	// once, both doors together (default DefaultMaxWritersPerCredential).
+	MaxWritersPerCredential int
 }
 
+// Defaults of Config.
+const (
+	DefaultPartSize                = 16 << 20
+	DefaultMaxFileSize             = 1 << 40 // 1 TiB
+	DefaultMemoryBudget            = 256 << 20
+	DefaultMaxWritersPerCredential = 8
+)
+
 // idleBuffers is how many part buffers are kept for reuse between uploads.
-const idleBuffers = partsInFlight + 1
+const idleBuffers = 16
 
 // Ingest stores uploads. It is safe for concurrent use; one Upload must be
 // written by one caller at a time (the doors lock per upload).
 type Ingest struct {
-	store    Store
-	catalog  *cases.Catalog
-	now      func() time.Time
-	log      *slog.Logger
-	partSize int64
-	buffers  chan []byte
+	store       Store
+	catalog     *cases.Catalog
+	now         func() time.Time
+	log         *slog.Logger
+	partSize    int64
+	maxFileSize int64
+	buffers     *bufferPool
+	writers     *writerSlots
 }
 
 // New returns an Ingest ready to use.
 func New(cfg Config) *Ingest {
-	in := &Ingest{store: cfg.Store, catalog: cfg.Catalog, now: cfg.Now, log: cfg.Logger, partSize: cfg.PartSize}
+	in := &Ingest{store: cfg.Store, catalog: cfg.Catalog, now: cfg.Now, log: cfg.Logger,
+		partSize: cfg.PartSize, maxFileSize: cfg.MaxFileSize}
 	if in.partSize <= 0 {
-		in.partSize = 16 << 20
+		in.partSize = DefaultPartSize
 	}
-	if in.partSize < storage.MinPartSize {
-		in.partSize = storage.MinPartSize
+	in.partSize = max(in.partSize, storage.MinPartSize)
+	if in.maxFileSize <= 0 {
+		in.maxFileSize = DefaultMaxFileSize
 	}
 	if in.log == nil {
 		in.log = slog.Default()
 	}
-	in.buffers = make(chan []byte, idleBuffers)
+	budget := cfg.MemoryBudget
+	if budget <= 0 {
+		budget = DefaultMemoryBudget
+	}
+	in.buffers = newBufferPool(max(budget, in.LargestPart()), idleBuffers)
+	writers := cfg.MaxWritersPerCredential
+	if writers <= 0 {
+		writers = DefaultMaxWritersPerCredential
+	}
+	in.writers = newWriterSlots(writers)
 	return in
 }
+
+// MaxFileSize is the largest file the ingest takes.
+func (in *Ingest) MaxFileSize() int64 { return in.maxFileSize }
+
+// BufferStats reports the bytes of part buffers in use and how many
+// uploads wait for one, for the metrics.
+func (in *Ingest) BufferStats() (inUse int64, waiting int) { return in.buffers.stats() }
 
 // NewFile describes an upload about to start.
 type NewFile struct {
@@ -115,6 +162,9 @@ func (in *Ingest) Create(ctx context.Context, nf NewFile) (*Upload, error) {
 	}
 	if err := cases.ValidName(nf.Name); err != nil {
 		return nil, err
+	}
+	if nf.Size > in.maxFileSize {
+		return nil, in.tooLarge(nf.Size)
 	}
 	if _, err := in.catalog.RequireOpen(ctx, nf.Case); err != nil {
 		return nil, err
@@ -156,6 +206,10 @@ func (in *Ingest) Resume(ctx context.Context, caseID, id string) (*Upload, error
 		return nil, err
 	}
 	return &Upload{in: in, s: s}, nil
+}
+
+func (in *Ingest) tooLarge(size int64) error {
+	return fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, size, in.maxFileSize)
 }
 
 func newID() string {
@@ -200,6 +254,9 @@ func (u *Upload) Info() Info {
 func (u *Upload) DeclareLength(ctx context.Context, size int64) error {
 	if u.s.Size >= 0 || size < u.s.Offset {
 		return fmt.Errorf("cannot declare length %d at offset %d", size, u.s.Offset)
+	}
+	if size > u.in.maxFileSize {
+		return u.in.tooLarge(size)
 	}
 	u.s.Size = size
 	return u.in.saveState(ctx, u.s)

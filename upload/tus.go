@@ -75,6 +75,7 @@ func (in *Ingest) TusHandler(cfg TusConfig) (*handler.Handler, error) {
 	composer.UseLocker(locker)
 	return handler.NewHandler(handler.Config{
 		BasePath:             cfg.BasePath,
+		MaxSize:              in.maxFileSize,
 		StoreComposer:        composer,
 		DisableDownload:      true, // downloads go through the case API
 		DisableConcatenation: true,
@@ -144,14 +145,20 @@ func (t *tusStore) GetUpload(ctx context.Context, id string) (handler.Upload, er
 	if err != nil {
 		return nil, t.tusError(err)
 	}
+	// An unfinished upload is another credential's to write: a customer
+	// does not learn it exists; staff may look at it and terminate it.
+	foreign := u.s.UploadedBy != who.Username
+	if foreign && who.Actor.Role != "staff" {
+		return nil, handler.ErrNotFound
+	}
 	// All bytes stored but not committed (the server stopped in between):
 	// commit now, so the client asking for the offset finds the file done.
-	if u.s.Stored && !u.s.Committed {
+	if u.s.Stored && !u.s.Committed && !foreign {
 		if _, err := u.Finish(ctx); err != nil && !errors.Is(err, ErrDigestMismatch) {
 			return nil, t.tusError(err)
 		}
 	}
-	return &tusUpload{u: u, t: t}, nil
+	return &tusUpload{u: u, t: t, foreign: foreign}, nil
 }
 
 func (t *tusStore) AsTerminatableUpload(u handler.Upload) handler.TerminatableUpload {
@@ -165,9 +172,15 @@ func (t *tusStore) AsLengthDeclarableUpload(u handler.Upload) handler.LengthDecl
 type tusUpload struct {
 	u *Upload
 	t *tusStore
+	// foreign: staff looking at another's upload; they may terminate it,
+	// not write it.
+	foreign bool
 }
 
 func (tu *tusUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
+	if tu.foreign {
+		return 0, tu.t.tusError(ErrNotYours)
+	}
 	var (
 		n   int64
 		err error
@@ -196,6 +209,9 @@ func (tu *tusUpload) GetReader(ctx context.Context) (io.ReadCloser, error) {
 }
 
 func (tu *tusUpload) FinishUpload(ctx context.Context) error {
+	if tu.foreign {
+		return tu.t.tusError(ErrNotYours)
+	}
 	_, err := tu.u.Finish(ctx)
 	return tu.t.tusError(err)
 }
@@ -205,5 +221,8 @@ func (tu *tusUpload) Terminate(ctx context.Context) error {
 }
 
 func (tu *tusUpload) DeclareLength(ctx context.Context, length int64) error {
+	if tu.foreign {
+		return tu.t.tusError(ErrNotYours)
+	}
 	return tu.t.tusError(tu.u.DeclareLength(ctx, length))
 }

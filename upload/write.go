@@ -15,45 +15,42 @@ import (
 	"github.com/casedrop/casedrop/storage"
 )
 
-// partSize chooses the size of the next part: the configured size while
-// that can still reach the file's size within S3's 10,000 parts, larger
-// otherwise. Without a known size it grows after 2,000 parts (32 GiB at the
-// default), so an SFTP upload of unknown length can reach about 1 TiB.
+// nextPartSize chooses the size of the next part: the configured size
+// while that can still reach the file's size within S3's 10,000 parts,
+// larger otherwise. Without a known size, parts grow after 2,000 (32 GiB
+// at the default) to what reaches MaxFileSize. No part is larger than
+// LargestPart, as no file is larger than MaxFileSize.
 func (in *Ingest) nextPartSize(size int64, parts int) int64 {
-	ps := in.partSize
 	if size > 0 {
-		need := (size + storage.MaxParts - 11) / (storage.MaxParts - 10)
-		need = (need + 1<<20 - 1) &^ (1<<20 - 1)
-		return max(ps, need)
+		return max(in.partSize, partFor(size, storage.MaxParts-10))
 	}
-	if parts >= 2000 {
-		return max(ps, 128<<20)
+	if parts >= unknownSizeParts {
+		return in.lateUnknownPart()
 	}
-	return ps
+	return in.partSize
 }
 
-// buffer returns a part buffer. Buffers of the usual size are kept on a
-// bounded free list rather than in a sync.Pool: a pool drops them at every
-// garbage collection, and re-allocating 16 MiB buffers makes the heap (and
-// the process) grow well past what is in use.
-func (in *Ingest) buffer(size int64) []byte {
-	if size == in.partSize {
-		select {
-		case b := <-in.buffers:
-			return b[:size]
-		default:
-		}
-	}
-	return make([]byte, size)
+// unknownSizeParts is how many parts of an upload of unknown size have the
+// configured size before they grow.
+const unknownSizeParts = 2000
+
+// lateUnknownPart is the part size after unknownSizeParts: what reaches
+// MaxFileSize in the parts left.
+func (in *Ingest) lateUnknownPart() int64 {
+	rest := in.maxFileSize - unknownSizeParts*in.partSize
+	return max(in.partSize, partFor(rest, storage.MaxParts-10-unknownSizeParts))
 }
 
-func (in *Ingest) release(b []byte) {
-	if int64(cap(b)) == in.partSize {
-		select {
-		case in.buffers <- b[:cap(b)]:
-		default:
-		}
-	}
+// LargestPart is the largest part (and so part buffer) any upload uses.
+func (in *Ingest) LargestPart() int64 {
+	return max(in.nextPartSize(in.maxFileSize, 0), in.lateUnknownPart())
+}
+
+// partFor is the size, rounded up to a MiB, that stores size bytes in
+// parts parts.
+func partFor(size int64, parts int64) int64 {
+	need := (size + parts - 1) / parts
+	return (need + 1<<20 - 1) &^ (1<<20 - 1)
 }
 
 // partJob is a full part on its way to the store, with the hash state
@@ -71,7 +68,8 @@ type partJob struct {
 
 // partsInFlight is how many full parts of one upload may be on their way
 // to the store at once, besides the one being filled: memory per transfer
-// is at most partsInFlight+1 part buffers.
+// is at most partsInFlight+1 part buffers, fewer when the process's
+// memory budget is short (then parts are sent one at a time).
 const partsInFlight = 3
 
 // Write stores the bytes of r at offset, which must be the upload's stored
@@ -109,8 +107,15 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 			err = u.lost(ctx, err)
 		}
 	}()
-	if _, err := u.in.catalog.RequireOpen(ctx, s.Case); err != nil {
+	if err := u.authorized(ctx); err != nil {
 		return 0, err
+	}
+	if reserved, _ := ctx.Value(reservedKey{}).(bool); !reserved {
+		release, err := u.in.writers.acquire(s.writer())
+		if err != nil {
+			return 0, err
+		}
+		defer release()
 	}
 	h, err := s.hasher()
 	if err != nil {
@@ -141,36 +146,80 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 	start := s.Offset
 	// pos is where buf starts in the file; parts counts parts sent.
 	pos, parts := s.partsSize(), len(s.Parts)
-	buf := u.in.buffer(u.in.nextPartSize(s.Size, parts))
-	fill := copy(buf, s.tail)
 	var queue []*partJob
-	// commit waits for the oldest part in flight and saves the state that
-	// includes it.
-	commit := func() error {
+	// commit waits for the oldest part in flight, saves the state that
+	// includes it and hands back its buffer.
+	commit := func() ([]byte, error) {
 		job := queue[0]
 		queue = queue[1:]
 		<-job.done
-		u.in.release(job.buf)
 		if job.err != nil {
-			return job.err
+			u.in.buffers.put(job.buf)
+			return nil, job.err
 		}
-		return u.commitPart(ctx, job.part, job.hash, check == nil)
+		return job.buf, u.commitPart(ctx, job.part, job.hash, check == nil)
+	}
+	// nextBuffer returns the buffer for the next part: a new one while the
+	// budget has room and nobody waits (parts then travel while the next
+	// is read), else the buffer of the oldest part in flight once stored.
+	// It blocks on the budget only when this upload holds no buffer, so
+	// uploads never wait on each other's buffers.
+	nextBuffer := func(size int64) ([]byte, error) {
+		for {
+			if len(queue) < partsInFlight {
+				if b := u.in.buffers.tryGet(size); b != nil {
+					return b, nil
+				}
+			}
+			if len(queue) == 0 {
+				return u.in.buffers.get(ctx, size)
+			}
+			b, err := commit()
+			if err != nil {
+				return nil, err
+			}
+			if int64(cap(b)) == size && !u.in.buffers.waiting() {
+				return b[:size], nil
+			}
+			u.in.buffers.put(b) // someone waits: take turns
+		}
 	}
 	// On an early return, parts still in flight are waited for (their
 	// buffers are in use) but not committed: a resume sends them again.
 	defer func() {
 		for _, job := range queue {
 			<-job.done
-			u.in.release(job.buf)
+			u.in.buffers.put(job.buf)
 		}
 	}()
 
-	var readErr error
+	// No buffer is taken before the client sends a byte: a stalled client
+	// holds none, and a request without bytes needs none.
+	r, empty, err := firstByte(r)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		buf     []byte
+		readErr error
+	)
+	if empty {
+		buf, readErr = slices.Clone(s.tail), io.EOF
+	} else {
+		if buf, err = u.in.buffers.get(ctx, u.in.nextPartSize(s.Size, parts)); err != nil {
+			return 0, err
+		}
+		defer func() { u.in.buffers.put(buf) }()
+	}
+	fill := copy(buf, s.tail)
 	for readErr == nil {
 		var n int
 		n, readErr = io.ReadFull(r, buf[fill:])
 		if s.Size >= 0 && pos+int64(fill+n) > s.Size {
 			return s.Offset - start, ErrTooLong
+		}
+		if pos+int64(fill+n) > u.in.maxFileSize {
+			return s.Offset - start, u.in.tooLarge(pos + int64(fill+n))
 		}
 		h.Write(buf[fill : fill+n])
 		fill += n
@@ -180,13 +229,9 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		if fill < len(buf) {
 			continue
 		}
-		if len(queue) == partsInFlight {
-			if err := commit(); err != nil {
-				return s.Offset - start, err
-			}
-		}
-		// A case closed while a long request streams stops it here.
-		if _, err := u.in.catalog.RequireOpen(ctx, s.Case); err != nil {
+		// A case closed, or a credential revoked or expired, while a long
+		// request streams stops it here.
+		if err := u.authorized(ctx); err != nil {
 			return s.Offset - start, err
 		}
 		if err := u.ensureMultipart(ctx); err != nil {
@@ -198,11 +243,15 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		queue = append(queue, job)
 		go u.sendPart(ctx, job)
 		pos += int64(len(buf))
-		buf, fill = u.in.buffer(u.in.nextPartSize(s.Size, parts)), 0
+		buf, fill = nil, 0
+		if buf, err = nextBuffer(u.in.nextPartSize(s.Size, parts)); err != nil {
+			return s.Offset - start, err
+		}
 	}
-	defer u.in.release(buf)
 	for len(queue) > 0 {
-		if err := commit(); err != nil {
+		b, err := commit()
+		u.in.buffers.put(b)
+		if err != nil {
 			return s.Offset - start, err
 		}
 	}
@@ -226,6 +275,42 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		err = u.in.saveState(ctx, s) // parts committed in memory only
 	}
 	return s.Offset - start, err
+}
+
+// firstByte waits for r's first byte and returns a reader that still
+// gives it, or empty when r ends at once.
+func firstByte(r io.Reader) (_ io.Reader, empty bool, err error) {
+	var one [1]byte
+	n, err := io.ReadFull(r, one[:])
+	switch {
+	case n == 1:
+		return io.MultiReader(bytes.NewReader(one[:]), r), false, nil
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return r, true, nil
+	}
+	return nil, false, err
+}
+
+// authorized checks, before a write and between its parts, that the case
+// is open and, where the door says how (WithAuthorization), that the
+// credential writing is still valid: not revoked, not expired.
+func (u *Upload) authorized(ctx context.Context) error {
+	if _, err := u.in.catalog.RequireOpen(ctx, u.s.Case); err != nil {
+		return err
+	}
+	if check, ok := ctx.Value(authorizationKey{}).(func(context.Context) error); ok {
+		return check(ctx)
+	}
+	return nil
+}
+
+type authorizationKey struct{}
+
+// WithAuthorization returns ctx carrying check, which a write calls before
+// it starts and between its parts: an error from it (a revoked or expired
+// credential) stops the write with what was stored so far kept.
+func WithAuthorization(ctx context.Context, check func(context.Context) error) context.Context {
+	return context.WithValue(ctx, authorizationKey{}, check)
 }
 
 // newJob prepares part number of the upload; the job carries everything

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/casedrop/casedrop/auth"
@@ -151,6 +152,9 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 		if len(r.Header.Get("Upload-Metadata")) > maxMetadata {
 			return newError(http.StatusRequestHeaderFieldsTooLarge, "metadata_too_large", "Upload-Metadata is larger than 4 KiB")
 		}
+		if err := s.checkUploadLength(r); err != nil {
+			return err
+		}
 		c, err := s.authenticate(r, "", false)
 		if err != nil {
 			return err
@@ -158,6 +162,13 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username, Actor: cases.Actor{
 			CredentialID: c.Claims.CredentialID, Role: string(c.Claims.Role), Username: c.Claims.Username, Door: "tus", Remote: sourceAddr(r),
 		}})
+		// Checked again between the parts of a long request: revoking the
+		// credential or its expiry stops a PATCH in flight.
+		token := bearer(r)
+		ctx = upload.WithAuthorization(ctx, func(ctx context.Context) error {
+			_, err := s.Verifier.Verify(ctx, token)
+			return err
+		})
 		if h := r.Header.Get("Upload-Checksum"); h != "" {
 			sum, err := parseUploadChecksum(h)
 			if err != nil {
@@ -168,6 +179,21 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(ctx))
 		return nil
 	})
+}
+
+// checkUploadLength refuses a declared Upload-Length over the largest file
+// with 413, on creation and on a deferred length's PATCH alike.
+func (s *server) checkUploadLength(r *http.Request) error {
+	h := r.Header.Get("Upload-Length")
+	if h == "" {
+		return nil
+	}
+	n, err := strconv.ParseInt(h, 10, 64)
+	if err == nil && n > s.Ingest.MaxFileSize() || errors.Is(err, strconv.ErrRange) {
+		return newError(http.StatusRequestEntityTooLarge, "file_too_large",
+			fmt.Sprintf("Upload-Length is over the largest file this server accepts (%d bytes)", s.Ingest.MaxFileSize()))
+	}
+	return nil // tusd answers other malformed lengths
 }
 
 // parseUploadChecksum reads tus's "Upload-Checksum: <algorithm> <base64>".

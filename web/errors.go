@@ -53,6 +53,10 @@ var errorMap = []struct {
 	// 409: tus clients retry it, ask for the offset (now 0) and resend.
 	{upload.ErrRestarted, http.StatusConflict, "upload_restarted"},
 	{upload.ErrTooLong, http.StatusRequestEntityTooLarge, "too_long"},
+	{upload.ErrTooLarge, http.StatusRequestEntityTooLarge, "file_too_large"},
+	// 429: the credential writes as many uploads as it may; one ends soon.
+	{upload.ErrTooManyWriters, http.StatusTooManyRequests, "too_many_uploads"},
+	{upload.ErrNotYours, http.StatusForbidden, "not_your_upload"},
 	{upload.ErrIncomplete, http.StatusConflict, "not_complete"},
 	{upload.ErrCommitted, http.StatusForbidden, "file_complete"},
 	{storage.ErrNotFound, http.StatusNotFound, "not_found"},

@@ -38,9 +38,12 @@ type Config struct {
 	// Purger runs purges on request (POST /api/v1/purge); may be nil.
 	Purger *cases.Purger
 	// Ready reports whether the object store can be reached.
-	Ready  func(ctx context.Context) error
-	Now    func() time.Time
-	Logger *slog.Logger
+	Ready func(ctx context.Context) error
+	// StallTimeout ends a response the client stopped reading: a write
+	// that makes no progress for that long fails (default 2 minutes).
+	StallTimeout time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 type server struct {
@@ -54,6 +57,9 @@ func New(cfg Config) (http.Handler, error) {
 	s := &server{Config: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.StallTimeout <= 0 {
+		s.StallTimeout = 2 * time.Minute
 	}
 	tus, err := cfg.Ingest.TusHandler(upload.TusConfig{
 		BasePath:  "/files/",
@@ -130,11 +136,14 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// statusRecorder remembers the status for the access log. Unwrap keeps
-// http.ResponseController (deadlines, flushing) working through it.
+// statusRecorder remembers the status for the access log, and gives each
+// write of the response a deadline, so that a client that stops reading a
+// download (or anything else) cannot hold its goroutine and open object
+// for ever. Unwrap keeps http.ResponseController working through it.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	stall  time.Duration
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -148,6 +157,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
+	// Deadlines are wall-clock I/O timeouts, not domain time. The last one
+	// also covers the final flush after the handler returns.
+	_ = http.NewResponseController(s.ResponseWriter).SetWriteDeadline(time.Now().Add(s.stall))
 	return s.ResponseWriter.Write(b)
 }
 
@@ -159,14 +171,18 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		// An HTTP/1.1 connection keeps the write deadline of its previous
+		// response: a long upload's response must not inherit it.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		rec := &statusRecorder{ResponseWriter: w, stall: s.StallTimeout}
 		next.ServeHTTP(rec, r)
 		route := r.Pattern // set by the mux on this request
 		if route == "" {
 			route = "unmatched"
 		}
-		metrics.RequestDuration.WithLabelValues(route, r.Method, strconv.Itoa(rec.status/100)+"xx").Observe(time.Since(start).Seconds())
-		s.log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+		method := metrics.Method(r.Method) // a closed set: the method is the client's
+		metrics.RequestDuration.WithLabelValues(route, method, strconv.Itoa(rec.status/100)+"xx").Observe(time.Since(start).Seconds())
+		s.log.InfoContext(r.Context(), "http", "method", method, "path", r.URL.Path, "status", rec.status,
 			"ms", time.Since(start).Milliseconds(), "remote", sourceAddr(r), "proto", r.Proto)
 	})
 }

@@ -27,8 +27,13 @@ type config struct {
 	S3Region    string
 	S3Insecure  bool
 	PartSizeMiB int
-	LogLevel    string
-	AdminToken  string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
+	// MaxFileGiB, MemoryBudgetMiB and UploadsPerCredential bound what any
+	// upload, and any one credential, can make the server hold.
+	MaxFileGiB           int
+	MemoryBudgetMiB      int
+	UploadsPerCredential int
+	LogLevel             string
+	AdminToken           string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
 
 	WebhookURL     string
 	WebhookSecret  string // only from CASEDROP_WEBHOOK_SECRET, like the admin token
@@ -64,7 +69,10 @@ func (c *config) settings() []setting {
 		{flag: "s3-secret-key", env: "CASEDROP_S3_SECRET_KEY", def: "", help: "S3 secret key (prefer the environment variable)", str: &c.S3SecretKey, data: true},
 		{flag: "s3-region", env: "CASEDROP_S3_REGION", def: "", help: "S3 region", str: &c.S3Region, data: true},
 		{flag: "s3-insecure", env: "CASEDROP_S3_INSECURE", def: "false", help: "plain HTTP to the S3 endpoint (local MinIO only)", boolean: &c.S3Insecure, data: true},
-		{flag: "part-size-mib", env: "CASEDROP_PART_SIZE_MIB", def: "16", help: "size of stored parts in MiB (min 5); memory per upload is about twice this", integer: &c.PartSizeMiB},
+		{flag: "part-size-mib", env: "CASEDROP_PART_SIZE_MIB", def: "16", help: "size of stored parts in MiB (min 5); an upload holds one to four part buffers", integer: &c.PartSizeMiB},
+		{flag: "max-file-gib", env: "CASEDROP_MAX_FILE_GIB", def: "1024", help: "largest file accepted, in GiB (larger declared sizes answer 413)", integer: &c.MaxFileGiB},
+		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "256", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
+		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
 		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected and case.purged on (HMAC-SHA256 signed with CASEDROP_WEBHOOK_SECRET)", str: &c.WebhookURL},
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
@@ -193,6 +201,15 @@ func (c *config) complete() error {
 	}
 	if c.PartSizeMiB < 5 || c.PartSizeMiB > 512 {
 		return fmt.Errorf("--part-size-mib must be between 5 and 512")
+	}
+	if c.MaxFileGiB < 1 || c.MaxFileGiB > 5*1024 {
+		return fmt.Errorf("--max-file-gib must be between 1 and 5120 (S3's largest object)")
+	}
+	if c.MemoryBudgetMiB < 2*c.PartSizeMiB {
+		return fmt.Errorf("--memory-budget-mib must hold at least two parts (%d MiB at --part-size-mib %d)", 2*c.PartSizeMiB, c.PartSizeMiB)
+	}
+	if c.UploadsPerCredential < 1 {
+		return fmt.Errorf("--uploads-per-credential must be at least 1")
 	}
 	_, httpsPort, err := net.SplitHostPort(c.HTTPSAddr)
 	if err != nil {

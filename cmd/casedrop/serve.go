@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -108,7 +109,15 @@ func serve(args []string) error {
 		return fmt.Errorf("SSH host keys: %w", err)
 	}
 	// One ingest, one verifier and one login limiter for both doors.
-	ingest := upload.New(upload.Config{Store: store, Catalog: catalog, Now: now, Logger: log, PartSize: int64(cfg.PartSizeMiB) << 20})
+	ingest := upload.New(upload.Config{Store: store, Catalog: catalog, Now: now, Logger: log,
+		PartSize: int64(cfg.PartSizeMiB) << 20, MaxFileSize: int64(cfg.MaxFileGiB) << 30,
+		MemoryBudget: int64(cfg.MemoryBudgetMiB) << 20, MaxWritersPerCredential: cfg.UploadsPerCredential})
+	if largest := ingest.LargestPart(); largest > int64(cfg.MemoryBudgetMiB)<<20 {
+		return fmt.Errorf("--memory-budget-mib %d cannot hold one part of the largest file (%d MiB at --max-file-gib %d): raise the budget or lower the largest file",
+			cfg.MemoryBudgetMiB, largest>>20, cfg.MaxFileGiB)
+	}
+	metrics.ObserveBuffers(ingest.BufferStats)
+	limitHeap(log, int64(cfg.MemoryBudgetMiB)<<20)
 	verifier := &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog}
 	limiter := auth.NewLimiter(10, time.Minute, now)
 	sftpHost, sftpPort := sftpEndpoint(cfg)
@@ -217,4 +226,19 @@ func sftpEndpoint(cfg *config) (string, int) {
 	_, p, _ := net.SplitHostPort(cfg.SFTPAddr)
 	port, _ := strconv.Atoi(p)
 	return host, port
+}
+
+// heapOverhead is what the process needs besides the upload buffers: the
+// runtime, TLS and HTTP/2 buffers, SFTP windows, catalog reads.
+const heapOverhead = 256 << 20
+
+// limitHeap sets Go's soft memory limit to the upload budget plus the
+// overhead, unless GOMEMLIMIT says otherwise, so that the collector runs
+// before garbage buffers grow the process far past what is in use.
+func limitHeap(log *slog.Logger, budget int64) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(budget + heapOverhead)
+	log.Debug("memory limit set", "bytes", budget+heapOverhead)
 }

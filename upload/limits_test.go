@@ -1,0 +1,216 @@
+package upload_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/storage"
+	"github.com/casedrop/casedrop/storage/diskstore"
+	"github.com/casedrop/casedrop/upload"
+)
+
+func diskFixture(t *testing.T, cfg upload.Config) *fixture {
+	t.Helper()
+	root := t.TempDir()
+	f := newFixture(t, func() storage.Store { s, _ := diskstore.New(root); return s })
+	store := f.newStore()
+	f.catalog = cases.New(store, clock)
+	cfg.Store, cfg.Catalog, cfg.Now = store, f.catalog, clock
+	if cfg.PartSize == 0 {
+		cfg.PartSize = storage.MinPartSize
+	}
+	f.in = upload.New(cfg)
+	return f
+}
+
+func TestFilesOverTheLimitAreRefusedHoweverTheSizeArrives(t *testing.T) {
+	ctx := context.Background()
+	const limit = 3 * storage.MinPartSize
+	f := diskFixture(t, upload.Config{MaxFileSize: limit})
+
+	t.Run("a declared size over the limit is refused at creation", func(t *testing.T) {
+		_, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "huge.bin", Size: 686507572582651, Via: "test"})
+		if !errors.Is(err, upload.ErrTooLarge) {
+			t.Fatalf("create with 686 TB declared: %v, want ErrTooLarge", err)
+		}
+	})
+	t.Run("a deferred length over the limit is refused", func(t *testing.T) {
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "deferred.bin", Size: -1, Via: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := up.DeclareLength(ctx, limit+1); !errors.Is(err, upload.ErrTooLarge) {
+			t.Fatalf("declare %d: %v, want ErrTooLarge", limit+1, err)
+		}
+	})
+	t.Run("an upload of unknown size stops at the limit", func(t *testing.T) {
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "endless.bin", Size: -1, Via: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := up.Write(ctx, 0, io.LimitReader(zeros{}, limit+1))
+		if !errors.Is(err, upload.ErrTooLarge) {
+			t.Fatalf("writing past the limit: %v, want ErrTooLarge", err)
+		}
+		if stored > limit {
+			t.Fatalf("stored %d bytes, over the %d limit", stored, limit)
+		}
+	})
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// gaugedStore records, on every part stored, the part buffers in use.
+type gaugedStore struct {
+	storage.Store
+	in      func() *upload.Ingest
+	maxUsed atomic.Int64
+	parts   atomic.Int64
+}
+
+func (g *gaugedStore) PutPart(ctx context.Context, key, id string, n int, r io.Reader, size int64) (storage.Part, error) {
+	inUse, _ := g.in().BufferStats()
+	for {
+		old := g.maxUsed.Load()
+		if inUse <= old || g.maxUsed.CompareAndSwap(old, inUse) {
+			break
+		}
+	}
+	g.parts.Add(1)
+	return g.Store.PutPart(ctx, key, id, n, r, size)
+}
+
+func TestManyUploadsShareTheMemoryBudgetAndAllComplete(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	disk, err := diskstore.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in *upload.Ingest
+	store := &gaugedStore{Store: disk, in: func() *upload.Ingest { return in }}
+	catalog := cases.New(store, clock)
+	if _, _, err := catalog.Open(ctx, "case-1"); err != nil {
+		t.Fatal(err)
+	}
+	// Two part buffers for the whole process, eight uploads of three
+	// parts and a bit, from eight credentials.
+	const budget = 2 * storage.MinPartSize
+	in = upload.New(upload.Config{Store: store, Catalog: catalog, Now: clock, PartSize: storage.MinPartSize,
+		MemoryBudget: budget, MaxFileSize: 1 << 30})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			data := randomBytes(3*storage.MinPartSize+1000, uint64(100+i))
+			name := "file-" + string(rune('a'+i)) + ".bin"
+			up, err := in.Create(ctx, upload.NewFile{Case: "case-1", Name: name, Size: int64(len(data)), SHA256: sha(data),
+				Via: "test", UploadedBy: name, Actor: cases.Actor{CredentialID: name}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := up.Write(ctx, 0, bytes.NewReader(data)); err != nil {
+				t.Errorf("%s: %v", name, err)
+				return
+			}
+			file, err := up.Finish(ctx)
+			if err != nil || file.SHA256 != sha(data) {
+				t.Errorf("%s: finished with %v, digest %s, want %s", name, err, file.SHA256, sha(data))
+			}
+		})
+	}
+	wg.Wait()
+	if store.parts.Load() < 8*3 {
+		t.Fatalf("only %d parts stored", store.parts.Load())
+	}
+	if used := store.maxUsed.Load(); used > budget {
+		t.Fatalf("part buffers reached %d bytes, over the %d budget", used, budget)
+	}
+	if inUse, waiting := in.BufferStats(); inUse != 0 || waiting != 0 {
+		t.Fatalf("after every upload: %d bytes in use, %d waiting", inUse, waiting)
+	}
+}
+
+func TestOneCredentialWritesAtMostItsShareOfUploadsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	f := diskFixture(t, upload.Config{MaxWritersPerCredential: 2})
+	start := func(name, credential string) (*io.PipeWriter, chan error) {
+		up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: name, Size: -1, Via: "test", UploadedBy: credential,
+			Actor: cases.Actor{CredentialID: credential}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := up.Write(ctx, 0, pr)
+			done <- err
+		}()
+		return pw, done
+	}
+	// Two writes of one credential hold its slots while their clients send.
+	w1, d1 := start("a.bin", "cred-1")
+	w2, d2 := start("b.bin", "cred-1")
+	if _, err := w1.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w2.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	_, d3 := start("c.bin", "cred-1")
+	if err := <-d3; !errors.Is(err, upload.ErrTooManyWriters) {
+		t.Fatalf("third write of one credential: %v, want ErrTooManyWriters", err)
+	}
+	w4, d4 := start("d.bin", "cred-2")
+	w4.Close()
+	if err := <-d4; err != nil {
+		t.Fatalf("another credential's write: %v", err)
+	}
+	w1.Close()
+	w2.Close()
+	if err := errors.Join(<-d1, <-d2); err != nil {
+		t.Fatal(err)
+	}
+	w5, d5 := start("e.bin", "cred-1")
+	w5.Close()
+	if err := <-d5; err != nil {
+		t.Fatalf("a write after the others ended: %v", err)
+	}
+}
+
+func TestARevokedCredentialStopsItsWriteBetweenParts(t *testing.T) {
+	ctx := context.Background()
+	f := diskFixture(t, upload.Config{})
+	data := randomBytes(4*storage.MinPartSize, 9)
+	up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "long.bin", Size: int64(len(data)), Via: "test", UploadedBy: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked atomic.Bool
+	errRevoked := errors.New("revoked")
+	wctx := upload.WithAuthorization(ctx, func(context.Context) error {
+		if revoked.Load() {
+			return errRevoked
+		}
+		return nil
+	})
+	r := &closingReader{r: bytes.NewReader(data), after: storage.MinPartSize + 10, close: func() { revoked.Store(true) }}
+	stored, err := up.Write(wctx, 0, r)
+	if !errors.Is(err, errRevoked) {
+		t.Fatalf("write after the revocation: %v, want the authorization's error", err)
+	}
+	if stored >= int64(len(data)) || up.Info().Offset != stored {
+		t.Fatalf("stored %d of %d bytes (offset %d) after the revocation", stored, len(data), up.Info().Offset)
+	}
+	if _, err := up.Write(wctx, up.Info().Offset, bytes.NewReader(data[up.Info().Offset:])); !errors.Is(err, errRevoked) {
+		t.Fatalf("a new write with the revoked credential: %v", err)
+	}
+}
