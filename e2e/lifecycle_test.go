@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,9 @@ import (
 	"github.com/casedrop/casedrop/internal/testserver"
 	"github.com/casedrop/casedrop/webhook"
 )
+
+// crmSecret is the case system's webhook secret (CASEDROP_WEBHOOK_SECRET).
+const crmSecret = "whsec_Y3JtLXNlY3JldC1jcm0tc2VjcmV0LWNybS1zZWNyZXQ="
 
 // caseSystem is the CRM's webhook receiver, on loopback.
 type caseSystem struct {
@@ -30,7 +34,10 @@ func (c *caseSystem) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !hmac.Equal([]byte(r.Header.Get(webhook.SignatureHeader)), []byte(webhook.Sign([]byte("crm-secret"), body))) {
+	key, _ := webhook.ParseSecret(crmSecret)
+	secs, _ := strconv.ParseInt(r.Header.Get(webhook.TimestampHeader), 10, 64)
+	id := r.Header.Get(webhook.IDHeader)
+	if !hmac.Equal([]byte(r.Header.Get(webhook.SignatureHeader)), []byte(webhook.Sign(key, id, time.Unix(secs, 0), body))) {
 		c.badSig++
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -70,7 +77,7 @@ func TestACaseLifeThroughTheCLIClosesBothDoorsAndTellsTheCaseSystem(t *testing.T
 	t.Cleanup(hook.Close)
 	srv := testserver.Start(t, testserver.Options{
 		Args: []string{"--webhook-url", hook.URL},
-		Env:  []string{"CASEDROP_WEBHOOK_SECRET=crm-secret"},
+		Env:  []string{"CASEDROP_WEBHOOK_SECRET=" + crmSecret},
 	})
 	cli := func(want int, args ...string) string {
 		t.Helper()
@@ -196,7 +203,7 @@ func TestAWebhookEventOutlivesARestartOfTheServer(t *testing.T) {
 	t.Cleanup(hook.Close)
 	srv := testserver.Start(t, testserver.Options{
 		Args: []string{"--webhook-url", hook.URL},
-		Env:  []string{"CASEDROP_WEBHOOK_SECRET=crm-secret"},
+		Env:  []string{"CASEDROP_WEBHOOK_SECRET=" + crmSecret},
 	})
 	srv.OpenCase(t, "RESTART")
 	token := srv.Credential(t, "RESTART", "customer").Token

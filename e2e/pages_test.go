@@ -376,7 +376,8 @@ func TestPageForStaffListsEveryFileAndDownloadsOneSeveralAndAllWithTheRightBytes
 		Rows              []staffRow
 		CaseState         string
 		One, Several, Zip []string
-		Sums, Sig         []string
+		Sums, Sig, SSHSig []string
+		VerifyLines       string
 		Overflow          int
 	}
 	shots := screenshotDir(t, root)
@@ -495,6 +496,18 @@ func TestPageForStaffListsEveryFileAndDownloadsOneSeveralAndAllWithTheRightBytes
 		}
 		if sig, err := os.ReadFile(out.Sig[0]); err != nil || len(sig) != 64 {
 			t.Errorf("SHA256SUMS.sig: %d bytes (%v), want an Ed25519 signature's 64", len(sig), err)
+		}
+	})
+
+	t.Run("SHA256SUMS.sshsig through the page is an SSH signature, and the page shows its namespace", func(t *testing.T) {
+		if len(out.SSHSig) != 1 {
+			t.Fatalf("SHA256SUMS.sshsig downloads %v", out.SSHSig)
+		}
+		if sig, err := os.ReadFile(out.SSHSig[0]); err != nil || !strings.HasPrefix(string(sig), "-----BEGIN SSH SIGNATURE-----") {
+			t.Errorf("SHA256SUMS.sshsig: %v\n%s", err, sig)
+		}
+		if want := "-n casedrop-case:" + caseID + " "; !strings.Contains(out.VerifyLines, want) {
+			t.Errorf("the page's ssh-keygen line lacks %q:\n%s", want, out.VerifyLines)
 		}
 	})
 

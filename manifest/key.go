@@ -12,6 +12,7 @@ import (
 	"io"
 
 	"github.com/casedrop/casedrop/storage"
+	"golang.org/x/crypto/ssh"
 )
 
 // KeyObject is the object that holds the manifest signing key (PKCS#8
@@ -36,6 +37,7 @@ type KeyStore interface {
 // the key customers and auditors were given to check manifests.
 type Signer struct {
 	private   ed25519.PrivateKey
+	ssh       ssh.Signer // the same key, for SSHSIG signatures
 	publicPEM []byte
 }
 
@@ -102,7 +104,11 @@ func readSigner(ctx context.Context, store KeyStore) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest: encoding the public key: %w", err)
 	}
-	return &Signer{private: private, publicPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})}, nil
+	sshSigner, err := ssh.NewSignerFromKey(private)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: the signing key as an SSH key: %w", err)
+	}
+	return &Signer{private: private, ssh: sshSigner, publicPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})}, nil
 }
 
 // Sign returns the raw 64-byte Ed25519 signature of manifest, which

@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/manifest"
@@ -24,6 +26,23 @@ func digest(s string) string { sum := sha256.Sum256([]byte(s)); return hex.Encod
 
 func complete(name, content string) cases.File {
 	return cases.File{Name: name, SHA256: digest(content), State: cases.FileComplete}
+}
+
+var opened = time.Date(2026, 11, 30, 7, 0, 0, 0, time.UTC)
+
+// aCase is an open case with no file yet: its manifests hold as of opened.
+var aCase = cases.Case{ID: "CASE-1001", State: cases.StateOpen, OpenedAt: opened}
+
+// header is what the manifest of aCase starts with, when it holds as of at.
+func header(at string) string {
+	return "# casedrop manifest of case CASE-1001\n# as of " + at + "\n"
+}
+
+// body is a manifest without its two header lines.
+func body(sums []byte) string {
+	_, rest, _ := strings.Cut(string(sums), "\n")
+	_, rest, _ = strings.Cut(rest, "\n")
+	return rest
 }
 
 func TestSHA256SUMSIsWhatSha256sumPrints(t *testing.T) {
@@ -40,8 +59,8 @@ func TestSHA256SUMSIsWhatSha256sumPrints(t *testing.T) {
 		{"a UTF-8 name is written as it is", "Prüfbericht ✓.pdf", digest("x") + "  Prüfbericht ✓.pdf\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := manifest.SHA256SUMS([]cases.File{complete(tc.file, "x")})
-			if string(got) != tc.line {
+			got := body(manifest.SHA256SUMS(aCase, []cases.File{complete(tc.file, "x")}))
+			if got != tc.line {
 				t.Fatalf("got %q, want %q", got, tc.line)
 			}
 		})
@@ -57,11 +76,11 @@ func TestSHA256SUMSListsOnlyCompleteFilesSortedByName(t *testing.T) {
 		complete("a", "1"),
 	}
 	want := digest("3") + "  B\n" + digest("1") + "  a\n" + digest("2") + "  b\n"
-	if got := manifest.SHA256SUMS(files); string(got) != want {
+	if got := body(manifest.SHA256SUMS(aCase, files)); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
-	if got := manifest.SHA256SUMS(nil); len(got) != 0 {
-		t.Fatalf("the manifest of an empty case is %q, want empty", got)
+	if got, want := string(manifest.SHA256SUMS(aCase, nil)), header("2026-11-30T07:00:00Z"); got != want {
+		t.Fatalf("the manifest of an empty case is %q, want %q", got, want)
 	}
 }
 
@@ -82,7 +101,7 @@ func TestSha256sumChecksTheManifestOverFilesWithAwkwardNames(t *testing.T) {
 		files = append(files, complete(name, content))
 	}
 	sums := filepath.Join(t.TempDir(), "SHA256SUMS")
-	if err := os.WriteFile(sums, manifest.SHA256SUMS(files), 0o600); err != nil {
+	if err := os.WriteFile(sums, manifest.SHA256SUMS(aCase, files), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	check := func() ([]byte, error) {
@@ -161,4 +180,39 @@ func TestTheSigningKeyIsCreatedOnceAndSharedByInstances(t *testing.T) {
 			t.Fatal("the signature verifies over changed bytes")
 		}
 	})
+}
+
+func TestTheManifestNamesItsCaseAndTheCasesLastChange(t *testing.T) {
+	at := func(min int) *time.Time { u := opened.Add(time.Duration(min) * time.Minute); return &u }
+	withTime := func(f cases.File, min int) cases.File { f.UploadedAt = at(min); return f }
+	closed := aCase
+	closed.State, closed.ClosedAt = cases.StateClosed, at(30)
+	purged := closed
+	purged.PurgedAt = at(90)
+	for _, tc := range []struct {
+		name  string
+		rec   cases.Case
+		files []cases.File
+		asOf  string
+	}{
+		{"an open case without files holds as of its opening", aCase, nil, "2026-11-30T07:00:00Z"},
+		{"a case holds as of its newest complete file", aCase,
+			[]cases.File{withTime(complete("a", "1"), 5), withTime(complete("b", "2"), 20), withTime(complete("c", "3"), 10)}, "2026-11-30T07:20:00Z"},
+		{"a file refused or still uploading does not move the time", aCase,
+			[]cases.File{withTime(complete("a", "1"), 5), {Name: "r", State: cases.FileRejected, UploadedAt: at(40)}, {Name: "u", State: cases.FileUploading, StartedAt: *at(41)}}, "2026-11-30T07:05:00Z"},
+		{"a closed case holds as of its closing", closed, []cases.File{withTime(complete("a", "1"), 5)}, "2026-11-30T07:30:00Z"},
+		{"a purged case holds as of its purge", purged, nil, "2026-11-30T08:30:00Z"},
+		{"a time with a fraction of a second is written exactly", aCase,
+			[]cases.File{{Name: "a", SHA256: digest("1"), State: cases.FileComplete, UploadedAt: func() *time.Time { u := opened.Add(1500 * time.Millisecond); return &u }()}}, "2026-11-30T07:00:01.5Z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := manifest.SHA256SUMS(tc.rec, tc.files)
+			if want := header(tc.asOf); !strings.HasPrefix(string(got), want) {
+				t.Fatalf("the manifest starts\n%s\nwant\n%s", got, want)
+			}
+			if again := manifest.SHA256SUMS(tc.rec, tc.files); !bytes.Equal(again, got) {
+				t.Fatalf("two manifests of the same case differ:\n%s\n%s", got, again)
+			}
+		})
+	}
 }

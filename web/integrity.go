@@ -18,7 +18,9 @@ import (
 // public half anyone may fetch.
 type ManifestSigner interface {
 	Sign(manifest []byte) []byte
+	SSHSignature(namespace string, manifest []byte) ([]byte, error)
 	PublicKeyPEM() []byte
+	AllowedSigners() []byte
 }
 
 var errNoManifestKey = newError(http.StatusServiceUnavailable, "no_manifest_key", "this server has no manifest signing key")
@@ -27,7 +29,8 @@ var errNoManifestKey = newError(http.StatusServiceUnavailable, "no_manifest_key"
 // sorted by name, and their SHA256SUMS.
 func (s *server) completeFiles(r *http.Request) ([]cases.File, []byte, error) {
 	caseID := r.PathValue("case")
-	if _, err := s.Catalog.Get(r.Context(), caseID); err != nil {
+	rec, err := s.Catalog.Get(r.Context(), caseID)
+	if err != nil {
 		return nil, nil, err
 	}
 	files, err := s.Catalog.Files(r.Context(), caseID)
@@ -35,7 +38,7 @@ func (s *server) completeFiles(r *http.Request) ([]cases.File, []byte, error) {
 		return nil, nil, err
 	}
 	files = manifest.Complete(files)
-	return files, manifest.SHA256SUMS(files), nil
+	return files, manifest.SHA256SUMS(rec, files), nil
 }
 
 // modTime is when f was complete.
@@ -47,9 +50,9 @@ func modTime(f cases.File) time.Time {
 }
 
 // sha256sums serves the case's manifest in sha256sum's format. Its ETag
-// is the manifest's own SHA-256, which SHA256SUMS.sig shares: a client
-// sending it in If-Match there gets the signature of exactly these bytes,
-// or 412 when a file landed in between.
+// is the manifest's own SHA-256, which SHA256SUMS.sig and .sshsig share: a
+// client sending it in If-Match there gets the signature of exactly these
+// bytes, or 412 when the case changed in between.
 func (s *server) sha256sums(w http.ResponseWriter, r *http.Request) error {
 	files, sums, err := s.completeFiles(r)
 	if err != nil {
@@ -76,6 +79,24 @@ func (s *server) sha256sumsSignature(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
+// sha256sumsSSHSignature serves the SSHSIG signature of the case's current
+// SHA256SUMS, in the case's namespace, for `ssh-keygen -Y verify`.
+func (s *server) sha256sumsSSHSignature(w http.ResponseWriter, r *http.Request) error {
+	if s.ManifestSigner == nil {
+		return errNoManifestKey
+	}
+	_, sums, err := s.completeFiles(r)
+	if err != nil {
+		return err
+	}
+	sig, err := s.ManifestSigner.SSHSignature(manifest.Namespace(r.PathValue("case")), sums)
+	if err != nil {
+		return err
+	}
+	serveBytes(w, r, "text/plain; charset=utf-8", manifest.Name+".sshsig", sig, sums)
+	return nil
+}
+
 // manifestKey serves the public key that checks manifest signatures; it
 // is public, like a vendor's release-signing key.
 func (s *server) manifestKey(w http.ResponseWriter, r *http.Request) error {
@@ -83,6 +104,16 @@ func (s *server) manifestKey(w http.ResponseWriter, r *http.Request) error {
 		return errNoManifestKey
 	}
 	serveBytes(w, r, "application/x-pem-file", "casedrop-manifest-key.pem", s.ManifestSigner.PublicKeyPEM(), nil)
+	return nil
+}
+
+// manifestAllowedSigners serves the same key as an OpenSSH allowed_signers
+// line, limited to the cases' namespaces; public like the PEM key.
+func (s *server) manifestAllowedSigners(w http.ResponseWriter, r *http.Request) error {
+	if s.ManifestSigner == nil {
+		return errNoManifestKey
+	}
+	serveBytes(w, r, "text/plain; charset=utf-8", "casedrop-allowed-signers", s.ManifestSigner.AllowedSigners(), nil)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/web"
@@ -59,7 +60,8 @@ func TestSHA256SUMSListsTheCompleteFilesInSha256sumFormat(t *testing.T) {
 		e.expect(e.do("POST", "/files/", cred.Token, nil, "Tus-Resumable", "1.0.0", "Upload-Length", "1", "Upload-Metadata", meta("filename", "a\nb")), http.StatusBadRequest)
 	})
 
-	want := `\` + shaHex(files[`C:\logs\app.log`]) + `  C:\\logs\\app.log` + "\n" +
+	want := "# casedrop manifest of case c1\n# as of 2026-11-23T09:00:00Z\n" +
+		`\` + shaHex(files[`C:\logs\app.log`]) + `  C:\\logs\\app.log` + "\n" +
 		shaHex(files["core dump.bin"]) + "  core dump.bin\n" +
 		shaHex(files["plain.txt"]) + "  plain.txt\n"
 	resp := e.do("GET", "/api/v1/cases/c1/SHA256SUMS", cred.Token, nil)
@@ -116,15 +118,42 @@ func TestTheManifestSignatureVerifiesWithThePublishedKey(t *testing.T) {
 			t.Fatal("the signature verifies over a changed manifest")
 		}
 	})
-	t.Run("If-Match with the manifest's ETag pins the signature to those bytes", func(t *testing.T) {
-		etag := sumsResp.Header.Get("ETag")
-		e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS.sig", cred.Token, nil, "If-Match", etag), 200)
-		e.upload(cred.Token, "c.bin", []byte("third"))
-		e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS.sig", cred.Token, nil, "If-Match", etag), http.StatusPreconditionFailed)
+	t.Run("the manifest stays the same bytes while the case does not change", func(t *testing.T) {
+		e.clock.advance(time.Hour)
+		resp := e.do("GET", "/api/v1/cases/c1/SHA256SUMS", cred.Token, nil)
+		if again := e.expect(resp, 200); !bytes.Equal(again, sums) || resp.Header.Get("ETag") != sumsResp.Header.Get("ETag") {
+			t.Fatalf("an hour later the manifest is\n%s\nwas\n%s", again, sums)
+		}
 	})
-	t.Run("the key is public but the manifest and signature are not", func(t *testing.T) {
+	t.Run("the SSH signature is an SSHSIG in the case's namespace", func(t *testing.T) {
+		resp := e.do("GET", "/api/v1/cases/c1/SHA256SUMS.sshsig", cred.Token, nil)
+		armored := e.expect(resp, 200)
+		block, _ := pem.Decode(armored)
+		if block == nil || block.Type != "SSH SIGNATURE" || !bytes.HasPrefix(block.Bytes, []byte("SSHSIG")) ||
+			!bytes.Contains(block.Bytes, []byte("casedrop-case:c1")) {
+			t.Fatalf("SHA256SUMS.sshsig is not an SSHSIG of case c1's namespace:\n%s", armored)
+		}
+		if resp.Header.Get("ETag") != sumsResp.Header.Get("ETag") {
+			t.Fatalf("SHA256SUMS.sshsig has ETag %s, the manifest %s", resp.Header.Get("ETag"), sumsResp.Header.Get("ETag"))
+		}
+		line := e.expect(e.do("GET", "/api/v1/manifest-allowed-signers", "", nil), 200)
+		if !strings.HasPrefix(string(line), `casedrop namespaces="casedrop-case:*" ssh-ed25519 AAAA`) {
+			t.Fatalf("allowed signers line %q", line)
+		}
+	})
+	t.Run("If-Match with the manifest's ETag pins the signatures to those bytes", func(t *testing.T) {
+		etag := sumsResp.Header.Get("ETag")
+		for _, sig := range []string{"SHA256SUMS.sig", "SHA256SUMS.sshsig"} {
+			e.expect(e.do("GET", "/api/v1/cases/c1/"+sig, cred.Token, nil, "If-Match", etag), 200)
+		}
+		e.upload(cred.Token, "c.bin", []byte("third"))
+		for _, sig := range []string{"SHA256SUMS.sig", "SHA256SUMS.sshsig"} {
+			e.expect(e.do("GET", "/api/v1/cases/c1/"+sig, cred.Token, nil, "If-Match", etag), http.StatusPreconditionFailed)
+		}
+	})
+	t.Run("the key is public but the manifest and signatures are not", func(t *testing.T) {
 		other := e.openCase("c2")
-		for _, path := range []string{"/api/v1/cases/c1/SHA256SUMS", "/api/v1/cases/c1/SHA256SUMS.sig", "/api/v1/cases/c1/archive.zip"} {
+		for _, path := range []string{"/api/v1/cases/c1/SHA256SUMS", "/api/v1/cases/c1/SHA256SUMS.sig", "/api/v1/cases/c1/SHA256SUMS.sshsig", "/api/v1/cases/c1/archive.zip"} {
 			e.expect(e.do("GET", path, "", nil), http.StatusUnauthorized)
 			e.expect(e.do("GET", path, other.Token, nil), http.StatusForbidden)
 		}
@@ -136,7 +165,9 @@ func TestAServerWithoutAManifestKeySaysSo(t *testing.T) {
 	cred := e.openCase("c1")
 	e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS", cred.Token, nil), 200)
 	e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS.sig", cred.Token, nil), http.StatusServiceUnavailable)
+	e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS.sshsig", cred.Token, nil), http.StatusServiceUnavailable)
 	e.expect(e.do("GET", "/api/v1/manifest-key.pem", "", nil), http.StatusServiceUnavailable)
+	e.expect(e.do("GET", "/api/v1/manifest-allowed-signers", "", nil), http.StatusServiceUnavailable)
 }
 
 func TestDownloadsServeRangesIfRangeHEADAndDigests(t *testing.T) {

@@ -33,7 +33,7 @@ type Config struct {
 	SFTPHost  string
 	SFTPPort  int
 	// ManifestSigner signs the cases' SHA256SUMS; without one, the
-	// manifests are served unsigned (SHA256SUMS.sig answers 503).
+	// manifests are served unsigned (SHA256SUMS.sig and .sshsig answer 503).
 	ManifestSigner ManifestSigner
 	// Purger runs purges on request (POST /api/v1/purge); may be nil.
 	Purger *cases.Purger
@@ -94,8 +94,10 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("HEAD /api/v1/cases/{case}/files/{name}", member(s.download))
 	mux.Handle("GET /api/v1/cases/{case}/SHA256SUMS", member(s.sha256sums))
 	mux.Handle("GET /api/v1/cases/{case}/SHA256SUMS.sig", member(s.sha256sumsSignature))
+	mux.Handle("GET /api/v1/cases/{case}/SHA256SUMS.sshsig", member(s.sha256sumsSSHSignature))
 	mux.Handle("GET /api/v1/cases/{case}/archive.zip", member(s.archive))
 	mux.Handle("GET /api/v1/manifest-key.pem", s.run(s.manifestKey))
+	mux.Handle("GET /api/v1/manifest-allowed-signers", s.run(s.manifestAllowedSigners))
 
 	mux.Handle("GET /api/v1/whoami", s.run(s.whoami))
 	mux.HandleFunc("GET /cases/{case}", s.page("case"))

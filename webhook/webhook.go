@@ -1,6 +1,7 @@
 // Package webhook tells the case system what happened to its cases: it
 // delivers the catalog's outbox (file.completed, file.rejected,
-// case.purged) as signed HTTP POSTs, at least once, retrying with backoff.
+// case.purged) as HTTP POSTs signed the Standard Webhooks way
+// (https://www.standardwebhooks.com/), at least once, retrying with backoff.
 package webhook
 
 import (
@@ -8,20 +9,69 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
 )
 
-// SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>", keyed
-// with the shared secret; receivers compare it in constant time.
-const SignatureHeader = "X-Casedrop-Signature"
+// The Standard Webhooks headers of a delivery.
+const (
+	// IDHeader is the notification's id, the same on every retry:
+	// receivers dedupe by it.
+	IDHeader = "webhook-id"
+	// TimestampHeader is the attempt's time in Unix seconds; receivers
+	// refuse one too far from their clock, so a recorded delivery cannot
+	// be replayed later.
+	TimestampHeader = "webhook-timestamp"
+	// SignatureHeader is "v1,<base64 HMAC-SHA256>" of id, timestamp and body.
+	SignatureHeader = "webhook-signature"
+)
+
+// SecretPrefix starts a Standard Webhooks secret: "whsec_" and the
+// base64 of the key.
+const SecretPrefix = "whsec_"
+
+// MinKeyBytes is the shortest key ParseSecret takes (the Standard Webhooks
+// specification asks for 24 to 64 bytes).
+const MinKeyBytes = 24
+
+// ErrSecret: a secret not in the whsec_<base64> form, or too short.
+var ErrSecret = errors.New("the webhook secret must be whsec_ and the base64 of 24 to 64 random bytes; make one with: echo whsec_$(openssl rand -base64 32)")
+
+// ParseSecret returns the key of a Standard Webhooks secret, the form the
+// receivers' libraries take: "whsec_" and the base64 of the key.
+func ParseSecret(secret string) ([]byte, error) {
+	encoded, ok := strings.CutPrefix(secret, SecretPrefix)
+	if !ok {
+		return nil, fmt.Errorf("%w (it does not start with %s)", ErrSecret, SecretPrefix)
+	}
+	key, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return nil, fmt.Errorf("%w (what follows %s is not base64)", ErrSecret, SecretPrefix)
+	}
+	if len(key) < MinKeyBytes || len(key) > 64 {
+		return nil, fmt.Errorf("%w (it holds %d bytes)", ErrSecret, len(key))
+	}
+	return key, nil
+}
+
+// Sign returns the webhook-signature value of a delivery: "v1," and the
+// base64 HMAC-SHA256, keyed with key, of "<id>.<unix seconds>.<body>".
+func Sign(key []byte, id string, timestamp time.Time, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "." + strconv.FormatInt(timestamp.Unix(), 10) + "."))
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
 
 // Outbox is the part of cases.Catalog the deliverer works through.
 type Outbox interface {
@@ -32,8 +82,9 @@ type Outbox interface {
 
 // Config configures a Deliverer.
 type Config struct {
-	URL    string
-	Secret []byte
+	URL string
+	// Key is the HMAC key, from ParseSecret.
+	Key    []byte
 	Outbox Outbox
 	Client *http.Client // default: 10 s timeout
 	Now    func() time.Time
@@ -93,13 +144,6 @@ func payload(n cases.Notification) Payload {
 		p.File = &FileFacts{Name: n.Event.File, Size: n.Event.Size, SHA256: n.Event.SHA256, Via: n.Event.Door, UploadedBy: n.Event.Username}
 	}
 	return p
-}
-
-// Sign returns the signature header value of body.
-func Sign(secret, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
 // Run delivers until ctx ends, looking at the outbox every interval.
@@ -163,11 +207,14 @@ func (d *Deliverer) deliver(ctx context.Context, n cases.Notification) error {
 	if err != nil {
 		return err
 	}
+	// Each attempt is signed at its own time, so that a retry an hour
+	// later is not refused as a replay.
+	at := d.cfg.Now()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "casedrop-webhook")
-	req.Header.Set("X-Casedrop-Event", n.Type)
-	req.Header.Set("X-Casedrop-Delivery", n.ID)
-	req.Header.Set(SignatureHeader, Sign(d.cfg.Secret, body))
+	req.Header.Set(IDHeader, n.ID)
+	req.Header.Set(TimestampHeader, strconv.FormatInt(at.Unix(), 10))
+	req.Header.Set(SignatureHeader, Sign(d.cfg.Key, n.ID, at, body))
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
 		return err

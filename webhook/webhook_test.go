@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -19,13 +22,34 @@ import (
 	"github.com/casedrop/casedrop/webhook"
 )
 
-var secret = []byte("shared-secret")
+// secret is the case system's Standard Webhooks secret.
+const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// receiver is the case system: it records deliveries and fails on demand.
+func key(t *testing.T) []byte {
+	t.Helper()
+	k, err := webhook.ParseSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// attempt is one delivery as the receiver saw it.
+type attempt struct {
+	id string
+	at time.Time
+}
+
+// receiver is the case system: it checks deliveries as the Standard
+// Webhooks libraries do (signature, and a timestamp within 5 minutes of
+// its clock), records them and fails on demand.
 type receiver struct {
+	key       []byte
+	now       func() time.Time
 	mu        sync.Mutex
 	failNext  int
 	delivered []webhook.Payload
+	attempts  []attempt
 	badSig    int
 }
 
@@ -33,11 +57,16 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if !hmac.Equal([]byte(r.Header.Get(webhook.SignatureHeader)), []byte(webhook.Sign(secret, body))) {
+	id := r.Header.Get(webhook.IDHeader)
+	secs, err := strconv.ParseInt(r.Header.Get(webhook.TimestampHeader), 10, 64)
+	at := time.Unix(secs, 0)
+	if err != nil || id == "" || at.Sub(rc.now()).Abs() > 5*time.Minute ||
+		!hmac.Equal([]byte(r.Header.Get(webhook.SignatureHeader)), []byte(webhook.Sign(rc.key, id, at, body))) {
 		rc.badSig++
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
+	rc.attempts = append(rc.attempts, attempt{id, at})
 	if rc.failNext > 0 {
 		rc.failNext--
 		w.WriteHeader(http.StatusInternalServerError)
@@ -79,7 +108,7 @@ func instance(t *testing.T, root string, clk *clock, url string) (*upload.Ingest
 	cat.EnableOutbox()
 	quiet := slog.New(slog.DiscardHandler)
 	in := upload.New(upload.Config{Store: store, Catalog: cat, Now: clk.now, Logger: quiet})
-	return in, cat, webhook.New(webhook.Config{URL: url, Secret: secret, Outbox: cat, Now: clk.now, Logger: quiet})
+	return in, cat, webhook.New(webhook.Config{URL: url, Key: key(t), Outbox: cat, Now: clk.now, Logger: quiet})
 }
 
 func put(t *testing.T, in *upload.Ingest, name string, data []byte, declared string) {
@@ -96,11 +125,11 @@ func put(t *testing.T, in *upload.Ingest, name string, data []byte, declared str
 
 func TestTheCaseSystemHearsOfEveryFileAtLeastOnce(t *testing.T) {
 	ctx := context.Background()
-	rc := &receiver{}
+	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	rc := &receiver{key: key(t), now: clk.now}
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	root := t.TempDir()
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
 	in, cat, d := instance(t, root, clk, srv.URL)
 	if _, _, err := cat.Open(ctx, "c1"); err != nil {
 		t.Fatal(err)
@@ -150,6 +179,15 @@ func TestTheCaseSystemHearsOfEveryFileAtLeastOnce(t *testing.T) {
 		if len(got) != 2 || got[1].Type != "file.rejected" || got[1].File.Name != "b.log" {
 			t.Fatalf("after the retry: %+v", got)
 		}
+		rc.mu.Lock()
+		tries := rc.attempts[len(rc.attempts)-2:]
+		rc.mu.Unlock()
+		if tries[0].id != tries[1].id || got[1].ID != tries[0].id {
+			t.Fatalf("the retry has webhook-id %q, the first attempt %q, the payload %q", tries[1].id, tries[0].id, got[1].ID)
+		}
+		if want := tries[0].at.Add(2 * time.Second); !tries[1].at.Equal(want) {
+			t.Fatalf("the retry is signed at %v, want its own time %v", tries[1].at, want)
+		}
 	})
 	t.Run("no event is lost across a restart while the receiver is down", func(t *testing.T) {
 		rc.mu.Lock()
@@ -174,4 +212,37 @@ func TestTheCaseSystemHearsOfEveryFileAtLeastOnce(t *testing.T) {
 			t.Fatalf("outbox not empty: %+v", pending)
 		}
 	})
+}
+
+func TestSignIsTheStandardWebhooksSignature(t *testing.T) {
+	// The example of the Standard Webhooks libraries' own tests.
+	got := webhook.Sign(key(t), "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
+	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
+		t.Fatalf("Sign = %s, want %s", got, want)
+	}
+}
+
+func TestParseSecretTakesOnlyAWhsecSecret(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		secret string
+		ok     bool
+	}{
+		{"whsec_ and the base64 of 32 bytes is taken", "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32)), true},
+		{"a plain password is refused, not taken as key bytes", "shared-secret", false},
+		{"base64 without whsec_ is refused", base64.StdEncoding.EncodeToString(make([]byte, 32)), false},
+		{"whsec_ with what is not base64 is refused", "whsec_not base64!", false},
+		{"a key shorter than 24 bytes is refused", "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 16)), false},
+		{"a key longer than 64 bytes is refused", "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 65)), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := webhook.ParseSecret(tc.secret)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseSecret(%q): %v", tc.secret, err)
+			}
+			if err != nil && !errors.Is(err, webhook.ErrSecret) {
+				t.Fatalf("ParseSecret(%q): %v, want ErrSecret", tc.secret, err)
+			}
+		})
+	}
 }

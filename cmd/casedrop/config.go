@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/casedrop/casedrop/webhook"
 )
 
 // config is every setting of `casedrop serve`; each comes from a flag, else
@@ -37,6 +39,7 @@ type config struct {
 
 	WebhookURL     string
 	WebhookSecret  string // only from CASEDROP_WEBHOOK_SECRET, like the admin token
+	webhookKey     []byte
 	PurgeInterval  string
 	purgeEvery     time.Duration
 	AuditRetention string
@@ -74,7 +77,7 @@ func (c *config) settings() []setting {
 		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "256", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
 		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
-		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected and case.purged on (HMAC-SHA256 signed with CASEDROP_WEBHOOK_SECRET)", str: &c.WebhookURL},
+		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", str: &c.WebhookURL},
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year (0 keeps them forever)", str: &c.AuditRetention},
 		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge claims (default host name and pid)", str: &c.Instance},
@@ -176,8 +179,15 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func (c *config) complete() error {
-	if c.WebhookURL != "" && c.WebhookSecret == "" {
-		return fmt.Errorf("--webhook-url needs CASEDROP_WEBHOOK_SECRET, the key its signatures are made with")
+	if c.WebhookURL != "" {
+		if c.WebhookSecret == "" {
+			return fmt.Errorf("--webhook-url needs CASEDROP_WEBHOOK_SECRET, the key its signatures are made with (make one with: echo whsec_$(openssl rand -base64 32))")
+		}
+		key, err := webhook.ParseSecret(c.WebhookSecret)
+		if err != nil {
+			return fmt.Errorf("CASEDROP_WEBHOOK_SECRET: %w", err)
+		}
+		c.webhookKey = key
 	}
 	every, err := time.ParseDuration(c.PurgeInterval)
 	if err != nil || every < 0 {

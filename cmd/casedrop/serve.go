@@ -166,7 +166,7 @@ func serve(args []string) error {
 		go purger.Run(ctx, cfg.purgeEvery)
 	}
 	if cfg.WebhookURL != "" {
-		deliverer := webhook.New(webhook.Config{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), Outbox: catalog, Now: now, Logger: log})
+		deliverer := webhook.New(webhook.Config{URL: cfg.WebhookURL, Key: cfg.webhookKey, Outbox: catalog, Now: now, Logger: log})
 		go deliverer.Run(ctx, 2*time.Second)
 	}
 	served := make(chan error, 2)

@@ -54,9 +54,11 @@ try {
   const zip = await save(page, 1, () => page.locator('#download-all').click())
   const sums = await save(page, 1, () => page.locator('#get-sums').click())
   const sig = await save(page, 1, () => page.locator('#get-sig').click())
+  const sshsig = await save(page, 1, () => page.locator('#get-sshsig').click())
+  const verifyLines = await page.locator('details.verify code').textContent()
   const overflow = await overflowAtZoom200(page)
   await screenshot(page, job.screenshots, 'staff-files-zoom200.png')
-  report({ rows, caseState, one, several, zip, sums, sig, overflow, problems })
+  report({ rows, caseState, one, several, zip, sums, sig, sshsig, verifyLines, overflow, problems })
 } finally {
   await browser.close()
 }

@@ -19,6 +19,8 @@ async function main() {
   const table = new FileTable(client)
   $('#refresh').addEventListener('click', () => table.refresh())
   wireDownloads(client, table)
+  // The ssh-keygen line's namespace is the case's.
+  for (const el of document.querySelectorAll('.case-id-copy')) el.textContent = client.caseId
   await table.refresh()
   ready()
 }
@@ -178,6 +180,9 @@ function wireDownloads(client, table) {
     downloadOne(client, client.caseURL('/archive.zip'), `${client.caseId}.zip`, 'all files as a zip', 0),
   )
   $('#get-sums').addEventListener('click', () => downloadOne(client, client.caseURL('/SHA256SUMS'), 'SHA256SUMS', 'SHA256SUMS', 0))
+  $('#get-sshsig').addEventListener('click', () =>
+    downloadOne(client, client.caseURL('/SHA256SUMS.sshsig'), 'SHA256SUMS.sshsig', 'the SSH signature', 0),
+  )
   $('#get-sig').addEventListener('click', () =>
     downloadOne(client, client.caseURL('/SHA256SUMS.sig'), 'SHA256SUMS.sig', 'the signature', 0),
   )
