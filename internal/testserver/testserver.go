@@ -399,6 +399,19 @@ func (s *Server) Credential(t testing.TB, caseID, role string) Credential {
 	return c
 }
 
+// RevokeCredential revokes the credential with the admin API.
+func (s *Server) RevokeCredential(t testing.TB, id string) {
+	t.Helper()
+	s.call(t, http.MethodDelete, "/api/v1/credentials/"+url.PathEscape(id), s.AdminToken, nil, nil, http.StatusOK)
+}
+
+// Alive reports whether the server process runs and answers /healthz.
+func (s *Server) Alive() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.proc.running() && s.healthy(ctx)
+}
+
 // Files lists the case's files, as the admin sees them.
 func (s *Server) Files(t testing.TB, caseID string) []File {
 	t.Helper()
