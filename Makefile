@@ -16,7 +16,7 @@ UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /e2e -e /bench)
 UI_SRC    := $(shell find web/ui/src -type f 2>/dev/null) web/ui/build.mjs
 UI_BUNDLE := web/ui/dist/case.html
 
-.PHONY: all build ui run test test-deps lint unit e2e bench clean
+.PHONY: all build ui run test test-deps lint unit fuzz-smoke fuzz e2e bench clean
 
 all: build
 
@@ -49,10 +49,18 @@ lint:
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
+# Every fuzz test a few seconds in `make test`; `make fuzz` for a long run
+# (FUZZTIME=30m make fuzz for longer still).
+fuzz-smoke:
+	FUZZTIME=$${FUZZTIME:-5s} ./scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$${FUZZTIME:-5m} FUZZMINIMIZETIME=60s ./scripts/fuzz.sh
+
 e2e: build
 	$(GO) test -count=1 -timeout 20m ./e2e/...
 
-test: test-deps lint unit e2e
+test: test-deps lint unit fuzz-smoke e2e
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...

@@ -176,6 +176,7 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 			}
 			b, err := commit()
 			if err != nil {
+				u.in.buffers.put(b)
 				return nil, err
 			}
 			if int64(cap(b)) == size && !u.in.buffers.waiting() {

@@ -41,7 +41,7 @@ func (c *clock) advance(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	clock *clock
 	logs  *syncBuffer
@@ -71,7 +71,7 @@ func (b *syncBuffer) String() string {
 
 // newEnv serves the whole surface over a fresh local store; opts change the
 // configuration before the server starts.
-func newEnv(t *testing.T, opts ...func(*web.Config)) *env {
+func newEnv(t testing.TB, opts ...func(*web.Config)) *env {
 	t.Helper()
 	store, err := diskstore.New(t.TempDir())
 	if err != nil {
