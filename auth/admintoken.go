@@ -16,12 +16,36 @@ import (
 // adminTokenBytes is the entropy of a generated admin token.
 const adminTokenBytes = 32
 
+// MinAdminTokenLen is the shortest admin token accepted: the admin token
+// opens every case, and the limiter only slows guessing down.
+const MinAdminTokenLen = 32
+
+// CheckAdminToken says what is wrong with a configured admin token: too
+// short, or holding whitespace or control characters (a token has one
+// spelling; a line break inside is a paste gone wrong). It never quotes
+// the token.
+func CheckAdminToken(token string) error {
+	if n := len(token); n < MinAdminTokenLen {
+		return fmt.Errorf("auth: the admin token has %d characters; at least %d are needed (e.g. openssl rand -base64 32)", n, MinAdminTokenLen)
+	}
+	for _, r := range token {
+		if r <= ' ' || r == 0x7f {
+			return errors.New("auth: the admin token holds whitespace or control characters")
+		}
+	}
+	return nil
+}
+
 // LoadAdminToken returns the admin token: envValue if it is not empty, else
 // the content of the file at path, else a new random token that it writes
 // to path (mode 0600, parent directory created 0700) and reports with
-// created. Neither the token nor any part of it appears in its errors.
+// created. A token shorter than MinAdminTokenLen is refused (see
+// CheckAdminToken). Neither the token nor any part of it appears in its errors.
 func LoadAdminToken(envValue, path string) (token string, created bool, err error) {
 	if t := strings.TrimSpace(envValue); t != "" {
+		if err := CheckAdminToken(t); err != nil {
+			return "", false, fmt.Errorf("CASEDROP_ADMIN_TOKEN: %w", err)
+		}
 		return t, false, nil
 	}
 	if path == "" {
@@ -70,6 +94,9 @@ func readAdminToken(path string) (string, error) {
 	token := strings.TrimSpace(string(data))
 	if token == "" {
 		return "", fmt.Errorf("auth: admin token file %s is empty", path)
+	}
+	if err := CheckAdminToken(token); err != nil {
+		return "", fmt.Errorf("admin token file %s: %w", path, err)
 	}
 	return token, nil
 }

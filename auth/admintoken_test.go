@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -43,14 +44,15 @@ func TestLoadAdminToken(t *testing.T) {
 	t.Run("the environment value overrides the file and writes nothing", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "admin-token")
-		if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(strings.Repeat("f", 40)+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		token, created, err := LoadAdminToken("from-env", path)
-		if err != nil || created || token != "from-env" {
+		fromEnv := strings.Repeat("e", 32)
+		token, created, err := LoadAdminToken(fromEnv, path)
+		if err != nil || created || token != fromEnv {
 			t.Fatalf("got %q, created=%v, err=%v", token, created, err)
 		}
-		if _, _, err := LoadAdminToken("from-env", filepath.Join(dir, "absent")); err != nil {
+		if _, _, err := LoadAdminToken(fromEnv, filepath.Join(dir, "absent")); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "absent")); !os.IsNotExist(err) {
@@ -60,12 +62,31 @@ func TestLoadAdminToken(t *testing.T) {
 
 	t.Run("the file's token is read without surrounding whitespace", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "admin-token")
-		if err := os.WriteFile(path, []byte("  s3cret-token \n\n"), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte("  s3cret-token-s3cret-token-s3cret-token \n\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		token, created, err := LoadAdminToken("", path)
-		if err != nil || created || token != "s3cret-token" {
+		if err != nil || created || token != "s3cret-token-s3cret-token-s3cret-token" {
 			t.Fatalf("got %q, created=%v, err=%v", token, created, err)
+		}
+	})
+
+	t.Run("a token shorter than 32 characters or with inner whitespace refuses to load, without quoting it", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, bad := range []string{"Z", strings.Repeat("Z", MinAdminTokenLen-1), strings.Repeat("Z", 20) + " " + strings.Repeat("Z", 20), strings.Repeat("Z", 20) + "\n" + strings.Repeat("Z", 20)} {
+			if _, _, err := LoadAdminToken(bad, filepath.Join(dir, "absent")); err == nil || strings.Contains(err.Error(), bad) {
+				t.Errorf("environment token of %d characters: err = %v", len(bad), err)
+			}
+			path := filepath.Join(dir, "admin-token")
+			if err := os.WriteFile(path, []byte(bad+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := LoadAdminToken("", path); err == nil || strings.Contains(err.Error(), bad) {
+				t.Errorf("token file of %d characters: err = %v", len(bad), err)
+			}
+		}
+		if _, _, err := LoadAdminToken(strings.Repeat("s", MinAdminTokenLen), filepath.Join(dir, "absent")); err != nil {
+			t.Errorf("a token of exactly %d characters: %v", MinAdminTokenLen, err)
 		}
 	})
 

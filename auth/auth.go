@@ -67,3 +67,15 @@ var (
 	// ErrWrongCase: a genuine credential for another case.
 	ErrWrongCase = errors.New("credential is for another case")
 )
+
+// Reason names why a credential was refused, for logs and the audit
+// trail, without any detail of the token; "" for an error that is not a
+// refusal (the check itself failed).
+func Reason(err error) string {
+	for _, e := range []error{ErrExpired, ErrRevoked, ErrWrongCase, ErrInvalid} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return ""
+}

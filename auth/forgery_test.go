@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -124,6 +126,32 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 			c.NotBefore = jwt.NewNumericDate(c.IssuedAt.Add(30 * time.Minute))
 			return env.sign(t, c)
 		}},
+		{"a token whose signature's last character is a non-canonical spelling", func(t *testing.T, env *testEnv, good string) string {
+			p := strings.Split(good, ".")
+			return p[0] + "." + p[1] + "." + nonCanonical(t, p[2])
+		}},
+		{"a token whose header's last character is a non-canonical spelling", func(t *testing.T, env *testEnv, good string) string {
+			p := strings.Split(good, ".")
+			return nonCanonical(t, p[0]) + "." + p[1] + "." + p[2]
+		}},
+		{"a token with a newline inside its signature", func(t *testing.T, env *testEnv, good string) string {
+			return good[:len(good)-10] + "\n" + good[len(good)-10:]
+		}},
+		{"a token with a space inside", func(t *testing.T, env *testEnv, good string) string {
+			return good[:40] + " " + good[40:]
+		}},
+		{"a token with a trailing newline", func(t *testing.T, env *testEnv, good string) string {
+			return good + "\n"
+		}},
+		{"a token with leading and trailing spaces", func(t *testing.T, env *testEnv, good string) string {
+			return " " + good + " "
+		}},
+		{"a token with padding after its signature", func(t *testing.T, env *testEnv, good string) string {
+			return good + "=="
+		}},
+		{"a token with a fourth segment", func(t *testing.T, env *testEnv, good string) string {
+			return good + ".e30"
+		}},
 		{"a well-signed token without a case", missing(func(c *tokenClaims) { c.Case = "" })},
 		{"a well-signed token without a role", missing(func(c *tokenClaims) { c.Role = "" })},
 		{"a well-signed token without a jti", missing(func(c *tokenClaims) { c.ID = "" })},
@@ -152,6 +180,29 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nonCanonical respells the last character of a base64url segment whose
+// length leaves unused low bits in it (an Ed25519 signature's 86
+// characters leave 4): same bytes when decoded leniently, another string.
+func nonCanonical(t *testing.T, seg string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	unused := map[int]int{2: 4, 3: 2}[len(seg)%4]
+	if unused == 0 {
+		t.Fatalf("a segment of %d characters has no unused bits", len(seg))
+	}
+	last := strings.IndexByte(alphabet, seg[len(seg)-1])
+	respelled := seg[:len(seg)-1] + string(alphabet[last|1])
+	if respelled == seg {
+		respelled = seg[:len(seg)-1] + string(alphabet[last^1])
+	}
+	lenient, err1 := base64.RawURLEncoding.DecodeString(respelled)
+	want, err2 := base64.RawURLEncoding.DecodeString(seg)
+	if err1 != nil || err2 != nil || !bytes.Equal(lenient, want) {
+		t.Fatalf("the respelled segment does not decode to the same bytes (%v, %v)", err1, err2)
+	}
+	return respelled
 }
 
 // missing forges a well-signed token whose claims were changed by drop.

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func loadKeys(t *testing.T, store KeyStore, clock *fakeClock) *Keys {
+func loadKeys(t testing.TB, store KeyStore, clock *fakeClock) *Keys {
 	t.Helper()
 	k, err := LoadKeys(context.Background(), store, clock.Now)
 	if err != nil {

@@ -107,8 +107,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if v.Keys == nil || v.Now == nil || v.Issuer == "" {
 		return Claims{}, errors.New("auth: verifier needs Keys, Issuer and Now")
 	}
+	if !wellFormed(token) {
+		return Claims{}, ErrInvalid
+	}
 	var tc tokenClaims
 	_, err := jwt.ParseWithClaims(token, &tc, v.key,
+		jwt.WithStrictDecoding(),
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithIssuer(v.Issuer),
 		jwt.WithAudience(audience),
@@ -141,6 +145,31 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// maxTokenLen bounds what is parsed at all: casedrop's tokens are about
+// 400 characters.
+const maxTokenLen = 4096
+
+// wellFormed reports whether token is three base64url segments joined by
+// dots and nothing else: no padding, no whitespace, no newline. The one
+// spelling of a token is the one issued; anything else (a pasted token with
+// a line break in it, spaces around it) is refused before it is parsed.
+func wellFormed(token string) bool {
+	if len(token) > maxTokenLen {
+		return false
+	}
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c == '.':
+			dots++
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
 }
 
 // VerifyForCase is Verify for a credential that must open caseID; a genuine

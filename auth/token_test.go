@@ -25,7 +25,7 @@ type testEnv struct {
 	revocations *fakeRevocations
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	store, clock := newMemStore(), newFakeClock()
 	keys := loadKeys(t, store, clock)
@@ -40,7 +40,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 }
 
-func (e *testEnv) issue(t *testing.T, c Claims, ttl time.Duration) string {
+func (e *testEnv) issue(t testing.TB, c Claims, ttl time.Duration) string {
 	t.Helper()
 	token, _, err := e.issuer.Issue(c, ttl)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // Audit event types.
@@ -62,8 +63,10 @@ type PurgedFile struct {
 	State  FileState `json:"state"`
 }
 
-// noCase is where events that belong to no known case are kept (a failed
-// login with an unreadable credential).
+// noCase is the server-wide trail: events that belong to no case, such as
+// refused logins. A refused login is never filed under the case its request
+// named: that would let anyone write into any case's trail, even one that
+// does not exist. "_" is no valid case id, so no case can share it.
 const noCase = "_"
 
 // auditPrefix keeps the trail outside cases/{case}/, so that it outlives
@@ -125,7 +128,31 @@ func (f AuditFilter) match(ev Event) bool {
 	return false
 }
 
-// AuditTrail returns the case's events that match f, oldest first.
+// maxDetail bounds the text CleanDetail keeps.
+const maxDetail = 300
+
+// CleanDetail makes text that a client chose (a request path, a user name)
+// fit for an event's Detail: control characters and bidirectional
+// overrides become '?', and it is cut to a few hundred bytes.
+func CleanDetail(text string) string {
+	cut := len(text) > maxDetail
+	if cut {
+		text = strings.ToValidUTF8(text[:maxDetail], "")
+	}
+	text = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return '?'
+		}
+		return r
+	}, text)
+	if cut {
+		text += "…"
+	}
+	return text
+}
+
+// AuditTrail returns the events of the case that match f, oldest first;
+// the empty caseID reads the server-wide trail (refused logins).
 func (c *Catalog) AuditTrail(ctx context.Context, caseID string, f AuditFilter) ([]Event, error) {
 	infos, err := c.store.List(ctx, auditPrefix(caseID))
 	if err != nil {

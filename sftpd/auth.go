@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"time"
-	"unicode"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/clientaddr"
 	"github.com/casedrop/casedrop/metrics"
 )
 
@@ -39,9 +38,6 @@ func (s *Server) password(md ssh.ConnMetadata, password []byte) (*ssh.Permission
 // keyboardInteractive takes the token as the one answer to a password
 // prompt, for clients that prefer this method (PuTTY, WinSCP, FileZilla).
 func (s *Server) keyboardInteractive(md ssh.ConnMetadata, challenge ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-	if !s.allowed(md, "keyboard-interactive") {
-		return nil, errTooManyTries
-	}
 	answers, err := challenge("", "", []string{"Password: "}, []bool{false})
 	if err != nil {
 		return nil, err
@@ -52,23 +48,10 @@ func (s *Server) keyboardInteractive(md ssh.ConnMetadata, challenge ssh.Keyboard
 	return s.login(md, "keyboard-interactive", answers[0])
 }
 
-// allowed checks the source's failed-login budget before a credential is
-// even looked at.
-func (s *Server) allowed(md ssh.ConnMetadata, method string) bool {
-	if s.cfg.Limiter == nil || s.cfg.Limiter.Allow(sourceIP(md.RemoteAddr())) {
-		return true
-	}
-	s.refused(md, method, "too many failed logins")
-	return false
-}
-
-// login checks a token offered for md.User(). Failures that look like
-// guessing (a bad token, a good token under another user name) count
-// against the source address.
+// login checks a token offered for md.User(), before anything else: a
+// valid credential always gets in, whoever else shares its address. A
+// refused one counts against its source (see refuse).
 func (s *Server) login(md ssh.ConnMetadata, method, token string) (*ssh.Permissions, error) {
-	if !s.allowed(md, method) {
-		return nil, errTooManyTries
-	}
 	ctx, cancel := context.WithTimeout(s.ctx, verifyTimeout)
 	defer cancel()
 	claims, err := s.cfg.Verifier.Verify(ctx, token)
@@ -76,42 +59,55 @@ func (s *Server) login(md ssh.ConnMetadata, method, token string) (*ssh.Permissi
 		err = errWrongUser
 	}
 	if err != nil {
-		if s.cfg.Limiter != nil && (errors.Is(err, auth.ErrInvalid) || errors.Is(err, errWrongUser)) {
-			s.cfg.Limiter.Fail(sourceIP(md.RemoteAddr()))
-		}
-		reason := reasonOf(err)
-		if reason == "error" {
-			s.log.Error("sftp credential check failed", "remote", md.RemoteAddr().String(), "err", err)
-		}
-		s.refused(md, method, reason)
-		metrics.FailedLogins.WithLabelValues(via).Inc()
-		ev := cases.Event{Type: cases.EventLoginFailed, Detail: reason + " (" + method + ")",
-			Actor: cases.Actor{Username: loggable(md.User()), Door: via, Remote: sourceIP(md.RemoteAddr())}}
-		if err := s.cfg.Catalog.Audit(ctx, ev); err != nil {
-			s.log.Error("audit record lost", "type", ev.Type, "err", err)
-		}
-		return nil, errLogin
+		return nil, s.refuse(ctx, md, method, err)
 	}
 	s.log.Info("sftp login", "remote", md.RemoteAddr().String(), "user", claims.Username,
 		"case", claims.Case, "credential", claims.CredentialID, "role", claims.Role, "method", method)
 	return &ssh.Permissions{ExtraData: map[any]any{claimsKey{}: claims}}, nil
 }
 
-var errWrongUser = errors.New("user name is not the credential's")
-
-// reasonOf names a refusal for the log without any detail of the token.
-func reasonOf(err error) string {
-	for _, e := range []error{auth.ErrExpired, auth.ErrRevoked, auth.ErrInvalid, errWrongUser} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
+// refuse counts a refused login against its source and records it in the
+// server-wide audit trail: each one while the source is within its budget,
+// then one a minute with a count. Over the budget the client is told to
+// wait.
+func (s *Server) refuse(ctx context.Context, md ssh.ConnMetadata, method string, err error) error {
+	reason := reasonOf(err)
+	if reason == "" {
+		s.log.Error("sftp credential check failed", "remote", md.RemoteAddr().String(), "err", err)
+		return errLogin
 	}
-	return "error"
+	metrics.FailedLogins.WithLabelValues(via).Inc()
+	client := clientaddr.FromNetAddr(md.RemoteAddr())
+	attempt := auth.Attempt{Record: true}
+	if s.cfg.Limiter != nil {
+		attempt = s.cfg.Limiter.Fail(client)
+	}
+	if attempt.Record {
+		s.log.Warn("sftp login refused", "remote", md.RemoteAddr().String(), "user", loggable(md.User()),
+			"method", method, "reason", reason, "limited", attempt.Limited)
+		ev := cases.Event{Type: cases.EventLoginFailed, Detail: attempt.Detail(reason + " (" + method + ")"),
+			Actor: cases.Actor{Username: loggable(md.User()), Door: via, Remote: client.String()}}
+		if err := s.cfg.Catalog.Audit(ctx, ev); err != nil {
+			s.log.Error("audit record lost", "type", ev.Type, "err", err)
+		}
+	} else {
+		s.log.Debug("sftp login refused", "remote", md.RemoteAddr().String(), "method", method, "reason", reason, "limited", true)
+	}
+	if attempt.Limited {
+		return errTooManyTries
+	}
+	return errLogin
 }
 
-func (s *Server) refused(md ssh.ConnMetadata, method, reason string) {
-	s.log.Warn("sftp login refused", "remote", md.RemoteAddr().String(), "user", loggable(md.User()),
-		"method", method, "reason", reason)
+var errWrongUser = errors.New("user name is not the credential's")
+
+// reasonOf names a refusal for the log without any detail of the token;
+// "" when the check itself failed.
+func reasonOf(err error) string {
+	if errors.Is(err, errWrongUser) {
+		return errWrongUser.Error()
+	}
+	return auth.Reason(err)
 }
 
 // loggable shortens and cleans a user name for the log: a client that
@@ -122,22 +118,15 @@ func loggable(user string) string {
 	if cut {
 		user = user[:maxLogged]
 	}
-	user = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '?'
-		}
-		return r
-	}, user)
+	user = cases.CleanDetail(user)
 	if cut {
 		user += "…"
 	}
 	return user
 }
 
-// sourceIP is the address failed logins are counted against.
+// sourceIP is the client's address for the audit trail: the peer, or the
+// client a trusted proxy named in its PROXY header.
 func sourceIP(addr net.Addr) string {
-	if host, _, err := net.SplitHostPort(addr.String()); err == nil {
-		return host
-	}
-	return addr.String()
+	return clientaddr.FromNetAddr(addr).String()
 }

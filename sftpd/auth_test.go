@@ -1,14 +1,20 @@
 package sftpd_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/clientaddr"
+	"github.com/casedrop/casedrop/sftpd"
 )
 
 func TestRevokedExpiredForgedAndMisnamedCredentialsAreRefusedAtLogin(t *testing.T) {
@@ -58,23 +64,119 @@ func TestKeyboardInteractiveLoginTakesTheTokenAsTheAnswer(t *testing.T) {
 	}
 }
 
-func TestElevenBadPasswordsInAMinuteLockTheSourceOutUntilTheWindowPasses(t *testing.T) {
+func TestBadPasswordsNeverLockOutTheRightOneAndAreSlowedPastTen(t *testing.T) {
 	e := newEnv(t, diskStore(t))
 	cr := e.issue(t, "case-1", 0)
 	for i := range 10 {
-		if _, err := e.dial(t, clientConfig(cr.user, passwordAuth("wrong"))); err == nil {
-			t.Fatalf("bad password %d accepted", i+1)
+		_, err := e.dial(t, clientConfig(cr.user, passwordAuth("wrong")))
+		if err == nil || strings.Contains(e.logs.String(), "limited=true") {
+			t.Fatalf("bad password %d: %v, or limited within the budget", i+1, err)
 		}
 		e.clock.Advance(time.Second)
 	}
-	if _, err := e.dial(t, clientConfig(cr.user, passwordAuth(cr.token))); err == nil {
-		t.Fatal("the right password was accepted after 10 failures within a minute")
+	var banner string
+	cfg := clientConfig(cr.user, passwordAuth("wrong"))
+	cfg.BannerCallback = func(message string) error { banner = message; return nil }
+	if _, err := e.dial(t, cfg); err == nil || !strings.Contains(banner, "Too many failed logins") {
+		t.Fatalf("the eleventh bad password: %v, banner %q; want refused with the too-many banner", err, banner)
 	}
-	if !strings.Contains(e.logs.String(), `reason="too many failed logins"`) {
-		t.Error("the lock-out was not logged")
+	e.login(t, cr) // the right password, from the same address
+	answer := ssh.KeyboardInteractive(func(_, _ string, _ []string, _ []bool) ([]string, error) {
+		return []string{cr.token}, nil
+	})
+	if _, err := e.dial(t, clientConfig(cr.user, answer)); err != nil {
+		t.Fatalf("keyboard-interactive with the right token after 11 failures: %v", err)
 	}
 	e.clock.Advance(time.Minute)
+	banner = ""
+	if _, err := e.dial(t, cfg); err == nil || banner != "" {
+		t.Fatalf("a bad password a minute later: %v, banner %q; want an ordinary refusal", err, banner)
+	}
+}
+
+func TestATokenSpelledAnyOtherWayIsRefusedAsPassword(t *testing.T) {
+	e := newEnv(t, diskStore(t))
+	cr := e.issue(t, "case-1", 0)
+	sig := cr.token[strings.LastIndexByte(cr.token, '.')+1:]
+	last := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", sig[len(sig)-1])
+	respelled := cr.token[:len(cr.token)-1] + string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last^1])
+	for name, password := range map[string]string{
+		"with a newline inside its signature": cr.token[:len(cr.token)-10] + "\n" + cr.token[len(cr.token)-10:],
+		"with a trailing newline":             cr.token + "\n",
+		"with a space before it":              " " + cr.token,
+		"with a non-canonical last character": respelled,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := e.dial(t, clientConfig(cr.user, passwordAuth(password))); err == nil {
+				t.Fatal("accepted as password")
+			}
+			answer := ssh.KeyboardInteractive(func(_, _ string, _ []string, _ []bool) ([]string, error) {
+				return []string{password}, nil
+			})
+			if _, err := e.dial(t, clientConfig(cr.user, answer)); err == nil {
+				t.Fatal("accepted as keyboard-interactive answer")
+			}
+		})
+	}
 	e.login(t, cr)
+}
+
+func TestAPROXYHeaderNamesTheClientOnlyFromATrustedProxy(t *testing.T) {
+	proxied := &net.TCPAddr{IP: net.ParseIP("198.51.100.9"), Port: 50000}
+	header := func(t *testing.T, version byte) []byte {
+		var b bytes.Buffer
+		h := proxyproto.HeaderProxyFromAddrs(version, proxied, &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 2222})
+		if _, err := h.WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	trust := func(list string) func(*sftpd.Config) {
+		return func(c *sftpd.Config) {
+			p, err := clientaddr.ParseProxies(list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.TrustedProxies = p
+		}
+	}
+	for _, version := range []byte{1, 2} {
+		t.Run(fmt.Sprintf("v%d from a trusted proxy: logins and the trail carry the client's address", version), func(t *testing.T) {
+			e := newEnv(t, diskStore(t), trust("127.0.0.1"))
+			cr := e.issue(t, "case-1", 0)
+			if _, err := e.dialAfter(t, clientConfig(cr.user, passwordAuth("wrong")), header(t, version)); err == nil {
+				t.Fatal("bad password accepted")
+			}
+			failed, err := e.catalog.AuditTrail(context.Background(), "", cases.AuditFilter{})
+			if err != nil || len(failed) != 1 || failed[0].Remote != "198.51.100.9" {
+				t.Fatalf("refused login recorded as %+v (%v), want from 198.51.100.9", failed, err)
+			}
+			c, err := e.dialAfter(t, clientConfig(cr.user, passwordAuth(cr.token)), header(t, version))
+			if err != nil {
+				t.Fatal(err)
+			}
+			put(t, c, "p.txt", []byte("proxied"))
+			events, _ := e.catalog.AuditTrail(context.Background(), "case-1", cases.AuditFilter{Types: []string{cases.EventUploadFinished}})
+			if len(events) != 1 || events[0].Remote != "198.51.100.9" {
+				t.Fatalf("upload recorded as %+v, want from 198.51.100.9", events)
+			}
+			if !strings.Contains(e.logs.String(), `msg="sftp login" remote=198.51.100.9:50000`) {
+				t.Error("the login was not logged with the client's address")
+			}
+			e.login(t, cr) // the trusted proxy's own connection, without a header
+		})
+	}
+	t.Run("from an untrusted peer the connection is closed", func(t *testing.T) {
+		e := newEnv(t, diskStore(t), trust("192.0.2.0/24"))
+		cr := e.issue(t, "case-1", 0)
+		if _, err := e.dialAfter(t, clientConfig(cr.user, passwordAuth(cr.token)), header(t, 2)); err == nil {
+			t.Fatal("a PROXY header from an untrusted peer was accepted")
+		}
+		if _, err := e.dialAfter(t, clientConfig(cr.user, passwordAuth(cr.token)), header(t, 1)); err == nil {
+			t.Fatal("a PROXY v1 header from an untrusted peer was accepted")
+		}
+		e.login(t, cr)
+	})
 }
 
 func TestOnlyModernAlgorithmsAreOffered(t *testing.T) {

@@ -238,8 +238,18 @@ func (e *env) login(t *testing.T, c cred) *conn {
 
 func (e *env) dial(t *testing.T, cfg *ssh.ClientConfig) (*conn, error) {
 	t.Helper()
+	return e.dialAfter(t, cfg, nil)
+}
+
+// dialAfter is dial with preamble sent first, as a proxy sends its PROXY
+// protocol header.
+func (e *env) dialAfter(t *testing.T, cfg *ssh.ClientConfig, preamble []byte) (*conn, error) {
+	t.Helper()
 	tcp, err := net.Dial("tcp", e.addr)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tcp.Write(preamble); err != nil {
 		t.Fatal(err)
 	}
 	sc, chans, reqs, err := ssh.NewClientConn(tcp, e.addr, cfg)

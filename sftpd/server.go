@@ -21,6 +21,7 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/clientaddr"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -73,8 +74,11 @@ type Config struct {
 	Catalog  *cases.Catalog
 	Ingest   *upload.Ingest
 	Verifier *auth.Verifier
-	// Limiter, if not nil, refuses sources with too many failed logins.
+	// Limiter, if not nil, slows down sources with too many failed logins.
 	Limiter *auth.Limiter
+	// TrustedProxies may open a connection with a PROXY protocol header
+	// naming the client; from anyone else such a header closes it.
+	TrustedProxies clientaddr.Proxies
 	// HostKeys are presented to clients (see LoadHostKeys).
 	HostKeys []ssh.Signer
 	Logger   *slog.Logger
@@ -163,8 +167,10 @@ func setDefault[T int | time.Duration](v *T, def T) {
 }
 
 // Serve accepts connections on ln until Shutdown; it always returns an
-// error, ErrServerClosed after Shutdown.
+// error, ErrServerClosed after Shutdown. Connections may begin with a
+// PROXY protocol header if they come from a trusted proxy.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = s.cfg.TrustedProxies.ProxyProtocol(ln)
 	if !s.track(func() { s.listeners[ln] = struct{}{} }) {
 		return ErrServerClosed
 	}

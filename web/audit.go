@@ -12,7 +12,7 @@ import (
 
 // actor describes the caller of r for the audit trail.
 func actor(r *http.Request, door string) cases.Actor {
-	a := cases.Actor{Door: door, Remote: sourceAddr(r)}
+	a := cases.Actor{Door: door, Remote: clientAddr(r).String()}
 	c := callerFrom(r.Context())
 	switch {
 	case c.Admin:
@@ -76,6 +76,18 @@ func (s *server) auditTrail(w http.ResponseWriter, r *http.Request) error {
 	if err := cases.ValidCaseID(caseID); err != nil {
 		return err
 	}
+	return s.writeTrail(w, r, caseID)
+}
+
+// serverTrail answers with the server-wide trail (refused logins), with
+// the same filters: GET /api/v1/audit?since=&until=&type=&limit=
+func (s *server) serverTrail(w http.ResponseWriter, r *http.Request) error {
+	return s.writeTrail(w, r, "")
+}
+
+// writeTrail answers with the events of caseID's trail ("": the
+// server-wide one) that the query's filters select.
+func (s *server) writeTrail(w http.ResponseWriter, r *http.Request, caseID string) error {
 	q := r.URL.Query()
 	f := cases.AuditFilter{CredentialID: q.Get("credential"), File: q.Get("file")}
 	for _, p := range []struct {

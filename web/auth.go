@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
@@ -38,13 +39,12 @@ func callerFrom(ctx context.Context) caller {
 }
 
 // authenticate checks the bearer credential of r: the admin token, or a
-// case credential (for caseID when it is not empty). Failures count
-// against the source address.
+// case credential (for caseID when it is not empty). The credential is
+// checked before anything else, so that a valid one always gets in, however
+// many bad ones its address sent; only a refused one counts against its
+// source, and is answered "too many attempts" once that source is over its
+// budget.
 func (s *server) authenticate(r *http.Request, caseID string, adminOK bool) (caller, error) {
-	src := sourceAddr(r)
-	if s.Limiter != nil && !s.Limiter.Allow(src) {
-		return caller{}, errTooManyTries
-	}
 	token := bearer(r)
 	if token == "" {
 		return caller{}, errNoCredential
@@ -59,21 +59,52 @@ func (s *server) authenticate(r *http.Request, caseID string, adminOK bool) (cal
 		claims auth.Claims
 		err    error
 	)
+	// Verify checks the signature before it reads the store (revocation),
+	// so a guesser's tokens cost no store reads.
 	if caseID != "" {
 		claims, err = s.Verifier.VerifyForCase(r.Context(), token, caseID)
 	} else {
 		claims, err = s.Verifier.Verify(r.Context(), token)
 	}
 	if err != nil {
-		if s.Limiter != nil && (errors.Is(err, auth.ErrInvalid) || errors.Is(err, auth.ErrWrongCase)) {
-			s.Limiter.Fail(src)
-		}
-		s.log.WarnContext(r.Context(), "credential refused", "remote", src, "path", r.URL.Path, "reason", reasonOf(err))
-		metrics.FailedLogins.WithLabelValues(door(r)).Inc()
-		s.audit(r, cases.Event{Type: cases.EventLoginFailed, Case: caseForAudit(caseID), Detail: reasonOf(err) + " on " + r.Method + " " + r.URL.Path})
-		return caller{}, err
+		return caller{}, s.refuse(r, err)
 	}
 	return caller{Claims: claims}, nil
+}
+
+// tooManyTries is errTooManyTries with when the source may try again.
+type tooManyTries struct {
+	error
+	after time.Duration
+}
+
+func (e tooManyTries) Unwrap() error { return e.error }
+
+// refuse counts a refused credential against its source and records it in
+// the server-wide audit trail (never under the case the request named,
+// which is the client's to choose): each one while the source is within its
+// budget, then one a minute with a count. It returns what to answer.
+func (s *server) refuse(r *http.Request, err error) error {
+	reason := auth.Reason(err)
+	if reason == "" {
+		return err // the check failed (storage), not the credential
+	}
+	metrics.FailedLogins.WithLabelValues(door(r)).Inc()
+	attempt := auth.Attempt{Record: true}
+	if s.Limiter != nil {
+		attempt = s.Limiter.Fail(clientAddr(r))
+	}
+	path := cases.CleanDetail(r.Method + " " + r.URL.Path)
+	if !attempt.Record {
+		s.log.DebugContext(r.Context(), "credential refused", "remote", clientAddr(r), "path", path, "reason", reason, "limited", true)
+	} else {
+		s.log.WarnContext(r.Context(), "credential refused", "remote", clientAddr(r), "path", path, "reason", reason, "limited", attempt.Limited)
+		s.audit(r, cases.Event{Type: cases.EventLoginFailed, Detail: attempt.Detail(reason + " on " + path)})
+	}
+	if attempt.Limited {
+		return tooManyTries{errTooManyTries, attempt.RetryAfter}
+	}
+	return err
 }
 
 // door names the door of r for metrics: tus or api.
@@ -82,24 +113,6 @@ func door(r *http.Request) string {
 		return "tus"
 	}
 	return "api"
-}
-
-// caseForAudit files a failed login under the case it was for, when known.
-func caseForAudit(pathCase string) string {
-	if cases.ValidCaseID(pathCase) == nil {
-		return pathCase
-	}
-	return ""
-}
-
-// reasonOf names a refusal for the log without any detail of the token.
-func reasonOf(err error) string {
-	for _, e := range []error{auth.ErrExpired, auth.ErrRevoked, auth.ErrWrongCase, auth.ErrInvalid} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
-	}
-	return "error"
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -160,7 +173,7 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 			return err
 		}
 		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username, Actor: cases.Actor{
-			CredentialID: c.Claims.CredentialID, Role: string(c.Claims.Role), Username: c.Claims.Username, Door: "tus", Remote: sourceAddr(r),
+			CredentialID: c.Claims.CredentialID, Role: string(c.Claims.Role), Username: c.Claims.Username, Door: "tus", Remote: clientAddr(r).String(),
 		}})
 		// Checked again between the parts of a long request: revoking the
 		// credential or its expiry stops a PATCH in flight.

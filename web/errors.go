@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
@@ -96,6 +98,10 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorJSON(err)
 	if status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	var limited tooManyTries
+	if errors.As(err, &limited) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(limited.after.Round(time.Second), time.Second)/time.Second)))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

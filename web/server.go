@@ -6,14 +6,15 @@ package web
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/clientaddr"
 	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/upload"
 )
@@ -28,6 +29,9 @@ type Config struct {
 	AdminToken string
 	// Limiter slows down sources that keep presenting bad credentials.
 	Limiter *auth.Limiter
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client; nobody else's is believed.
+	TrustedProxies clientaddr.Proxies
 	// PublicURL is the base URL put into credentials (no trailing slash).
 	PublicURL string
 	SFTPHost  string
@@ -85,6 +89,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/v1/cases/{case}/credentials", admin(s.listCredentials))
 	mux.Handle("DELETE /api/v1/credentials/{id}", admin(s.revokeCredential))
 	mux.Handle("GET /api/v1/cases/{case}/audit", admin(s.auditTrail))
+	mux.Handle("GET /api/v1/audit", admin(s.serverTrail))
 	mux.Handle("GET /api/v1/cases", admin(s.listCases))
 	mux.Handle("POST /api/v1/purge", admin(s.purge))
 
@@ -177,6 +182,8 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		// response: a long upload's response must not inherit it.
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		rec := &statusRecorder{ResponseWriter: w, stall: s.StallTimeout}
+		client := s.TrustedProxies.FromRequest(r)
+		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, client))
 		next.ServeHTTP(rec, r)
 		route := r.Pattern // set by the mux on this request
 		if route == "" {
@@ -185,22 +192,29 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		method := metrics.Method(r.Method) // a closed set: the method is the client's
 		metrics.RequestDuration.WithLabelValues(route, method, strconv.Itoa(rec.status/100)+"xx").Observe(time.Since(start).Seconds())
 		s.log.InfoContext(r.Context(), "http", "method", method, "path", r.URL.Path, "status", rec.status,
-			"ms", time.Since(start).Milliseconds(), "remote", sourceAddr(r), "proto", r.Proto)
+			"ms", time.Since(start).Milliseconds(), "remote", client, "proto", r.Proto)
 	})
 }
 
-func sourceAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+type clientKey struct{}
+
+// clientAddr is the address of the client that made r: the peer, or the
+// client a trusted proxy names (logRequests finds it once per request).
+func clientAddr(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(clientKey{}).(netip.Addr); ok {
+		return a
 	}
-	return host
+	a, _ := clientaddr.Parse(r.RemoteAddr)
+	return a
 }
 
+// bearer returns the token of r's "Authorization: Bearer <token>" as sent:
+// net/http has dropped the spaces around the header value, and whatever is
+// left inside is part of the token, for the verifier to refuse.
 func bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
+		return h[7:]
 	}
 	return ""
 }

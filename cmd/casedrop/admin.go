@@ -201,8 +201,12 @@ func (r remote) audit(ctx context.Context, caseID string, f cases.AuditFilter) (
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	path := "/api/v1/audit"
+	if caseID != "" {
+		path = casePath(caseID, "audit")
+	}
 	var out struct{ Events []cases.Event }
-	return out.Events, r.send(ctx, http.MethodGet, casePath(caseID, "audit")+"?"+q.Encode(), nil, &out)
+	return out.Events, r.send(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &out)
 }
 
 func joinComma(xs []string) string {
@@ -318,6 +322,9 @@ func (l *local) purge(ctx context.Context, asOf time.Time, dry bool) ([]cases.Pu
 }
 
 func (l *local) audit(ctx context.Context, caseID string, f cases.AuditFilter) ([]cases.Event, error) {
+	if caseID == "" {
+		return l.catalog.AuditTrail(ctx, "", f) // the server-wide trail
+	}
 	if err := cases.ValidCaseID(caseID); err != nil {
 		return nil, usageErrorf("%v", err)
 	}

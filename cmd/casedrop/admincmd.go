@@ -218,9 +218,12 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	caseID, err := oneArg(rest, "casedrop audit CASE [--since T] [--until T] [--type T,...] [--credential ID] [--file NAME] [--limit N] [--json]")
-	if err != nil {
-		return err
+	// Without a case: the server-wide trail (refused logins).
+	var caseID string
+	if len(rest) > 0 {
+		if caseID, err = oneArg(rest, "casedrop audit [CASE] [--since T] [--until T] [--type T,...] [--credential ID] [--file NAME] [--limit N] [--json]"); err != nil {
+			return err
+		}
 	}
 	for _, p := range []struct {
 		v    string

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/casedrop/casedrop/clientaddr"
 	"github.com/casedrop/casedrop/webhook"
 )
 
@@ -45,6 +46,8 @@ type config struct {
 	AuditRetention string
 	auditKeep      time.Duration
 	Instance       string
+	TrustedProxies string
+	proxies        clientaddr.Proxies
 }
 
 // setting describes one config entry, for flags, env and the README table.
@@ -80,6 +83,7 @@ func (c *config) settings() []setting {
 		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", str: &c.WebhookURL},
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year (0 keeps them forever)", str: &c.AuditRetention},
+		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client (default none)", str: &c.TrustedProxies},
 		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge claims (default host name and pid)", str: &c.Instance},
 	}
 }
@@ -199,6 +203,9 @@ func (c *config) complete() error {
 		return fmt.Errorf("--audit-retention: %q is not a duration like 8760h (0 keeps the trail forever)", c.AuditRetention)
 	}
 	c.auditKeep = keep
+	if c.proxies, err = clientaddr.ParseProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	if c.Instance == "" {
 		host, _ := os.Hostname()
 		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())

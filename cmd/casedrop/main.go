@@ -58,8 +58,9 @@ usage:
                            issue, revoke and list credentials
   casedrop purge [--dry-run] [--as-of RFC3339]
                            purge closed cases whose 30 days are over
-  casedrop audit CASE [--since T] [--until T] [--type T,...] [--credential ID] [--file NAME]
-                           who did what with a case, from where, when
+  casedrop audit [CASE] [--since T] [--until T] [--type T,...] [--credential ID] [--file NAME]
+                           who did what with a case, from where, when;
+                           without CASE, the server-wide trail (refused logins)
                            (case, credentials, purge and audit work against a running
                            server with --server URL or CASEDROP_SERVER, else directly
                            on the data: --data-dir or the --s3-* settings; --json for scripts)

@@ -131,6 +131,7 @@ func serve(args []string) error {
 		AdminToken:     adminToken,
 		ManifestSigner: manifestSigner,
 		Limiter:        limiter,
+		TrustedProxies: cfg.proxies,
 		PublicURL:      cfg.PublicURL,
 		SFTPHost:       sftpHost,
 		SFTPPort:       sftpPort,
@@ -142,7 +143,7 @@ func serve(args []string) error {
 		return err
 	}
 	sftpServer, err := sftpd.New(sftpd.Config{
-		Catalog: catalog, Ingest: ingest, Verifier: verifier, Limiter: limiter,
+		Catalog: catalog, Ingest: ingest, Verifier: verifier, Limiter: limiter, TrustedProxies: cfg.proxies,
 		HostKeys: hostKeys, Logger: log, Now: now,
 	})
 	if err != nil {
