@@ -251,14 +251,14 @@ func TestFilesGetResumesAnInterruptedDownloadAndChecksTheWholeFile(t *testing.T)
 
 func TestFilesListPrintsTheCaseFiles(t *testing.T) {
 	ts := startServer(t)
-	f := ts.put(t, `C:\logs\app.log`, []byte("lines"))
+	f := ts.put(t, "app log ✓.log", []byte("lines"))
 	var out bytes.Buffer
 	err := filesList(context.Background(), []string{"--server", ts.url, "--cacert", ts.cacert, "--case", "C-1"},
 		env(map[string]string{"CASEDROP_ADMIN_TOKEN": "admin-token"}), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), `C:\logs\app.log`) || !strings.Contains(out.String(), f.SHA256) {
+	if !strings.Contains(out.String(), "app log ✓.log") || !strings.Contains(out.String(), f.SHA256) {
 		t.Fatalf("list:\n%s", out.String())
 	}
 	out.Reset()
