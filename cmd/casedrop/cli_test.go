@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -388,6 +389,25 @@ func TestReprDigestParsing(t *testing.T) {
 		got, err := reprSHA256(field)
 		if ok != (err == nil) || ok && hex.EncodeToString(got) != hex.EncodeToString(sum[:]) {
 			t.Errorf("%q: %x, %v", field, got, err)
+		}
+	}
+}
+
+func TestFilesGetNeverWritesOutsideItsFolder(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, out, want string }{
+		{`..\..\x.bat`, "", ".._.._x.bat"},
+		{"../../etc/passwd", "", ".._.._etc_passwd"},
+		{"CON", "", "_CON"},
+		{"x.txt. ", "", "x.txt"},
+		{"core.bin", "", "core.bin"},
+		{"../../etc/passwd", dir, filepath.Join(dir, ".._.._etc_passwd")},
+		{"/abs/name", dir, filepath.Join(dir, "_abs_name")},
+		{"core.bin", filepath.Join(dir, "chosen.bin"), filepath.Join(dir, "chosen.bin")},
+	} {
+		got, err := outputPath(tc.name, tc.out, io.Discard)
+		if err != nil || got != tc.want {
+			t.Errorf("outputPath(%q, %q) = %q, %v; want %q", tc.name, tc.out, got, err, tc.want)
 		}
 	}
 }
