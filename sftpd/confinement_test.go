@@ -3,6 +3,7 @@ package sftpd_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -178,4 +179,62 @@ func TestAnUnfinishedUploadCannotBeRead(t *testing.T) {
 	wantStatus(t, "open an unfinished upload", err, codePermissionDenied)
 	_, err = f.ReadAt(make([]byte, 4), 0)
 	wantStatus(t, "read back through the upload handle", err, codePermissionDenied)
+}
+
+func TestNamesFollowTheCaseRulesOnUploadAndRename(t *testing.T) {
+	e := newEnv(t, diskStore(t))
+	c := e.login(t, e.issue(t, "case-1", 0))
+	put(t, c, "core.bin", []byte("first"))
+
+	for _, name := range []string{
+		`..\..\x.bat`, `a\b`, "CON", "con.txt", "x.txt. ", "file.txt:stream", "zero\u200bwidth", "SHA256SUMS", "sha256sums.sig",
+	} {
+		// The status carries the rule's message; pkg/sftp's client shows
+		// a permission denial as os.ErrPermission.
+		_, err := c.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		wantStatus(t, fmt.Sprintf("upload to %q", name), err, codePermissionDenied)
+		wantStatus(t, fmt.Sprintf("rename to %q", name), c.Rename("core.bin", name), codePermissionDenied)
+	}
+	if got := e.catalogFile(t, "core.bin"); got.Name != "core.bin" {
+		t.Fatalf("core.bin became %q", got.Name)
+	}
+	t.Run("another spelling of a name finds the file", func(t *testing.T) {
+		if got := get(t, c, "CORE.BIN"); string(got) != "first" {
+			t.Fatalf("CORE.BIN read %q", got)
+		}
+		if _, err := c.OpenFile("Core.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC); err == nil {
+			t.Fatal("an upload to another spelling of a complete file's name overwrote it")
+		}
+	})
+	t.Run("a .filepart resumed in another spelling and renamed finishes under the name", func(t *testing.T) {
+		f, err := c.OpenFile("report.txt.filepart", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("part one, ")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f, err = c.OpenFile("REPORT.txt.filepart", os.O_WRONLY)
+		if err != nil {
+			t.Fatalf("resume in another spelling: %v", err)
+		}
+		if _, err := f.WriteAt([]byte("part two"), 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rename("report.txt.filepart", "report.txt:x"); err == nil {
+			t.Fatal("the .filepart was renamed to a refused name")
+		}
+		if err := c.Rename("report.txt.filepart", "report.txt"); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.catalogFile(t, "report.txt"); got.State != cases.FileComplete || got.Size != 18 {
+			t.Fatalf("after the rename: %+v", got)
+		}
+	})
 }

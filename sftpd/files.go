@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pkg/sftp"
 
@@ -20,21 +21,24 @@ import (
 // root, one name, or something that does not exist here.
 
 // lookupName returns the name of the file p denotes, or "" for the root.
-// Anything that cannot be a file of the case does not exist.
+// Anything that cannot be a file of the case does not exist. A name is
+// looked up as the client spells it: the catalog finds the file under any
+// spelling of its name, also one an older release stored that today's
+// rules refuse.
 func lookupName(p string) (string, error) {
 	p = path.Clean("/" + p)
 	if p == "/" {
 		return "", nil
 	}
 	name := p[1:]
-	if strings.Contains(name, "/") || cases.ValidName(name) != nil {
+	if strings.Contains(name, "/") || len(name) > 4*cases.MaxNameBytes || !utf8.ValidString(name) {
 		return "", errNotFound
 	}
 	return name, nil
 }
 
-// targetName returns the name of the file p is to become, saying why when
-// p cannot name a file of the case.
+// targetName returns the name, in stored form, of the file p is to become
+// (by upload or rename), saying why when p cannot name a file of the case.
 func targetName(p string) (string, error) {
 	p = path.Clean("/" + p)
 	if p == "/" {
@@ -44,10 +48,7 @@ func targetName(p string) (string, error) {
 	if strings.Contains(name, "/") {
 		return "", errNoFolders
 	}
-	if err := cases.ValidName(name); err != nil {
-		return "", err
-	}
-	return name, nil
+	return cases.CanonicalName(name)
 }
 
 // fileInfo describes the case's root or one of its files.

@@ -93,6 +93,7 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 	case flags.Excl:
 		return nil, errExists
 	}
+	name = f.Name // the client may spell it otherwise
 	h := s.newWriteHandle(name, slot)
 	ls, err := s.srv.leases.acquire(ctx, f.Object, h.stop)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // Partial returns the unfinished upload of the case named name, so that a
 // client that lost its link can continue it (SFTP clients resume by name).
 // It fails with ErrNotFound when there is none, also when the file is
-// complete.
+// complete. Any spelling of the name the catalog joins finds it.
 func (in *Ingest) Partial(ctx context.Context, caseID, name string) (*Upload, error) {
 	f, err := in.catalog.File(ctx, caseID, name)
 	if errors.Is(err, cases.ErrNotFound) {
@@ -34,7 +34,7 @@ func (in *Ingest) Partial(ctx context.Context, caseID, name string) (*Upload, er
 	if err != nil {
 		return nil, err
 	}
-	if u.s.Committed || u.s.Name != name {
+	if u.s.Committed || u.s.Name != f.Name {
 		return nil, ErrNotFound
 	}
 	return u, nil
@@ -93,13 +93,13 @@ func (in *Ingest) Rename(ctx context.Context, caseID, from, to string) (cases.Fi
 	if err != nil {
 		return f, err
 	}
-	s.Name = to
+	s.Name = f.Name
 	if err := in.saveState(ctx, s); err != nil {
 		return f, err
 	}
 	// The upload may have committed under the old name meanwhile.
 	if s.Committed {
-		return in.catalog.File(ctx, caseID, to)
+		return in.catalog.File(ctx, caseID, f.Name)
 	}
 	return f, nil
 }

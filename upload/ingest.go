@@ -160,9 +160,11 @@ func (in *Ingest) Create(ctx context.Context, nf NewFile) (*Upload, error) {
 	if nf.SHA256 != "" && !hexDigest.MatchString(nf.SHA256) {
 		return nil, ErrInvalidDigest
 	}
-	if err := cases.ValidName(nf.Name); err != nil {
+	name, err := cases.CanonicalName(nf.Name)
+	if err != nil {
 		return nil, err
 	}
+	nf.Name = name
 	if nf.Size > in.maxFileSize {
 		return nil, in.tooLarge(nf.Size)
 	}
@@ -179,7 +181,7 @@ func (in *Ingest) Create(ctx context.Context, nf NewFile) (*Upload, error) {
 		ID: newID(), Case: nf.Case, Size: nf.Size, Declared: strings.ToLower(nf.SHA256),
 		Via: nf.Via, UploadedBy: nf.UploadedBy, Actor: actor, Meta: nf.Meta, CreatedAt: now,
 	}
-	name, err := in.catalog.AddFile(ctx, nf.Case, cases.File{
+	name, err = in.catalog.AddFile(ctx, nf.Case, cases.File{
 		Name: nf.Name, Object: s.ID, Size: max(nf.Size, 0), State: cases.FileUploading,
 		Via: nf.Via, UploadedBy: nf.UploadedBy, StartedAt: now,
 	})

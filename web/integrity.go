@@ -27,18 +27,18 @@ var errNoManifestKey = newError(http.StatusServiceUnavailable, "no_manifest_key"
 
 // completeFiles returns the complete files of the case named in the path,
 // sorted by name, and their SHA256SUMS.
-func (s *server) completeFiles(r *http.Request) ([]cases.File, []byte, error) {
+func (s *server) completeFiles(r *http.Request) (cases.Case, []cases.File, []byte, error) {
 	caseID := r.PathValue("case")
 	rec, err := s.Catalog.Get(r.Context(), caseID)
 	if err != nil {
-		return nil, nil, err
+		return cases.Case{}, nil, nil, err
 	}
 	files, err := s.Catalog.Files(r.Context(), caseID)
 	if err != nil {
-		return nil, nil, err
+		return cases.Case{}, nil, nil, err
 	}
 	files = manifest.Complete(files)
-	return files, manifest.SHA256SUMS(rec, files), nil
+	return rec, files, manifest.SHA256SUMS(rec, files), nil
 }
 
 // modTime is when f was complete.
@@ -54,7 +54,7 @@ func modTime(f cases.File) time.Time {
 // client sending it in If-Match there gets the signature of exactly these
 // bytes, or 412 when the case changed in between.
 func (s *server) sha256sums(w http.ResponseWriter, r *http.Request) error {
-	files, sums, err := s.completeFiles(r)
+	_, files, sums, err := s.completeFiles(r)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (s *server) sha256sumsSignature(w http.ResponseWriter, r *http.Request) err
 	if s.ManifestSigner == nil {
 		return errNoManifestKey
 	}
-	_, sums, err := s.completeFiles(r)
+	_, _, sums, err := s.completeFiles(r)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func (s *server) sha256sumsSSHSignature(w http.ResponseWriter, r *http.Request) 
 	if s.ManifestSigner == nil {
 		return errNoManifestKey
 	}
-	_, sums, err := s.completeFiles(r)
+	_, _, sums, err := s.completeFiles(r)
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func serveBytes(w http.ResponseWriter, r *http.Request, contentType, filename st
 // files, and archive/zip switches to Zip64 past 4 GiB by itself.
 func (s *server) archive(w http.ResponseWriter, r *http.Request) error {
 	caseID := r.PathValue("case")
-	files, sums, err := s.completeFiles(r)
+	rec, files, _, err := s.completeFiles(r)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *server) archive(w http.ResponseWriter, r *http.Request) error {
 		total += f.Size
 	}
 	s.audit(r, cases.Event{Type: cases.EventArchiveDownloaded, Case: caseID, Size: total, Detail: fmt.Sprintf("%d files", len(files))})
-	if err := s.writeArchive(w, r, files, sums); err != nil {
+	if err := s.writeArchive(w, r, rec, files); err != nil {
 		if r.Context().Err() != nil {
 			s.log.InfoContext(r.Context(), "archive download interrupted by the client", "case", caseID, "err", err)
 		} else {
@@ -170,7 +170,12 @@ func (s *server) archive(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) writeArchive(w io.Writer, r *http.Request, files []cases.File, sums []byte) error {
+func (s *server) writeArchive(w io.Writer, r *http.Request, rec cases.Case, files []cases.File) error {
+	// The manifest inside lists the entries' names, so that it checks after
+	// unzip; for names valid today these are the stored names, and it is
+	// byte for byte the signed SHA256SUMS.
+	entries := entryNames(files)
+	sums := manifest.SHA256SUMS(rec, entries)
 	zw := zip.NewWriter(w)
 	// The manifest is as new as the newest file: the same files give the
 	// same archive, byte for byte.
@@ -180,15 +185,15 @@ func (s *server) writeArchive(w io.Writer, r *http.Request, files []cases.File, 
 			newest = t
 		}
 	}
-	if err := addEntry(zw, manifestEntryName(files), newest, bytes.NewReader(sums), int64(len(sums))); err != nil {
+	if err := addEntry(zw, manifest.Name, newest, bytes.NewReader(sums), int64(len(sums))); err != nil {
 		return err
 	}
-	for _, f := range files {
+	for i, f := range files {
 		obj, err := s.Ingest.Open(r.Context(), r.PathValue("case"), f)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Name, err)
 		}
-		err = addEntry(zw, f.Name, modTime(f), obj, f.Size)
+		err = addEntry(zw, entries[i].Name, modTime(f), obj, f.Size)
 		obj.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Name, err)
@@ -220,16 +225,21 @@ func addEntry(zw *zip.Writer, name string, modTime time.Time, r io.Reader, size 
 	return nil
 }
 
-// manifestEntryName is SHA256SUMS, or the first free "SHA256SUMS (n)" when
-// the case holds a file of that name.
-func manifestEntryName(files []cases.File) string {
-	taken := map[string]bool{}
-	for _, f := range files {
-		taken[f.Name] = true
+// entryNames returns files named as their archive entries: names safe
+// to unpack on Windows, macOS and Linux and unique ignoring case, whatever
+// the catalog holds (names stored by an older release may break today's
+// rules). No file can be named SHA256SUMS, the manifest's entry, which
+// lists the files under these names, so that `sha256sum -c` checks them
+// where unzip put them.
+func entryNames(files []cases.File) []cases.File {
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name
 	}
-	name := manifest.Name
-	for n := 2; taken[name]; n++ {
-		name = fmt.Sprintf("%s (%d)", manifest.Name, n)
+	out := make([]cases.File, len(files))
+	for i, name := range cases.SafeNames(names) {
+		out[i] = files[i]
+		out[i].Name = name
 	}
-	return name
+	return out
 }

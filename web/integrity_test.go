@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -34,6 +36,34 @@ func (e *env) upload(token, name string, data []byte) {
 	e.expect(resp, http.StatusCreated)
 }
 
+// legacyUpload stores data as a complete file of case c1 named name the
+// way releases before today's name rules did: its catalog entry under a
+// hash of the name exactly as given (docs/storage-layout.md), whatever
+// the name.
+func (e *env) legacyUpload(token, name string, data []byte) {
+	e.t.Helper()
+	ctx := context.Background()
+	placeholder := fmt.Sprintf("legacy-%x", sha256.Sum256([]byte(name)))
+	e.upload(token, placeholder, data)
+	f, err := e.catalog.File(ctx, "c1", placeholder)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f.Name = name
+	entry, err := json.Marshal(f)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(name))
+	key := cases.Prefix("c1") + "files/" + hex.EncodeToString(sum[:20]) + ".json"
+	if err := e.store.Put(ctx, key, bytes.NewReader(entry), int64(len(entry))); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.catalog.RemoveFile(ctx, "c1", placeholder); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func filePath(caseID, name string) string {
 	return "/api/v1/cases/" + caseID + "/files/" + url.PathEscape(name)
 }
@@ -52,6 +82,10 @@ func TestSHA256SUMSListsTheCompleteFilesInSha256sumFormat(t *testing.T) {
 		"plain.txt":       []byte("plain"),
 	}
 	for name, data := range files {
+		if name == `C:\logs\app.log` { // refused today, stored by an older release
+			e.legacyUpload(cred.Token, name, data)
+			continue
+		}
 		e.upload(cred.Token, name, data)
 	}
 	e.create(cred.Token, 100, meta("filename", "still-uploading.bin"))
@@ -248,7 +282,11 @@ func TestContentDispositionNamesEveryFileExactly(t *testing.T) {
 		{"a name with a percent sign goes into filename*", "100%.txt", `attachment; filename="100_.txt"; filename*=UTF-8''100%25.txt`},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
-			e.upload(cred.Token, tc.name, []byte(tc.name))
+			if cases.ValidName(tc.name) != nil { // stored by an older release
+				e.legacyUpload(cred.Token, tc.name, []byte(tc.name))
+			} else {
+				e.upload(cred.Token, tc.name, []byte(tc.name))
+			}
 			resp := e.do("HEAD", filePath("c1", tc.name), cred.Token, nil)
 			e.expect(resp, 200)
 			got := resp.Header.Get("Content-Disposition")
@@ -273,10 +311,19 @@ func TestArchiveZipHoldsTheFilesAndTheirManifest(t *testing.T) {
 		"empty":           {},
 	}
 	for name, data := range files {
+		if name == `C:\logs\app.log` { // refused today, stored by an older release
+			e.legacyUpload(cred.Token, name, data)
+			continue
+		}
 		e.upload(cred.Token, name, data)
 	}
 	e.create(cred.Token, 100, meta("filename", "still-uploading.bin"))
-	sums := e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS", cred.Token, nil), 200)
+	// Inside the archive, the manifest lists each file under its entry's
+	// name: the old name with a backslash and a colon is made safe.
+	files["C__logs_app.log"] = files[`C:\logs\app.log`]
+	delete(files, `C:\logs\app.log`)
+	sums := []byte(strings.ReplaceAll(string(e.expect(e.do("GET", "/api/v1/cases/c1/SHA256SUMS", cred.Token, nil), 200)),
+		`\`+shaHex(files["C__logs_app.log"])+`  C:\\logs\\app.log`, shaHex(files["C__logs_app.log"])+"  C__logs_app.log"))
 
 	resp := e.do("GET", "/api/v1/cases/c1/archive.zip", cred.Token, nil)
 	body := e.expect(resp, 200)
@@ -334,7 +381,9 @@ func TestArchiveZipHoldsTheFilesAndTheirManifest(t *testing.T) {
 		}
 	})
 	t.Run("a file called SHA256SUMS leaves the manifest its own name", func(t *testing.T) {
-		e.upload(cred.Token, "SHA256SUMS", []byte("the customer's own sums"))
+		e.expect(e.do("POST", "/files/", cred.Token, nil, "Tus-Resumable", "1.0.0", "Upload-Length", "1",
+			"Upload-Metadata", meta("filename", "sha256sums")), http.StatusBadRequest)
+		e.legacyUpload(cred.Token, "SHA256SUMS", []byte("the customer's own sums"))
 		body := e.expect(e.do("GET", "/api/v1/cases/c1/archive.zip", cred.Token, nil), 200)
 		zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
 		if err != nil {
@@ -344,7 +393,7 @@ func TestArchiveZipHoldsTheFilesAndTheirManifest(t *testing.T) {
 		for _, f := range zr.File {
 			names[f.Name]++
 		}
-		if names["SHA256SUMS"] != 1 || names["SHA256SUMS (2)"] != 1 {
+		if names["SHA256SUMS"] != 1 || names["_SHA256SUMS"] != 1 {
 			t.Fatalf("entries %v", names)
 		}
 	})

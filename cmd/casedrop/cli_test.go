@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -251,14 +252,14 @@ func TestFilesGetResumesAnInterruptedDownloadAndChecksTheWholeFile(t *testing.T)
 
 func TestFilesListPrintsTheCaseFiles(t *testing.T) {
 	ts := startServer(t)
-	f := ts.put(t, `C:\logs\app.log`, []byte("lines"))
+	f := ts.put(t, "app log ✓.log", []byte("lines"))
 	var out bytes.Buffer
 	err := filesList(context.Background(), []string{"--server", ts.url, "--cacert", ts.cacert, "--case", "C-1"},
 		env(map[string]string{"CASEDROP_ADMIN_TOKEN": "admin-token"}), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), `C:\logs\app.log`) || !strings.Contains(out.String(), f.SHA256) {
+	if !strings.Contains(out.String(), "app log ✓.log") || !strings.Contains(out.String(), f.SHA256) {
 		t.Fatalf("list:\n%s", out.String())
 	}
 	out.Reset()
@@ -388,6 +389,25 @@ func TestReprDigestParsing(t *testing.T) {
 		got, err := reprSHA256(field)
 		if ok != (err == nil) || ok && hex.EncodeToString(got) != hex.EncodeToString(sum[:]) {
 			t.Errorf("%q: %x, %v", field, got, err)
+		}
+	}
+}
+
+func TestFilesGetNeverWritesOutsideItsFolder(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, out, want string }{
+		{`..\..\x.bat`, "", ".._.._x.bat"},
+		{"../../etc/passwd", "", ".._.._etc_passwd"},
+		{"CON", "", "_CON"},
+		{"x.txt. ", "", "x.txt"},
+		{"core.bin", "", "core.bin"},
+		{"../../etc/passwd", dir, filepath.Join(dir, ".._.._etc_passwd")},
+		{"/abs/name", dir, filepath.Join(dir, "_abs_name")},
+		{"core.bin", filepath.Join(dir, "chosen.bin"), filepath.Join(dir, "chosen.bin")},
+	} {
+		got, err := outputPath(tc.name, tc.out, io.Discard)
+		if err != nil || got != tc.want {
+			t.Errorf("outputPath(%q, %q) = %q, %v; want %q", tc.name, tc.out, got, err, tc.want)
 		}
 	}
 }

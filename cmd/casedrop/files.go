@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -115,7 +116,7 @@ func filesGet(ctx context.Context, args []string, getenv func(string) string, st
 	cfg, rest, err := parseCommand("files get", args, getenv, dataDirOnly, func(fs *flag.FlagSet) {
 		cf.register(fs, getenv)
 		fs.StringVar(&caseID, "case", "", "the case")
-		fs.StringVar(&out, "o", "", "where to write the file (default: its name, in the current directory)")
+		fs.StringVar(&out, "o", "", "where to write the file, or a folder to write it into (default: its name, in the current directory)")
 	})
 	if err != nil {
 		return err
@@ -127,18 +128,38 @@ func filesGet(ctx context.Context, args []string, getenv func(string) string, st
 		return usageErrorf("usage: casedrop files get --case C NAME [-o PATH]  (or: casedrop files get C NAME)")
 	}
 	name := rest[0]
-	if out == "" {
-		// A name that is valid in a case is a plain file name here.
-		if err := cases.ValidName(name); err != nil {
-			return usageErrorf("%q cannot be a local file name (%v); give -o PATH", name, err)
-		}
-		out = name
+	out, err = outputPath(name, out, stderr)
+	if err != nil {
+		return err
 	}
 	client, err := cf.newClient(cfg.DataDir, getenv, true)
 	if err != nil {
 		return err
 	}
 	return client.download(ctx, caseID, name, out, stderr, newProgress(stderr))
+}
+
+// outputPath is where `files get` writes the file name: out as given, or,
+// when out is empty or a folder, the name made safe (cases.SafeName) in
+// that folder. The name comes from the server: it never chooses the folder.
+func outputPath(name, out string, notes io.Writer) (string, error) {
+	dir := out
+	if out != "" {
+		if st, err := os.Stat(out); err != nil || !st.IsDir() {
+			return out, nil
+		}
+	} else {
+		dir = "."
+	}
+	base := cases.SafeName(name)
+	path := filepath.Join(dir, base)
+	if filepath.Base(path) != base || filepath.Dir(path) != filepath.Clean(dir) {
+		return "", fmt.Errorf("%q cannot be a local file name; give -o PATH", name)
+	}
+	if base != name {
+		fmt.Fprintf(notes, "casedrop: writing %q as %s\n", name, path)
+	}
+	return path, nil
 }
 
 // errDigestMismatch: a downloaded file does not hash to the digest the
