@@ -385,8 +385,8 @@ func downloadTo(t *testing.T, srv *testserver.Server, u, path string) int64 {
 
 // catalogKey is where a file's catalog entry is kept (docs/storage-layout.md).
 func catalogKey(caseID, name string) string {
-	sum := sha256.Sum256([]byte(name))
-	return "cases/" + caseID + "/files/" + hex.EncodeToString(sum[:20]) + ".json"
+	sum := sha256.Sum256([]byte(cases.NameKey(name)))
+	return "cases/" + caseID + "/files/n-" + hex.EncodeToString(sum[:20]) + ".json"
 }
 
 // runVerify runs `casedrop verify` with args and env and returns its
