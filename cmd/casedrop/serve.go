@@ -230,8 +230,9 @@ func sftpEndpoint(cfg *config) (string, int) {
 }
 
 // heapOverhead is what the process needs besides the upload buffers: the
-// runtime, TLS and HTTP/2 buffers, SFTP windows, catalog reads.
-const heapOverhead = 256 << 20
+// runtime, TLS and HTTP/2 buffers, SSH windows, catalog reads. Less makes
+// the collector run without end when many uploads wait with full windows.
+const heapOverhead = 128 << 20
 
 // limitHeap sets Go's soft memory limit to the upload budget plus the
 // overhead, unless GOMEMLIMIT says otherwise, so that the collector runs

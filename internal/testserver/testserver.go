@@ -54,6 +54,9 @@ type Options struct {
 	// Args and Env are more flags and KEY=value settings of `serve`.
 	Args []string
 	Env  []string
+	// Binary runs that build of casedrop instead of this module's (the
+	// benchmarks compare with an earlier build this way).
+	Binary string
 }
 
 // Server is a running casedrop process.
@@ -97,7 +100,10 @@ func (p *process) running() bool {
 // and the last lines of the server's log are printed.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	bin := binary(t)
+	bin := opts.Binary
+	if bin == "" {
+		bin = binary(t)
+	}
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
