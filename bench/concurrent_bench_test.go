@@ -20,12 +20,13 @@ import (
 // run, the same files with one `mc cp --recursive` into the same MinIO. It
 // prints the total MB/s of each and casedrop's peak RSS at each count. With
 // BENCH_BASELINE_BIN naming another build of casedrop (an earlier commit),
-// that build runs the same uploads too, side by side.
+// that build runs the same uploads too, side by side (BENCH_CASEDROP_BIN
+// replaces this module's build, to compare builds).
 func BenchmarkConcurrentUploads(b *testing.B) {
 	const size = 32 << 20
 	minio := miniotest.Shared(b)
 	file := randomFile(b, size)
-	builds := []struct{ name, bin string }{{"casedrop", ""}}
+	builds := []struct{ name, bin string }{{"casedrop", os.Getenv("BENCH_CASEDROP_BIN")}}
 	if bin := os.Getenv("BENCH_BASELINE_BIN"); bin != "" {
 		builds = append(builds, struct{ name, bin string }{"baseline", bin})
 	}

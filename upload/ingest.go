@@ -82,7 +82,7 @@ type Config struct {
 const (
 	DefaultPartSize                = 16 << 20
 	DefaultMaxFileSize             = 1 << 40 // 1 TiB
-	DefaultMemoryBudget            = 256 << 20
+	DefaultMemoryBudget            = 128 << 20
 	DefaultMaxWritersPerCredential = 8
 )
 

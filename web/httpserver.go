@@ -33,11 +33,12 @@ func HTTPServer(addr string, h http.Handler, cert tls.Certificate, log *slog.Log
 		// Go's default HTTP/2 flow-control windows (1 MiB per stream)
 		// throttle large request bodies; browsers upload over HTTP/2. But
 		// what a window lets a client send ahead sits in memory while its
-		// upload waits for a part buffer, outside the memory budget: 4 MiB
-		// per stream keeps that small at about 10% of loopback throughput
-		// (16 MiB windows held 480 MiB for 30 waiting uploads).
+		// upload waits for a part buffer, outside the memory budget: 2 MiB
+		// per stream keeps that small at about a fifth of one upload's
+		// loopback throughput (16 MiB windows held 480 MiB for 30 waiting
+		// uploads). See docs/decisions.md.
 		HTTP2: &http.HTTP2Config{
-			MaxReceiveBufferPerStream:     4 << 20,
+			MaxReceiveBufferPerStream:     2 << 20,
 			MaxReceiveBufferPerConnection: 16 << 20,
 			MaxReadFrameSize:              1 << 20,
 		},

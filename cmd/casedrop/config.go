@@ -77,7 +77,7 @@ func (c *config) settings() []setting {
 		{flag: "s3-insecure", env: "CASEDROP_S3_INSECURE", def: "false", help: "plain HTTP to the S3 endpoint (local MinIO only)", boolean: &c.S3Insecure, data: true},
 		{flag: "part-size-mib", env: "CASEDROP_PART_SIZE_MIB", def: "16", help: "size of stored parts in MiB (min 5); an upload holds one to four part buffers", integer: &c.PartSizeMiB},
 		{flag: "max-file-gib", env: "CASEDROP_MAX_FILE_GIB", def: "1024", help: "largest file accepted, in GiB (larger declared sizes answer 413)", integer: &c.MaxFileGiB},
-		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "256", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
+		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "128", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
 		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
 		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", str: &c.WebhookURL},
