@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -315,4 +317,33 @@ func metricsText(t *testing.T, srv *testserver.Server) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+func TestADownloadWhoseClientStopsReadingIsEnded(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{Args: []string{"--stall-timeout", "1s"}})
+	srv.OpenCase(t, "stall")
+	c := srv.Credential(t, "stall", "customer")
+	const size = 64 << 20 // far more than socket buffers hold
+	url := srv.Create(t, c.Token, "big.bin", size, "")
+	if _, _, err := srv.Patch(context.Background(), c.Token, url, 0, bytes.NewReader(make([]byte, size)), size); err != nil {
+		t.Fatal(err)
+	}
+	tlsConf := srv.Client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	tlsConf.NextProtos = []string{"http/1.1"}
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(srv.URL, "https://"), tlsConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /api/v1/cases/stall/files/big.bin HTTP/1.1\r\nHost: casedrop\r\nAuthorization: Bearer %s\r\n\r\n", c.Token)
+	status, err := bufio.NewReaderSize(conn, 16).ReadString('\n')
+	if err != nil || !strings.Contains(status, "200") {
+		t.Fatalf("status line %q, %v", status, err)
+	}
+	// The client reads nothing more; the server's access log line is
+	// written once the download's handler has ended.
+	done := `"path":"/api/v1/cases/stall/files/big.bin"`
+	if err := waitFor(30*time.Second, func() bool { return strings.Contains(srv.Log(), done) }); err != nil {
+		t.Fatal("the download to a client that stopped reading was still running after 30 s")
+	}
 }

@@ -43,6 +43,8 @@ type config struct {
 	webhookKey     []byte
 	PurgeInterval  string
 	purgeEvery     time.Duration
+	StallTimeout   string
+	stallAfter     time.Duration
 	AuditRetention string
 	auditKeep      time.Duration
 	Instance       string
@@ -81,6 +83,7 @@ func (c *config) settings() []setting {
 		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
 		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", str: &c.WebhookURL},
+		{flag: "stall-timeout", env: "CASEDROP_STALL_TIMEOUT", def: "2m", help: "a response (a download, a zip) whose client reads nothing for this long is ended", str: &c.StallTimeout},
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year (0 keeps them forever)", str: &c.AuditRetention},
 		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client (default none)", str: &c.TrustedProxies},
@@ -198,6 +201,11 @@ func (c *config) complete() error {
 		return fmt.Errorf("--purge-interval: %q is not a duration like 1h or 15m", c.PurgeInterval)
 	}
 	c.purgeEvery = every
+	stall, err := time.ParseDuration(c.StallTimeout)
+	if err != nil || stall < time.Second {
+		return fmt.Errorf("--stall-timeout: %q is not a duration of at least 1s, like 2m", c.StallTimeout)
+	}
+	c.stallAfter = stall
 	keep, err := time.ParseDuration(c.AuditRetention)
 	if err != nil || keep < 0 {
 		return fmt.Errorf("--audit-retention: %q is not a duration like 8760h (0 keeps the trail forever)", c.AuditRetention)

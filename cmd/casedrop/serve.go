@@ -136,6 +136,7 @@ func serve(args []string) error {
 		SFTPHost:       sftpHost,
 		SFTPPort:       sftpPort,
 		Ready:          store.Ping,
+		StallTimeout:   cfg.stallAfter,
 		Now:            now,
 		Logger:         log,
 	})

@@ -418,6 +418,12 @@ func (s *Server) Alive() bool {
 	return s.proc.running() && s.healthy(ctx)
 }
 
+// Log returns what the server has logged so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
+}
+
 // Files lists the case's files, as the admin sees them.
 func (s *Server) Files(t testing.TB, caseID string) []File {
 	t.Helper()
