@@ -165,11 +165,11 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 		if len(r.Header.Get("Upload-Metadata")) > maxMetadata {
 			return newError(http.StatusRequestHeaderFieldsTooLarge, "metadata_too_large", "Upload-Metadata is larger than 4 KiB")
 		}
-		if err := s.checkUploadLength(r); err != nil {
-			return err
-		}
 		c, err := s.authenticate(r, "", false)
 		if err != nil {
+			return err
+		}
+		if err := s.checkUploadLength(r); err != nil {
 			return err
 		}
 		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username, Actor: cases.Actor{
