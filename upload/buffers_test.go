@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -100,7 +101,12 @@ func TestBufferPoolWaitEndsWithTheContext(t *testing.T) {
 }
 
 func TestPartSizesStayWithinS3LimitsAndTheLargestPart(t *testing.T) {
-	in := New(Config{})
+	for _, ps := range []int64{5 << 20, 16 << 20, 64 << 20} {
+		t.Run(fmt.Sprintf("with %d MiB parts", ps>>20), func(t *testing.T) { checkPartSizes(t, New(Config{PartSize: ps})) })
+	}
+}
+
+func checkPartSizes(t *testing.T, in *Ingest) {
 	largest := in.LargestPart()
 	if largest > 128<<20 {
 		t.Fatalf("largest part %d MiB for a 1 TiB limit; want at most 128 MiB", largest>>20)
@@ -114,13 +120,18 @@ func TestPartSizesStayWithinS3LimitsAndTheLargestPart(t *testing.T) {
 			t.Errorf("%d bytes in parts of %d need more than 10,000 parts", size, ps)
 		}
 	}
-	// Unknown size: what 10,000 parts reach covers the largest file.
+	// Unknown size: what 10,000 parts reach covers what is allowed, and
+	// nearly the largest file.
 	var reach int64
 	for n := range 10000 - 10 {
-		reach += in.nextPartSize(-1, n)
+		ps := in.nextPartSize(-1, n)
+		if ps > largest {
+			t.Fatalf("part %d of an upload of unknown size is %d MiB, over the largest part", n, ps>>20)
+		}
+		reach += ps
 	}
-	if reach < in.MaxFileSize() {
-		t.Fatalf("an upload of unknown size reaches %d bytes in 10,000 parts, less than the %d allowed", reach, in.MaxFileSize())
+	if reach < in.maxUnknownSize() || in.maxUnknownSize() < in.MaxFileSize()*98/100 {
+		t.Fatalf("an upload of unknown size reaches %d bytes in 10,000 parts and may have %d; the largest file is %d", reach, in.maxUnknownSize(), in.MaxFileSize())
 	}
 }
 

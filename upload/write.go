@@ -18,8 +18,8 @@ import (
 // nextPartSize chooses the size of the next part: the configured size
 // while that can still reach the file's size within S3's 10,000 parts,
 // larger otherwise. Without a known size, parts grow after 2,000 (32 GiB
-// at the default) to what reaches MaxFileSize. No part is larger than
-// LargestPart, as no file is larger than MaxFileSize.
+// at the default) to what reaches MaxFileSize, at most 128 MiB. No part is
+// larger than LargestPart, as no file is larger than MaxFileSize.
 func (in *Ingest) nextPartSize(size int64, parts int) int64 {
 	if size > 0 {
 		return max(in.partSize, partFor(size, storage.MaxParts-10))
@@ -34,11 +34,22 @@ func (in *Ingest) nextPartSize(size int64, parts int) int64 {
 // configured size before they grow.
 const unknownSizeParts = 2000
 
+// lateUnknownCap bounds the parts of uploads of unknown size: reaching
+// MaxFileSize after small parts would take ever larger ones.
+const lateUnknownCap = 128 << 20
+
 // lateUnknownPart is the part size after unknownSizeParts: what reaches
-// MaxFileSize in the parts left.
+// MaxFileSize in the parts left, at most lateUnknownCap.
 func (in *Ingest) lateUnknownPart() int64 {
 	rest := in.maxFileSize - unknownSizeParts*in.partSize
-	return max(in.partSize, partFor(rest, storage.MaxParts-10-unknownSizeParts))
+	return max(in.partSize, min(lateUnknownCap, partFor(rest, storage.MaxParts-10-unknownSizeParts)))
+}
+
+// maxUnknownSize is the largest upload of unknown size: MaxFileSize, or
+// less where the parts of lateUnknownPart cannot reach it (with parts
+// smaller than 16 MiB, about 1008 GiB of a 1 TiB limit).
+func (in *Ingest) maxUnknownSize() int64 {
+	return min(in.maxFileSize, unknownSizeParts*in.partSize+(storage.MaxParts-10-unknownSizeParts)*in.lateUnknownPart())
 }
 
 // LargestPart is the largest part (and so part buffer) any upload uses.
@@ -219,7 +230,7 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		if s.Size >= 0 && pos+int64(fill+n) > s.Size {
 			return s.Offset - start, ErrTooLong
 		}
-		if pos+int64(fill+n) > u.in.maxFileSize {
+		if s.Size < 0 && pos+int64(fill+n) > u.in.maxUnknownSize() {
 			return s.Offset - start, u.in.tooLarge(pos + int64(fill+n))
 		}
 		h.Write(buf[fill : fill+n])
