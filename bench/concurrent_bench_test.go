@@ -1,9 +1,8 @@
 package bench
 
 import (
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -79,9 +78,9 @@ func concurrentTus(b *testing.B, minio *miniotest.Server, bin, file string, n in
 				return
 			}
 			defer f.Close()
-			client := &http.Client{Transport: cd.Client.Transport.(*http.Transport).Clone()}
+			client := cd.NewClient()
 			defer client.CloseIdleConnections()
-			if _, status, err := patch(client, tokens[i/8], urls[i], f, size); err != nil {
+			if _, status, err := cd.PatchWith(context.Background(), client, tokens[i/8], urls[i], 0, f, size); err != nil {
 				b.Errorf("upload %d: %d %v", i, status, err)
 			}
 		})
@@ -93,27 +92,4 @@ func concurrentTus(b *testing.B, minio *miniotest.Server, bin, file string, n in
 		b.Fatal(err)
 	}
 	return float64(int64(n)*size) / secs / 1e6, rss
-}
-
-// patch sends one tus PATCH of the whole body with client.
-func patch(client *http.Client, token, url string, body io.Reader, size int64) (int64, int, error) {
-	req, err := http.NewRequest(http.MethodPatch, url, body)
-	if err != nil {
-		return 0, 0, err
-	}
-	req.ContentLength = size
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "0")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return 0, resp.StatusCode, fmt.Errorf("%s: %s", resp.Status, msg)
-	}
-	return size, resp.StatusCode, nil
 }

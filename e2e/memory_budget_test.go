@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -72,9 +71,9 @@ func TestFortyThrottledUploadsStayWithinTheMemoryBudget(t *testing.T) {
 				return
 			}
 			url := srv.Create(t, j.cred.Token, j.name, size, j.want)
-			client := &http.Client{Transport: srv.Client.Transport.(*http.Transport).Clone()} // a connection of its own, as a browser
+			client := srv.NewClient() // a connection of its own, as a browser
 			defer client.CloseIdleConnections()
-			if _, status, err := patchWith(ctx, client, j.cred.Token, url, body, size); err != nil {
+			if _, status, err := srv.PatchWith(ctx, client, j.cred.Token, url, 0, body, size); err != nil {
 				t.Errorf("%s: %d %v", j.name, status, err)
 			}
 		})
@@ -141,29 +140,4 @@ func patternSHA(size int64, seed uint64) string {
 		panic(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// patchWith sends a tus PATCH with its own client.
-func patchWith(ctx context.Context, client *http.Client, token, url string, body io.Reader, size int64) (int64, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, url, body)
-	if err != nil {
-		return 0, 0, err
-	}
-	req.ContentLength = size
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "0")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return 0, resp.StatusCode, fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	var off int64
-	fmt.Sscan(resp.Header.Get("Upload-Offset"), &off)
-	return off, resp.StatusCode, nil
 }

@@ -76,6 +76,10 @@ type Config struct {
 	// MaxWritersPerCredential bounds the uploads one credential writes at
 	// once, both doors together (default DefaultMaxWritersPerCredential).
 	MaxWritersPerCredential int
+	// IdleYield is how long an upload holding a part buffer waits for its
+	// client, while others wait for a buffer, before it stores what it has
+	// and gives the buffer back (default DefaultIdleYield).
+	IdleYield time.Duration
 }
 
 // Defaults of Config.
@@ -84,6 +88,7 @@ const (
 	DefaultMaxFileSize             = 1 << 40 // 1 TiB
 	DefaultMemoryBudget            = 128 << 20
 	DefaultMaxWritersPerCredential = 8
+	DefaultIdleYield               = 3 * time.Second
 )
 
 // idleBuffers is how many part buffers are kept for reuse between uploads.
@@ -98,6 +103,7 @@ type Ingest struct {
 	log         *slog.Logger
 	partSize    int64
 	maxFileSize int64
+	idleYield   time.Duration
 	buffers     *bufferPool
 	writers     *writerSlots
 }
@@ -126,6 +132,10 @@ func New(cfg Config) *Ingest {
 		writers = DefaultMaxWritersPerCredential
 	}
 	in.writers = newWriterSlots(writers)
+	in.idleYield = cfg.IdleYield
+	if in.idleYield <= 0 {
+		in.idleYield = DefaultIdleYield
+	}
 	return in
 }
 

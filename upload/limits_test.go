@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/storage"
@@ -212,5 +214,75 @@ func TestARevokedCredentialStopsItsWriteBetweenParts(t *testing.T) {
 	}
 	if _, err := up.Write(wctx, up.Info().Offset, bytes.NewReader(data[up.Info().Offset:])); !errors.Is(err, errRevoked) {
 		t.Fatalf("a new write with the revoked credential: %v", err)
+	}
+}
+
+func TestAClientGoneQuietGivesItsBufferToUploadsThatWait(t *testing.T) {
+	ctx := context.Background()
+	f := diskFixture(t, upload.Config{MemoryBudget: storage.MinPartSize, MaxFileSize: 1 << 30, IdleYield: 20 * time.Millisecond})
+	data := randomBytes(2*storage.MinPartSize+100, 21)
+	quiet, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "quiet.bin", Size: int64(len(data)), SHA256: sha(data),
+		Via: "test", UploadedBy: "a", Actor: cases.Actor{CredentialID: "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The quiet client sends 1 MiB and then nothing: it holds the only
+	// buffer of the process.
+	pr, pw := io.Pipe()
+	quietDone := make(chan error, 1)
+	go func() {
+		_, err := quiet.Write(ctx, 0, pr)
+		quietDone <- err
+	}()
+	if _, err := pw.Write(data[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { inUse, _ := f.in.BufferStats(); return inUse > 0 })
+
+	other := randomBytes(storage.MinPartSize+7, 22)
+	up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "other.bin", Size: int64(len(other)), SHA256: sha(other),
+		Via: "test", UploadedBy: "b", Actor: cases.Actor{CredentialID: "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		if _, err := up.Write(ctx, 0, bytes.NewReader(other)); err != nil {
+			done <- err
+			return
+		}
+		_, err := up.Finish(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("an upload waited for the buffer of a client that went quiet")
+	}
+	// What the quiet client sent was stored; it goes on where it was.
+	if _, err := pw.Write(data[1<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-quietDone; err != nil {
+		t.Fatal(err)
+	}
+	if file, err := quiet.Finish(ctx); err != nil || file.SHA256 != sha(data) {
+		t.Fatalf("the quiet upload finished with %v, digest %s, want %s", err, file.SHA256, sha(data))
+	}
+}
+
+// waitFor waits for cond with a deadline.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		runtime.Gosched()
 	}
 }

@@ -205,67 +205,99 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		}
 	}()
 
-	// No buffer is taken before the client sends a byte: a stalled client
-	// holds none, and a request without bytes needs none.
-	r, empty, err := firstByte(r)
-	if err != nil {
-		return 0, err
+	// The client is read by a pump, so that filling a part can give up on
+	// a client gone quiet while others wait for a buffer. No buffer is
+	// taken before the client sends a byte: a stalled client holds none,
+	// and a request without bytes needs none.
+	p := newPump(r)
+	defer p.stop()
+	var yield func() bool // checked writes keep their bytes to the end
+	if check == nil {
+		yield = u.in.buffers.waiting
 	}
 	var (
 		buf     []byte
+		pooled  bool // buf is the pool's
+		fill    int
 		readErr error
 	)
-	if empty {
-		buf, readErr = slices.Clone(s.tail), io.EOF
-	} else {
-		if buf, err = u.in.buffers.get(ctx, u.in.nextPartSize(s.Size, parts)); err != nil {
-			return 0, err
+	defer func() {
+		if pooled {
+			u.in.buffers.put(buf)
 		}
-		defer func() { u.in.buffers.put(buf) }()
-	}
-	fill := copy(buf, s.tail)
-	for readErr == nil {
-		var n int
-		n, readErr = io.ReadFull(r, buf[fill:])
-		if s.Size >= 0 && pos+int64(fill+n) > s.Size {
-			return s.Offset - start, ErrTooLong
-		}
-		if s.Size < 0 && pos+int64(fill+n) > u.in.maxUnknownSize() {
-			return s.Offset - start, u.in.tooLarge(pos + int64(fill+n))
-		}
-		h.Write(buf[fill : fill+n])
-		fill += n
-		if readErr == io.ErrUnexpectedEOF || readErr == io.EOF {
-			readErr = io.EOF
-		}
-		if fill < len(buf) {
-			continue
-		}
-		// A case closed, or a credential revoked or expired, while a long
-		// request streams stops it here.
-		if err := u.authorized(ctx); err != nil {
-			return s.Offset - start, err
-		}
-		if err := u.ensureMultipart(ctx); err != nil {
-			return s.Offset - start, err
-		}
-		parts++
-		job := u.newJob(buf, parts)
-		job.hash = marshalHash(h)
-		queue = append(queue, job)
-		go u.sendPart(ctx, job)
-		pos += int64(len(buf))
-		buf, fill = nil, 0
-		if buf, err = nextBuffer(u.in.nextPartSize(s.Size, parts)); err != nil {
-			return s.Offset - start, err
-		}
-	}
-	for len(queue) > 0 {
-		b, err := commit()
-		u.in.buffers.put(b)
+	}()
+	for {
+		more, err := p.wait(ctx)
 		if err != nil {
 			return s.Offset - start, err
 		}
+		if !more {
+			buf, readErr = slices.Clone(s.tail), p.ended
+			if readErr == io.ErrUnexpectedEOF {
+				readErr = io.EOF
+			}
+		} else {
+			if buf, err = u.in.buffers.get(ctx, u.in.nextPartSize(s.Size, parts)); err != nil {
+				return s.Offset - start, err
+			}
+			pooled = true
+		}
+		fill = copy(buf, s.tail)
+		for readErr == nil {
+			var n int
+			n, readErr = p.readFull(ctx, buf[fill:], u.in.idleYield, yield)
+			if s.Size >= 0 && pos+int64(fill+n) > s.Size {
+				return s.Offset - start, ErrTooLong
+			}
+			if s.Size < 0 && pos+int64(fill+n) > u.in.maxUnknownSize() {
+				return s.Offset - start, u.in.tooLarge(pos + int64(fill+n))
+			}
+			h.Write(buf[fill : fill+n])
+			fill += n
+			if readErr == io.ErrUnexpectedEOF {
+				readErr = io.EOF
+			}
+			if fill < len(buf) {
+				continue
+			}
+			// A case closed, or a credential revoked or expired, while a
+			// long request streams stops it here.
+			if err := u.authorized(ctx); err != nil {
+				return s.Offset - start, err
+			}
+			if err := u.ensureMultipart(ctx); err != nil {
+				return s.Offset - start, err
+			}
+			parts++
+			job := u.newJob(buf, parts)
+			job.hash = marshalHash(h)
+			queue = append(queue, job)
+			go u.sendPart(ctx, job)
+			pos += int64(len(buf))
+			buf, pooled, fill = nil, false, 0
+			if buf, err = nextBuffer(u.in.nextPartSize(s.Size, parts)); err != nil {
+				return s.Offset - start, err
+			}
+			pooled = true
+		}
+		for len(queue) > 0 {
+			b, err := commit()
+			u.in.buffers.put(b)
+			if err != nil {
+				return s.Offset - start, err
+			}
+		}
+		if readErr != errYield {
+			break
+		}
+		// The client went quiet and others wait: store what arrived, as
+		// at the end of a request, and wait for the client bufferless.
+		if err := u.storeSome(ctx, buf[:fill], marshalHash(h)); err != nil {
+			return s.Offset - start, err
+		}
+		u.in.buffers.put(buf)
+		buf, pooled, readErr = nil, false, nil
+		pos, parts = s.partsSize(), len(s.Parts)
 	}
 	if readErr != io.EOF {
 		return s.Offset - start, readErr
@@ -279,28 +311,25 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 	switch {
 	case s.Size >= 0 && pos+int64(fill) == s.Size:
 		err = u.storeLast(ctx, buf[:fill], hs)
-	case fill >= storage.MinPartSize:
-		err = u.storePart(ctx, buf[:fill], hs)
-	case fill > len(s.tail):
-		err = u.storeTail(ctx, buf[:fill], hs)
-	case check != nil && s.Offset > start:
+	case check != nil && fill <= len(s.tail) && s.Offset > start:
 		err = u.in.saveState(ctx, s) // parts committed in memory only
+	default:
+		err = u.storeSome(ctx, buf[:fill], hs)
 	}
 	return s.Offset - start, err
 }
 
-// firstByte waits for r's first byte and returns a reader that still
-// gives it, or empty when r ends at once.
-func firstByte(r io.Reader) (_ io.Reader, empty bool, err error) {
-	var one [1]byte
-	n, err := io.ReadFull(r, one[:])
+// storeSome stores the bytes of a part not yet full, whose first bytes are
+// the saved tail: as a part when S3 takes one that small, else as the
+// tail kept with the state.
+func (u *Upload) storeSome(ctx context.Context, buf, hashState []byte) error {
 	switch {
-	case n == 1:
-		return io.MultiReader(bytes.NewReader(one[:]), r), false, nil
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return r, true, nil
+	case len(buf) >= storage.MinPartSize:
+		return u.storePart(ctx, buf, hashState)
+	case len(buf) > len(u.s.tail):
+		return u.storeTail(ctx, buf, hashState)
 	}
-	return nil, false, err
+	return nil
 }
 
 // authorized checks, before a write and between its parts, that the case

@@ -48,6 +48,17 @@ func (s *Server) Create(t testing.TB, token, filename string, size int64, sha256
 // answers with, the status (0 if no answer came) and an error for anything
 // but 204 No Content.
 func (s *Server) Patch(ctx context.Context, token, uploadURL string, offset int64, body io.Reader, contentLength int64) (newOffset int64, status int, err error) {
+	return s.PatchWith(ctx, s.Client, token, uploadURL, offset, body, contentLength)
+}
+
+// NewClient returns a client like Client with connections of its own, as
+// another browser would have.
+func (s *Server) NewClient() *http.Client {
+	return &http.Client{Transport: s.Client.Transport.(*http.Transport).Clone()}
+}
+
+// PatchWith is Patch sent with client.
+func (s *Server) PatchWith(ctx context.Context, client *http.Client, token, uploadURL string, offset int64, body io.Reader, contentLength int64) (newOffset int64, status int, err error) {
 	if contentLength == 0 {
 		body = http.NoBody
 	}
@@ -61,7 +72,7 @@ func (s *Server) Patch(ctx context.Context, token, uploadURL string, offset int6
 	req.Header.Set("Tus-Resumable", tusVersion)
 	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
 	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	resp, err := s.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, 0, fmt.Errorf("tus: PATCH at %d: %w", offset, err)
 	}
