@@ -76,6 +76,12 @@ func (p *pump) next(ctx context.Context, idle time.Duration, yield func() bool) 
 	if len(p.pending.data) > 0 || p.pending.err != nil {
 		return nil
 	}
+	select { // a chunk at hand needs no timer: the common case
+	case c := <-p.chunks:
+		p.pending = c
+		return nil
+	default:
+	}
 	var timer <-chan time.Time
 	if yield != nil {
 		t := time.NewTicker(idle) // an I/O timeout, not domain time

@@ -149,8 +149,9 @@ func securityHeaders(next http.Handler) http.Handler {
 // for ever. Unwrap keeps http.ResponseController working through it.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
-	stall  time.Duration
+	status   int
+	stall    time.Duration
+	deadline time.Time // the write deadline set last
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -165,8 +166,13 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	// Deadlines are wall-clock I/O timeouts, not domain time. The last one
-	// also covers the final flush after the handler returns.
-	_ = http.NewResponseController(s.ResponseWriter).SetWriteDeadline(time.Now().Add(s.stall))
+	// also covers the final flush after the handler returns. It is moved
+	// once a quarter of the timeout has passed, not on every write of a
+	// download.
+	if now := time.Now(); s.deadline.Sub(now) < s.stall*3/4 {
+		s.deadline = now.Add(s.stall)
+		_ = http.NewResponseController(s.ResponseWriter).SetWriteDeadline(s.deadline)
+	}
 	return s.ResponseWriter.Write(b)
 }
 
