@@ -48,22 +48,11 @@ func errTooManyReads(n int) error {
 
 // readSlot takes one of the credential's read slots, or fails.
 func (s *Server) readSlot(credential string) (release func(), err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.reads[credential] >= s.cfg.MaxReadsPerCredential {
-		return nil, errTooManyReads(s.cfg.MaxReadsPerCredential)
+	release, ok := s.reads.Acquire(credential)
+	if !ok {
+		return nil, errTooManyReads(s.reads.Max())
 	}
-	s.reads[credential]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.reads[credential]--; s.reads[credential] <= 0 {
-				delete(s.reads, credential)
-			}
-		})
-	}, nil
+	return release, nil
 }
 
 // ReadAt reads up to len(p) bytes at off; fewer at the end of the file,

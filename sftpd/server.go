@@ -22,6 +22,7 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/clientaddr"
+	"github.com/casedrop/casedrop/internal/slots"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -116,7 +117,7 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	sessions  int
 	perCred   map[string]int
-	reads     map[string]int // open read handles per credential
+	reads     *slots.PerKey // open read handles per credential
 	wg        sync.WaitGroup
 }
 
@@ -142,7 +143,7 @@ func New(cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 		perCred:   make(map[string]int),
-		reads:     make(map[string]int),
+		reads:     slots.New(cfg.MaxReadsPerCredential),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

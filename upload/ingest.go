@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/slots"
 	"github.com/casedrop/casedrop/storage"
 )
 
@@ -105,7 +106,7 @@ type Ingest struct {
 	maxFileSize int64
 	idleYield   time.Duration
 	buffers     *bufferPool
-	writers     *writerSlots
+	writers     *slots.PerKey
 }
 
 // New returns an Ingest ready to use.
@@ -131,7 +132,7 @@ func New(cfg Config) *Ingest {
 	if writers <= 0 {
 		writers = DefaultMaxWritersPerCredential
 	}
-	in.writers = newWriterSlots(writers)
+	in.writers = slots.New(writers)
 	in.idleYield = cfg.IdleYield
 	if in.idleYield <= 0 {
 		in.idleYield = DefaultIdleYield

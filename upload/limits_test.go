@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,7 +236,7 @@ func TestAClientGoneQuietGivesItsBufferToUploadsThatWait(t *testing.T) {
 	if _, err := pw.Write(data[:1<<20]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { inUse, _ := f.in.BufferStats(); return inUse > 0 })
+	upload.WaitFor(t, func() bool { inUse, _ := f.in.BufferStats(); return inUse > 0 })
 
 	other := randomBytes(storage.MinPartSize+7, 22)
 	up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "other.bin", Size: int64(len(other)), SHA256: sha(other),
@@ -272,17 +271,5 @@ func TestAClientGoneQuietGivesItsBufferToUploadsThatWait(t *testing.T) {
 	}
 	if file, err := quiet.Finish(ctx); err != nil || file.SHA256 != sha(data) {
 		t.Fatalf("the quiet upload finished with %v, digest %s, want %s", err, file.SHA256, sha(data))
-	}
-}
-
-// waitFor waits for cond with a deadline.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
-		}
-		runtime.Gosched()
 	}
 }

@@ -122,7 +122,7 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		return 0, err
 	}
 	if reserved, _ := ctx.Value(reservedKey{}).(bool); !reserved {
-		release, err := u.in.writers.acquire(s.writer())
+		release, err := u.in.acquireWriter(s.writer())
 		if err != nil {
 			return 0, err
 		}

@@ -3,40 +3,21 @@ package upload
 import (
 	"context"
 	"fmt"
-	"sync"
 )
 
-// writerSlots counts the uploads each credential is writing, both doors
-// together, so that one credential cannot hold every buffer of the
-// process or open uploads without end.
-type writerSlots struct {
-	max int
-	mu  sync.Mutex
-	n   map[string]int
+// tooManyWriters is ErrTooManyWriters with the cap.
+func (in *Ingest) tooManyWriters() error {
+	return fmt.Errorf("%w (at most %d): wait for one to finish", ErrTooManyWriters, in.writers.Max())
 }
 
-func newWriterSlots(max int) *writerSlots {
-	return &writerSlots{max: max, n: make(map[string]int)}
-}
-
-// acquire takes a slot for who, or fails with ErrTooManyWriters.
-func (w *writerSlots) acquire(who string) (release func(), err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.n[who] >= w.max {
-		return nil, fmt.Errorf("%w (at most %d): wait for one to finish", ErrTooManyWriters, w.max)
+// acquireWriter takes one of credential's writer slots: one credential
+// cannot hold every buffer of the process or write uploads without end.
+func (in *Ingest) acquireWriter(credential string) (release func(), err error) {
+	release, ok := in.writers.Acquire(credential)
+	if !ok {
+		return nil, in.tooManyWriters()
 	}
-	w.n[who]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			if w.n[who]--; w.n[who] <= 0 {
-				delete(w.n, who)
-			}
-		})
-	}, nil
+	return release, nil
 }
 
 // writer names who writes upload s, for the per-credential count.
@@ -52,7 +33,7 @@ func (s *state) writer() string {
 // none of its own. The SFTP door reserves when a file is opened, so that a
 // client over the limit is refused at the open, not at its first write.
 func (in *Ingest) ReserveWriter(credential string) (release func(), err error) {
-	return in.writers.acquire(credential)
+	return in.acquireWriter(credential)
 }
 
 type reservedKey struct{}
