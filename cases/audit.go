@@ -25,6 +25,8 @@ const (
 	EventUploadFinished     = "upload.finished"
 	EventUploadRejected     = "upload.rejected"
 	EventUploadTerminated   = "upload.terminated"
+	EventUploadReopened     = "upload.reopened"
+	EventFileRemoved        = "file.removed"
 	EventFileRenamed        = "file.renamed"
 	EventFileDownloaded     = "file.downloaded"
 	EventFilesListed        = "files.listed"

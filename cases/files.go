@@ -41,6 +41,21 @@ type File struct {
 	UploadedAt *time.Time `json:"uploaded_at,omitempty"`
 	// Reason says why a rejected file was refused.
 	Reason string `json:"reason,omitempty"`
+	// ModTime is the modification time the uploader's client set (SFTP
+	// setstat), if it set one: the time the file had where it came from.
+	ModTime *time.Time `json:"modified_at,omitempty"`
+}
+
+// Modified is the file's modification time: the one its client set, else
+// when it was complete, else when its upload started.
+func (f File) Modified() time.Time {
+	switch {
+	case f.ModTime != nil:
+		return *f.ModTime
+	case f.UploadedAt != nil:
+		return *f.UploadedAt
+	}
+	return f.StartedAt
 }
 
 // fileKey is where the catalog entry of name is kept: a hash of its
@@ -187,6 +202,21 @@ func (c *Catalog) UpdateFile(ctx context.Context, caseID string, f File) error {
 	}
 	f.Name = e.Name
 	return putJSON(ctx, c.store, e.key, f)
+}
+
+// SetModTime records the modification time a client set on the file name,
+// which holds object (whole seconds, as SFTP carries them).
+func (c *Catalog) SetModTime(ctx context.Context, caseID, name, object string, t time.Time) error {
+	e, err := c.find(ctx, caseID, name)
+	if err != nil {
+		return err
+	}
+	if e.Object != object {
+		return fmt.Errorf("%w: %s", ErrNameConflict, name)
+	}
+	t = t.UTC().Truncate(time.Second)
+	e.File.ModTime = &t
+	return putJSON(ctx, c.store, e.key, e.File)
 }
 
 // RemoveFile drops the catalog entry of name (not the stored bytes).

@@ -11,6 +11,7 @@ import (
 var notified = map[string]string{
 	EventUploadFinished: "file.completed",
 	EventUploadRejected: "file.rejected",
+	EventFileRemoved:    "file.removed",
 	EventCasePurged:     "case.purged",
 }
 
@@ -19,7 +20,7 @@ const outboxPrefix = "outbox/"
 // Notification is an event waiting in the outbox for delivery.
 type Notification struct {
 	ID    string `json:"id"`
-	Type  string `json:"type"` // file.completed, file.rejected, case.purged
+	Type  string `json:"type"` // file.completed, file.rejected, file.removed, case.purged
 	Event Event  `json:"event"`
 	// Attempts and NextAttempt drive the retries.
 	Attempts    int       `json:"attempts"`
@@ -28,7 +29,7 @@ type Notification struct {
 }
 
 // EnableOutbox makes the catalog put every notified event (file.completed,
-// file.rejected, case.purged) into a durable outbox in the object store as
+// file.rejected, file.removed, case.purged) into a durable outbox in the object store as
 // it records it, for a deliverer to send. The outbox is in the store, so
 // an event waits there across restarts until it is delivered.
 func (c *Catalog) EnableOutbox() { c.outbox = true }

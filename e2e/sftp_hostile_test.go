@@ -24,10 +24,11 @@ func TestOpenSSHSftpRefusesPathsOutsideTheCaseAndTheSessionGoesOn(t *testing.T) 
 	dir := t.TempDir()
 	notes, notesSHA := patternFile(t, dir, "notes.txt", 1000, 50)
 	stolen := filepath.Join(dir, "passwd")
+	// Another user of the case sent notes.txt: not the hostile one's to remove.
+	mustOpenSSH(t, loginOf(srv, srv.Credential(t, "hostile", "customer")), "put "+batchQuoted(notes)+"\n")
 
 	// A leading "-" lets sftp go on after a command that fails.
 	out := mustOpenSSH(t, login, strings.Join([]string{
-		"put " + batchQuoted(notes),
 		"-cd ..", // ".." stops at the case, as in a chroot
 		"pwd",
 		"-cd /etc",

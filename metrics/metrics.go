@@ -144,6 +144,11 @@ func (i instrumented) PutPart(ctx context.Context, key, uploadID string, number 
 	return i.s.PutPart(ctx, key, uploadID, number, r, size)
 }
 
+func (i instrumented) CopyPart(ctx context.Context, key, uploadID string, number int, srcKey string, offset, size int64) (p storage.Part, err error) {
+	defer func(t time.Time) { observe("copy_part", t, err) }(time.Now())
+	return i.s.CopyPart(ctx, key, uploadID, number, srcKey, offset, size)
+}
+
 func (i instrumented) CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (info storage.Info, err error) {
 	defer func(t time.Time) { observe("complete_multipart", t, err) }(time.Now())
 	return i.s.CompleteMultipart(ctx, key, uploadID, parts)

@@ -118,49 +118,70 @@ func TestACredentialOfAnotherCaseNeitherSeesNorTouchesTheCase(t *testing.T) {
 	}
 }
 
-func TestOnlyOnesOwnUnfinishedUploadCanBeRemoved(t *testing.T) {
+func TestOnlyOnesOwnFilesCanBeRemoved(t *testing.T) {
 	e := newEnv(t, diskStore(t))
 	alice, bob := e.issue(t, "case-1", 0), e.issue(t, "case-1", 0)
 	b := e.partial(t, bob, "bob.part", []byte("some bytes"))
+	put(t, b, "bob.txt", []byte("bob's"))
 	a := e.partial(t, alice, "alice.part", []byte("some bytes"))
 	put(t, a, "done.txt", []byte("complete"))
 	wantStatus(t, "remove of another's partial", a.Remove("bob.part"), codePermissionDenied)
-	wantStatus(t, "remove of a complete file", a.Remove("done.txt"), codePermissionDenied)
+	wantStatus(t, "remove of another's complete file", a.Remove("bob.txt"), codePermissionDenied)
 	wantStatus(t, "remove of a missing file", a.Remove("nothing"), codeNoSuchFile)
-	if err := a.Remove("alice.part"); err != nil {
-		t.Fatalf("remove of one's own partial: %v", err)
+	for _, name := range []string{"alice.part", "done.txt"} {
+		if err := a.Remove(name); err != nil {
+			t.Fatalf("remove of one's own %s: %v", name, err)
+		}
+		if _, err := a.Stat(name); !os.IsNotExist(err) {
+			t.Fatalf("stat of %s after remove: %v", name, err)
+		}
 	}
-	if _, err := a.Stat("alice.part"); !os.IsNotExist(err) {
-		t.Fatalf("stat after remove: %v", err)
+	if evs := e.events(t, cases.EventFileRemoved); len(evs) != 1 || evs[0].File != "done.txt" || evs[0].Username != alice.user {
+		t.Fatalf("file.removed events %+v, want one of done.txt by %s", evs, alice.user)
 	}
-	// Another's partial can be neither continued, restarted nor renamed.
-	_, err := a.OpenFile("bob.part", os.O_WRONLY)
-	wantStatus(t, "continue another's partial", err, codePermissionDenied)
-	_, err = a.OpenFile("bob.part", os.O_WRONLY|os.O_TRUNC)
-	wantStatus(t, "restart another's partial", err, codePermissionDenied)
-	wantStatus(t, "rename another's partial", a.Rename("bob.part", "mine"), codePermissionDenied)
-	if storedSize(t, b, "bob.part") != 10 {
-		t.Fatal("bob's partial changed")
+	// Another's files can be neither continued, restarted nor renamed.
+	for _, name := range []string{"bob.part", "bob.txt"} {
+		_, err := a.OpenFile(name, os.O_WRONLY)
+		wantStatus(t, "continue another's "+name, err, codePermissionDenied)
+		_, err = a.OpenFile(name, os.O_WRONLY|os.O_TRUNC)
+		wantStatus(t, "restart another's "+name, err, codePermissionDenied)
+		wantStatus(t, "rename another's "+name, a.Rename(name, "mine"), codePermissionDenied)
+	}
+	if storedSize(t, b, "bob.part") != 10 || string(get(t, b, "bob.txt")) != "bob's" {
+		t.Fatal("bob's files changed")
 	}
 }
 
-func TestACompleteFileIsNeverOverwritten(t *testing.T) {
+func TestAnothersCompleteFileIsNeverOverwritten(t *testing.T) {
 	e := newEnv(t, diskStore(t))
+	owner := e.login(t, e.issue(t, "case-1", 0))
 	c := e.login(t, e.issue(t, "case-1", 0))
-	put(t, c, "kept.txt", []byte("original"))
+	put(t, owner, "kept.txt", []byte("original"))
 	put(t, c, "other.txt", []byte("other"))
 	for _, flags := range []int{os.O_WRONLY | os.O_CREATE | os.O_TRUNC, os.O_WRONLY, os.O_WRONLY | os.O_APPEND, os.O_RDWR | os.O_CREATE} {
 		_, err := c.OpenFile("kept.txt", flags)
-		wantStatus(t, "open for upload of a complete file", err, codePermissionDenied)
+		wantStatus(t, "open for upload of another's complete file", err, codePermissionDenied)
 	}
 	wantStatus(t, "truncate", c.Truncate("kept.txt", 0), codePermissionDenied)
+	wantStatus(t, "truncate by its uploader", owner.Truncate("kept.txt", 3), codePermissionDenied)
 	if err := c.Truncate("kept.txt", int64(len("original"))); err != nil {
 		t.Fatalf("setstat of the size it has: %v", err)
 	}
 	wantStatus(t, "rename onto it", c.Rename("other.txt", "kept.txt"), codeFailure)
 	wantStatus(t, "posix-rename onto it", c.PosixRename("other.txt", "kept.txt"), codeFailure)
+	// Its uploader continues it only from its end, never over its bytes.
+	f, err := owner.OpenFile("kept.txt", os.O_WRONLY)
+	if err != nil {
+		t.Fatalf("its uploader opening it: %v", err)
+	}
+	_, err = f.WriteAt([]byte("changed"), 0)
+	wantStatus(t, "write over its bytes", err, codePermissionDenied)
+	_ = f.Close()
 	if got := get(t, c, "kept.txt"); string(got) != "original" {
 		t.Fatalf("kept.txt holds %q", got)
+	}
+	if got := e.catalogFile(t, "kept.txt"); got.State != cases.FileComplete || got.SHA256 != sha([]byte("original")) {
+		t.Fatalf("kept.txt is now %+v", got)
 	}
 }
 
@@ -202,7 +223,8 @@ func TestNamesFollowTheCaseRulesOnUploadAndRename(t *testing.T) {
 		if got := get(t, c, "CORE.BIN"); string(got) != "first" {
 			t.Fatalf("CORE.BIN read %q", got)
 		}
-		if _, err := c.OpenFile("Core.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC); err == nil {
+		other := e.login(t, e.issue(t, "case-1", 0))
+		if _, err := other.OpenFile("Core.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC); err == nil {
 			t.Fatal("an upload to another spelling of a complete file's name overwrote it")
 		}
 	})

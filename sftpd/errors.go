@@ -38,7 +38,7 @@ var (
 	errNoLinks        = denied("links are not supported")
 	errStillUploading = denied("the file is still being uploaded: it can be read once complete")
 	errWriteOnly      = denied("a file open for upload cannot be read back")
-	errKeepComplete   = denied("complete files are kept: only your own unfinished uploads can be removed")
+	errKeepComplete   = denied("that file was uploaded by someone else: only your own files can be removed")
 	errSizeChange     = denied("files cannot be truncated or extended")
 	errRootExists     = failure("the case's root folder exists")
 	errExists         = failure("file exists")

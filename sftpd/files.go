@@ -103,11 +103,7 @@ func (s *session) info(ctx context.Context, f cases.File) (fileInfo, error) {
 	if err != nil {
 		return fileInfo{}, err
 	}
-	mtime := f.StartedAt
-	if f.UploadedAt != nil {
-		mtime = *f.UploadedAt
-	}
-	return fileInfo{name: f.Name, size: size, mode: 0o644, modTime: mtime}, nil
+	return fileInfo{name: f.Name, size: size, mode: 0o644, modTime: f.Modified()}, nil
 }
 
 func (s *session) rootInfo(ctx context.Context) (fileInfo, error) {
@@ -173,7 +169,7 @@ func (s *session) list(ctx context.Context) (listing, error) {
 		if err != nil {
 			// One unreadable upload state must not hide the whole case.
 			s.log.Warn("sftp list: stored size unknown", "file", f.Name, "err", err)
-			fi = fileInfo{name: f.Name, size: f.Size, mode: 0o644, modTime: f.StartedAt}
+			fi = fileInfo{name: f.Name, size: f.Size, mode: 0o644, modTime: f.Modified()}
 		}
 		l = append(l, fi)
 	}
@@ -255,9 +251,12 @@ func (s *session) PosixRename(r *sftp.Request) error {
 	return s.Filecmd(r)
 }
 
-// setstat accepts times and permissions and ignores them (WinSCP sets times
-// after every upload and fails if that fails); a size other than the
-// file's is refused.
+// setstat sets what a client may set: the modification time of its own
+// file, kept and reported (WinSCP, rclone, lftp and `put -p` set it after
+// an upload, and rclone compares it on its next run). Permissions and
+// access times are accepted and ignored; a size is accepted when it is
+// the file's (scp sets the size it wrote, with the file open), refused
+// otherwise: files are not truncated or extended that way.
 func (s *session) setstat(ctx context.Context, r *sftp.Request) error {
 	name, err := lookupName(r.Filepath)
 	if err != nil {
@@ -267,10 +266,44 @@ func (s *session) setstat(ctx context.Context, r *sftp.Request) error {
 	if err != nil {
 		return err
 	}
-	if r.AttrFlags().Size && (name == "" || int64(r.Attributes().Size) != fi.size) {
+	flags, attrs := r.AttrFlags(), r.Attributes()
+	if flags.Size && !s.isSize(ctx, name, fi.size, int64(attrs.Size)) {
 		return errSizeChange
 	}
-	return nil
+	if !flags.Acmodtime || name == "" {
+		return nil
+	}
+	f, err := s.file(ctx, name)
+	if err != nil {
+		return err
+	}
+	if f.UploadedBy != s.claims.Username {
+		return errNotYours
+	}
+	mtime := time.Unix(int64(attrs.Mtime), 0)
+	if f.ModTime != nil && f.ModTime.Equal(mtime) {
+		return nil
+	}
+	return s.srv.cfg.Catalog.SetModTime(ctx, s.claims.Case, f.Name, f.Object, mtime)
+}
+
+// isSize reports whether size is the size of file name: the stored size
+// it is listed with or, while this process writes it, as far as the
+// client's writes reach (they are stored a part at a time; scp sets the
+// size it wrote before its close). The root has no size to set.
+func (s *session) isSize(ctx context.Context, name string, stored, size int64) bool {
+	if name == "" {
+		return false
+	}
+	if size == stored {
+		return true
+	}
+	f, err := s.file(ctx, name)
+	if err != nil || f.State != cases.FileUploading {
+		return false
+	}
+	written, open := s.srv.writing.written(f.Object)
+	return open && size == written
 }
 
 // renameWait bounds how long a rename waits for an upload of the file to end.
@@ -323,7 +356,8 @@ func (s *session) rename(ctx context.Context, from, to string) error {
 	return nil
 }
 
-// remove drops one's own unfinished upload; complete files are kept.
+// remove drops one's own file, complete or not, with its stored bytes;
+// anyone else's is kept.
 func (s *session) remove(ctx context.Context, p string) error {
 	name, err := lookupName(p)
 	if err != nil {
@@ -337,10 +371,13 @@ func (s *session) remove(ctx context.Context, p string) error {
 		return err
 	}
 	switch {
-	case f.State == cases.FileComplete:
-		return errKeepComplete
 	case f.UploadedBy != s.claims.Username:
+		if f.State == cases.FileComplete {
+			return errKeepComplete
+		}
 		return errNotYours
+	case f.State == cases.FileComplete:
+		return s.removeComplete(ctx, f)
 	case f.Via != via:
 		return errOtherDoor
 	}
@@ -356,6 +393,24 @@ func (s *session) remove(ctx context.Context, p string) error {
 	if up.Info().ID != f.Object {
 		return errBusy // replaced meanwhile; let the client look again
 	}
-	s.srv.whole.forget(f.Object)
 	return up.Terminate(ctx)
+}
+
+// removeComplete removes one's own complete file, audited (the case
+// system hears file.removed). A handle about to continue it lets go first.
+func (s *session) removeComplete(ctx context.Context, f cases.File) error {
+	ls, err := s.srv.leases.acquire(ctx, f.Object, noStop)
+	if err != nil {
+		return err
+	}
+	defer ls.release()
+	cur, err := s.file(ctx, f.Name)
+	if err != nil {
+		return err
+	}
+	if cur.Object != f.Object || cur.State != cases.FileComplete {
+		return errBusy // changed meanwhile; let the client look again
+	}
+	_, err = s.srv.cfg.Ingest.Remove(ctx, s.claims.Case, f.Name, s.actor())
+	return err
 }

@@ -164,6 +164,16 @@ func newEnv(t *testing.T, store storage.Store, configure ...func(*sftpd.Config))
 	return e
 }
 
+// shutdown stops the server as SIGTERM does; the cleanup finds it stopped.
+func (e *env) shutdown(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e *env) openCase(t *testing.T, id string) {
 	t.Helper()
 	if _, _, err := e.catalog.Open(context.Background(), id); err != nil {
@@ -365,6 +375,22 @@ func get(t *testing.T, c *conn, name string) []byte {
 }
 
 // catalogFile returns the catalog entry of name in case-1.
+// events returns the case-1 audit events of type typ.
+func (e *env) events(t *testing.T, typ string) []cases.Event {
+	t.Helper()
+	all, err := e.catalog.AuditTrail(context.Background(), "case-1", cases.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []cases.Event
+	for _, ev := range all {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 func (e *env) catalogFile(t *testing.T, name string) cases.File {
 	t.Helper()
 	f, err := e.catalog.File(context.Background(), "case-1", name)

@@ -105,7 +105,9 @@ type Server struct {
 	ssh    *ssh.ServerConfig
 	log    *slog.Logger
 	leases *leases
-	whole  *wholeParts // .filepart uploads closed whole, finished by a rename
+	// writing holds the handles open for upload, by upload id: a size a
+	// client sets on a file it is writing is checked against what it wrote.
+	writing *openWrites
 	// ctx is where storage work runs: it outlives requests and connections
 	// (what arrived is stored after a drop) and ends when Shutdown gives up.
 	ctx    context.Context
@@ -139,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		leases:    newLeases(),
-		whole:     newWholeParts(),
+		writing:   &openWrites{byID: make(map[string]*writeHandle)},
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 		perCred:   make(map[string]int),

@@ -45,7 +45,10 @@ func (s *session) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
 //   - one's own unfinished SFTP upload: continued from its stored bytes
 //     (OpenSSH reput, lftp put -c, WinSCP and FileZilla resume), or dropped
 //     and started again when the client truncates (FileZilla's fresh start);
-//   - a complete file: refused, files are never overwritten.
+//   - one's own complete SFTP upload: continued from its end at the first
+//     write (the client closed it early: Ctrl-C closes cleanly), or
+//     removed and uploaded again when the client truncates (a retry);
+//   - anyone else's complete file: refused, it is never overwritten.
 func (s *session) openWrite(r *sftp.Request) (*writeHandle, error) {
 	name, err := targetName(r.Filepath)
 	if err != nil {
@@ -85,7 +88,7 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 	case err != nil:
 		return nil, err
 	case f.State == cases.FileComplete:
-		return nil, errOverwrite
+		return s.openComplete(ctx, f, flags, slot)
 	case f.UploadedBy != s.claims.Username:
 		return nil, errNotYours
 	case f.Via != via:
@@ -108,7 +111,6 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 		return nil, err
 	}
 	if flags.Trunc {
-		s.srv.whole.forget(f.Object)
 		err := up.Terminate(ctx)
 		ls.release()
 		if err != nil {
@@ -117,6 +119,27 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 		return s.create(ctx, name, slot)
 	}
 	h.start(up, ls)
+	return h, nil
+}
+
+// openComplete opens the complete file f for upload: only its uploader
+// may, and only a file uploaded over SFTP (a tus upload declares its size:
+// complete means complete). Truncating removes it and starts again; else
+// the handle continues it from its end at its first write.
+func (s *session) openComplete(ctx context.Context, f cases.File, flags sftp.FileOpenFlags, slot func()) (*writeHandle, error) {
+	switch {
+	case f.UploadedBy != s.claims.Username || f.Via != via:
+		return nil, errOverwrite
+	case flags.Excl:
+		return nil, errExists
+	case flags.Trunc:
+		if err := s.removeComplete(ctx, f); err != nil {
+			return nil, err
+		}
+		return s.create(ctx, f.Name, slot)
+	}
+	h := s.newWriteHandle(f.Name, slot)
+	h.grows = &f
 	return h, nil
 }
 

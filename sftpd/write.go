@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -23,10 +24,13 @@ const maxAhead = 16 << 20
 // the pipe in file order, keeping writes that arrive early until the bytes
 // before them have come. What ends the upload is the handle's close: with
 // every byte in place the file is finished (upload.Finish, which gives it
-// the server's SHA-256), or, for a name ending in ".filepart", remembered
-// as whole for its rename to finish; after a dropped connection
-// (TransferError) or with bytes missing it stays a partial that the client
-// can resume.
+// the server's SHA-256), or, for a name ending in ".filepart", marked in
+// its saved state as closed whole for its rename to finish; after a dropped
+// connection (TransferError) or with bytes missing it stays a partial that
+// the client can resume. A clean close is no proof that the client sent
+// everything (Ctrl-C in sftp and lftp closes cleanly too), so the uploader
+// may continue a complete file from its end: a handle opened on it without
+// truncating reopens it (upload.Reopen) at its first write.
 type writeHandle struct {
 	sess  *session
 	name  string
@@ -36,6 +40,12 @@ type writeHandle struct {
 	slot  func() // gives back the credential's writer slot
 	pw    *io.PipeWriter
 	done  chan struct{} // closed when upload.Write has returned
+
+	// grows is the complete file this handle continues from its end at its
+	// first write (upload.Reopen), until then; a handle that never writes
+	// leaves the file as it was.
+	startMu sync.Mutex
+	grows   *cases.File
 
 	mu          sync.Mutex
 	next        int64     // file offset of the next byte the pipe takes
@@ -59,10 +69,9 @@ func (h *writeHandle) start(up *upload.Upload, ls *lease) {
 	h.up, h.lease, h.pw = up, ls, pw
 	h.next = up.Info().Offset
 	h.done = make(chan struct{})
-	// Written again: a close that was whole no longer says so.
-	h.sess.srv.whole.forget(up.Info().ID)
 	stopped := h.interrupted // another session took over while this one opened
 	h.mu.Unlock()
+	h.sess.srv.writing.add(up.Info().ID, h)
 	go func(offset int64) {
 		_, err := up.Write(h.ctx, offset, pr)
 		if err != nil {
@@ -82,9 +91,52 @@ func (h *writeHandle) start(up *upload.Upload, ls *lease) {
 	}
 }
 
+// continueAt continues the complete file the handle was opened on, if it
+// was, for a first write at off: from its end, never over its bytes.
+func (h *writeHandle) continueAt(off int64) error {
+	h.startMu.Lock()
+	defer h.startMu.Unlock()
+	f := h.grows
+	if f == nil {
+		return nil
+	}
+	h.grows = nil
+	err := h.reopen(*f, off)
+	if err != nil {
+		h.mu.Lock()
+		h.broken = err
+		h.mu.Unlock()
+	}
+	return err
+}
+
+func (h *writeHandle) reopen(f cases.File, off int64) error {
+	if off < f.Size {
+		return errOverwrite
+	}
+	ls, err := h.sess.srv.leases.acquire(h.ctx, f.Object, h.stop)
+	if err != nil {
+		return h.sess.status("open", h.name, err)
+	}
+	up, err := h.sess.srv.cfg.Ingest.Reopen(h.ctx, h.sess.claims.Case, f.Name, h.sess.actor())
+	if err == nil && up.Info().ID != f.Object {
+		err = errBusy // removed and uploaded again meanwhile
+	}
+	if err != nil {
+		ls.release()
+		return h.sess.status("open", h.name, err)
+	}
+	h.sess.log.Info("sftp upload continues a complete file from its end", "file", h.name, "upload", f.Object, "size", f.Size)
+	h.start(up, ls)
+	return nil
+}
+
 // WriteAt stores p at off. Bytes already stored are acknowledged and
 // dropped: a resuming client may send again a little of what arrived.
 func (h *writeHandle) WriteAt(p []byte, off int64) (int, error) {
+	if err := h.continueAt(off); err != nil {
+		return 0, err
+	}
 	n := len(p)
 	h.mu.Lock()
 	if h.broken != nil {
@@ -175,8 +227,23 @@ func (h *writeHandle) popContiguous() []byte {
 func (h *writeHandle) TransferError(error) {
 	h.mu.Lock()
 	h.interrupted = true
+	pw := h.pw
 	h.mu.Unlock()
-	_ = h.pw.Close()
+	if pw != nil {
+		_ = pw.Close()
+	}
+}
+
+// written is how far the client's writes reach: the file's size as the
+// client sees it, ahead of what is stored while parts fill.
+func (h *writeHandle) written() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	end := h.next
+	for _, seg := range h.ahead {
+		end = max(end, seg.off+int64(len(seg.data)))
+	}
+	return end
 }
 
 // stop makes the handle let go of its upload for another session that
@@ -205,14 +272,26 @@ func (h *writeHandle) halt() {
 
 // letGo gives back the lease and the writer slot once storing has ended.
 func (h *writeHandle) letGo() {
+	h.sess.srv.writing.remove(h.up.Info().ID, h)
 	h.lease.release()
 	h.slot()
 }
 
 // Close ends the upload: finished when every byte is in place (a
 // .filepart is left for its rename to finish), otherwise kept as a
-// resumable partial.
+// resumable partial. A handle on a complete file that wrote nothing
+// leaves it as it was.
 func (h *writeHandle) Close() error {
+	h.startMu.Lock()
+	h.grows = nil
+	h.startMu.Unlock()
+	h.mu.Lock()
+	started, broken := h.pw != nil, h.broken
+	h.mu.Unlock()
+	if !started {
+		h.slot()
+		return broken
+	}
 	_ = h.pw.Close() // end of input: Write stores what it has
 	<-h.done
 	defer h.letGo()
@@ -238,7 +317,9 @@ func (h *writeHandle) Close() error {
 	case isFilepart(h.name):
 		// WinSCP closes a cancelled upload cleanly too: only the rename
 		// to the real name says it is done.
-		h.sess.srv.whole.mark(h.up.Info().ID, stored)
+		if err := h.up.MarkClosed(h.ctx); err != nil {
+			return h.sess.status("close", h.name, err)
+		}
 		log.Info("sftp .filepart closed; its rename to the real name finishes it")
 		return nil
 	}

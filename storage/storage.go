@@ -83,6 +83,11 @@ type Store interface {
 	// PutPart stores part number (1..MaxParts) of the upload, exactly size
 	// bytes from r. Storing the same number again replaces that part.
 	PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (Part, error)
+	// CopyPart stores as part number of the upload size bytes of the object
+	// srcKey from offset, copied inside the store (S3's UploadPartCopy); a
+	// part copied is at most 5 GiB. The source may be the upload's own key:
+	// it is read as it is before the upload completes.
+	CopyPart(ctx context.Context, key, uploadID string, number int, srcKey string, offset, size int64) (Part, error)
 	// CompleteMultipart joins parts, in order, into the object key and ends
 	// the upload. Every part but the last must be at least MinPartSize.
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (Info, error)

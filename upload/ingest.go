@@ -40,8 +40,9 @@ var (
 	// ErrNotYours: an unfinished upload is written only by its uploader.
 	ErrNotYours = errors.New("this unfinished upload belongs to another credential")
 	// ErrRestarted: the store lost the upload's unfinished parts (they
-	// expired); the upload goes on from byte 0, which the client resends.
-	ErrRestarted = errors.New("the store no longer holds this upload's parts; it starts again from byte 0")
+	// expired); the upload goes on from byte 0 (from where the file ended,
+	// for a file continued after it was complete), which the client resends.
+	ErrRestarted = errors.New("the store no longer holds this upload's parts; it starts again from an earlier byte")
 )
 
 // Store is the part of storage.Store the ingest writes through.
@@ -51,6 +52,7 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	NewMultipart(ctx context.Context, key string) (string, error)
 	PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (storage.Part, error)
+	CopyPart(ctx context.Context, key, uploadID string, number int, srcKey string, offset, size int64) (storage.Part, error)
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (storage.Info, error)
 	AbortMultipart(ctx context.Context, key, uploadID string) error
 	List(ctx context.Context, prefix string) ([]storage.Info, error)
@@ -256,11 +258,19 @@ type Info struct {
 	Offset    int64
 	Meta      map[string]string
 	Committed bool
+	// ClosedAt is the offset at which a client last closed the upload
+	// whole (MarkClosed), or -1.
+	ClosedAt int64
 }
 
 // Info returns the upload's stored progress.
 func (u *Upload) Info() Info {
-	return Info{ID: u.s.ID, Case: u.s.Case, Name: u.s.Name, Size: u.s.Size, Offset: u.s.Offset, Meta: u.s.Meta, Committed: u.s.Committed}
+	closed := int64(-1)
+	if u.s.ClosedAt != nil {
+		closed = *u.s.ClosedAt
+	}
+	return Info{ID: u.s.ID, Case: u.s.Case, Name: u.s.Name, Size: u.s.Size, Offset: u.s.Offset, Meta: u.s.Meta,
+		Committed: u.s.Committed, ClosedAt: closed}
 }
 
 // DeclareLength sets the size of an upload created without one.
@@ -304,7 +314,11 @@ func (u *Upload) Terminate(ctx context.Context) error {
 // audit records an event of upload s; a failure to record is logged, not
 // passed on: an audit outage must not stop an upload.
 func (in *Ingest) audit(ctx context.Context, s *state, typ string, size int64, digest string) {
-	ev := cases.Event{Type: typ, Case: s.Case, Actor: s.Actor, File: s.Name, Size: size, SHA256: digest}
+	in.auditDetail(ctx, s, typ, size, digest, "")
+}
+
+func (in *Ingest) auditDetail(ctx context.Context, s *state, typ string, size int64, digest, detail string) {
+	ev := cases.Event{Type: typ, Case: s.Case, Actor: s.Actor, File: s.Name, Size: size, SHA256: digest, Detail: detail}
 	if err := in.catalog.Audit(ctx, ev); err != nil {
 		in.log.ErrorContext(ctx, "audit record lost", "type", typ, "case", s.Case, "file", s.Name, "err", err)
 	}

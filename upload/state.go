@@ -44,6 +44,18 @@ type state struct {
 	// Committed: the file is in the catalog (complete or rejected); the
 	// state stays so that a client asking again learns it is done.
 	Committed bool `json:"committed,omitempty"`
+	// Base is how many bytes the file had when its uploader continued it
+	// after it was complete (Reopen), and BaseHash the hash state after
+	// them. The first CopyParts parts hold those bytes: they are not sent
+	// again but copied, inside the store, from the object itself when the
+	// upload completes; until then their ETag is empty.
+	Base      int64  `json:"base,omitempty"`
+	BaseHash  []byte `json:"base_hash,omitempty"`
+	CopyParts int    `json:"copy_parts,omitempty"`
+	// ClosedAt is the offset at which a client last closed the upload with
+	// nothing missing (MarkClosed), nil once written again: what finishes
+	// a WinSCP ".filepart" at its rename, also after a restart.
+	ClosedAt *int64 `json:"closed_at,omitempty"`
 
 	tail []byte // not in JSON: stored after it
 }

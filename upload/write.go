@@ -121,6 +121,9 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 	if err := u.authorized(ctx); err != nil {
 		return 0, err
 	}
+	// Written again: a close that was whole no longer says so (saved with
+	// the next state).
+	s.ClosedAt = nil
 	if reserved, _ := ctx.Value(reservedKey{}).(bool); !reserved {
 		release, err := u.in.acquireWriter(s.writer())
 		if err != nil {
@@ -427,14 +430,24 @@ func (u *Upload) storeTail(ctx context.Context, buf, hashState []byte) error {
 
 // storeLast stores the file's last bytes and makes the object whole.
 func (u *Upload) storeLast(ctx context.Context, buf, hashState []byte) error {
+	key := objectKey(u.s.Case, u.s.ID)
+	if len(u.s.Parts) > 0 {
+		// Parts copied from the object itself go into a multipart upload
+		// too, even when nothing else did.
+		if err := u.ensureMultipart(ctx); err != nil {
+			return err
+		}
+	}
 	s := *u.s
-	key := objectKey(s.Case, s.ID)
 	if s.Multipart == "" {
 		if err := u.in.store.Put(ctx, key, bytes.NewReader(buf), int64(len(buf))); err != nil {
 			return err
 		}
 	} else {
-		parts := slices.Clip(s.Parts)
+		parts, err := u.copyParts(ctx)
+		if err != nil {
+			return err
+		}
 		if len(buf) > 0 {
 			part, err := u.in.store.PutPart(ctx, key, s.Multipart, len(parts)+1, bytes.NewReader(buf), int64(len(buf)))
 			if err != nil {
@@ -455,6 +468,27 @@ func (u *Upload) storeLast(ctx context.Context, buf, hashState []byte) error {
 	}
 	*u.s = s
 	return nil
+}
+
+// copyParts copies the file's bytes from before a Reopen into their
+// parts, from the object itself, which stays as it was until the upload
+// completes. It returns the upload's parts with those ETags filled in.
+func (u *Upload) copyParts(ctx context.Context) ([]storage.Part, error) {
+	parts := slices.Clone(u.s.Parts)
+	key := objectKey(u.s.Case, u.s.ID)
+	var off int64
+	for i := range u.s.CopyParts {
+		p := parts[i]
+		if p.ETag == "" {
+			copied, err := u.in.store.CopyPart(ctx, key, u.s.Multipart, p.Number, key, off, p.Size)
+			if err != nil {
+				return nil, err
+			}
+			parts[i] = copied
+		}
+		off += p.Size
+	}
+	return parts, nil
 }
 
 // Finish ends an upload whose bytes have all arrived (for an upload of
@@ -489,6 +523,10 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 		Name: s.Name, Object: s.ID, Size: s.Size, SHA256: digest, State: cases.FileComplete,
 		Via: s.Via, UploadedBy: s.UploadedBy, StartedAt: s.CreatedAt, UploadedAt: &now,
 	}
+	// A modification time the client set while it uploaded stays.
+	if cur, err := u.in.catalog.File(ctx, s.Case, s.Name); err == nil && cur.Object == s.ID {
+		f.ModTime = cur.ModTime
+	}
 	var mismatch error
 	if s.Declared != "" && s.Declared != digest {
 		mismatch = fmt.Errorf("%w: declared %s, received %s", ErrDigestMismatch, s.Declared, digest)
@@ -520,21 +558,26 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 // lost handles err from the store: a multipart upload the store no longer
 // has (S3 and MinIO drop unfinished ones after a while; MinIO's default is
 // 24 hours) takes the stored parts with it, so the upload starts again
-// from byte 0 with a fresh hash: ErrRestarted. Other errors pass through.
+// from byte 0 with a fresh hash, or, for a file continued after it was
+// complete, from where it ended then: ErrRestarted. Other errors pass
+// through.
 func (u *Upload) lost(ctx context.Context, err error) error {
 	if !errors.Is(err, storage.ErrNotFound) || u.s.Multipart == "" || u.s.Stored || u.s.Committed {
 		return err
 	}
 	s := *u.s
-	lostParts := s.Offset
-	s.Multipart, s.Parts, s.Offset, s.Hash, s.tail = "", nil, 0, nil, nil
+	stored := s.Offset
+	s.Multipart = ""
+	if baseErr := u.in.startFromBase(ctx, &s); baseErr != nil {
+		return errors.Join(err, baseErr)
+	}
 	if saveErr := u.in.saveState(ctx, &s); saveErr != nil {
 		return errors.Join(err, saveErr)
 	}
 	*u.s = s
-	u.in.log.WarnContext(ctx, "the store lost this upload's parts; it starts again from byte 0",
-		"case", s.Case, "upload", s.ID, "file", s.Name, "bytes_lost", lostParts, "err", err)
-	return fmt.Errorf("%w (%d bytes were stored)", ErrRestarted, lostParts)
+	u.in.log.WarnContext(ctx, "the store lost this upload's parts; it starts again from an earlier byte",
+		"case", s.Case, "upload", s.ID, "file", s.Name, "stored", stored, "restart_at", s.Offset, "err", err)
+	return fmt.Errorf("%w: byte %d (%d bytes were stored)", ErrRestarted, s.Offset, stored)
 }
 
 // tagDigest keeps the digest on the stored object too, where the store can

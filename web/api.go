@@ -187,6 +187,9 @@ type fileView struct {
 	StartedAt  time.Time  `json:"started_at"`
 	UploadedAt *time.Time `json:"uploaded_at,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	// ModifiedAt is the modification time the uploader's client set
+	// (SFTP), else when the file was complete.
+	ModifiedAt time.Time `json:"modified_at"`
 	// Received is how many bytes are stored: the progress of an upload.
 	Received int64 `json:"received"`
 }
@@ -209,7 +212,7 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 		views[i] = fileView{
 			Name: f.Name, Size: f.Size, SHA256: f.SHA256, State: string(f.State), Via: f.Via,
 			UploadedBy: f.UploadedBy, StartedAt: f.StartedAt, UploadedAt: f.UploadedAt, Reason: f.Reason,
-			Received: received,
+			ModifiedAt: f.Modified(), Received: received,
 		}
 	}
 	s.auditListing(r, caseID, len(views))

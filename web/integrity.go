@@ -41,7 +41,8 @@ func (s *server) completeFiles(r *http.Request) (cases.Case, []cases.File, []byt
 	return rec, files, manifest.SHA256SUMS(rec, files), nil
 }
 
-// modTime is when f was complete.
+// modTime is when f was complete: when its bytes last changed here, the
+// Last-Modified of its download.
 func modTime(f cases.File) time.Time {
 	if f.UploadedAt != nil {
 		return *f.UploadedAt
@@ -193,7 +194,9 @@ func (s *server) writeArchive(w io.Writer, r *http.Request, rec cases.Case, file
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Name, err)
 		}
-		err = addEntry(zw, entries[i].Name, modTime(f), obj, f.Size)
+		// The entry carries the time the file had where it came from,
+		// when its client set one (SFTP), as unzip restores it.
+		err = addEntry(zw, entries[i].Name, f.Modified(), obj, f.Size)
 		obj.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Name, err)

@@ -433,3 +433,45 @@ func keys(m map[string][]byte) []string {
 	}
 	return ks
 }
+
+// A modification time the uploader's client set (SFTP) is the file's in
+// the list and in the archive; without one, the time it was complete.
+func TestTheFileListAndArchiveCarryTheClientsModificationTime(t *testing.T) {
+	e := newSignedEnv(t)
+	cred := e.openCase("c1")
+	e.upload(cred.Token, "set.log", []byte("one"))
+	e.upload(cred.Token, "unset.log", []byte("two"))
+	set, err := e.catalog.File(context.Background(), "c1", "set.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2024, 5, 6, 7, 8, 10, 0, time.UTC)
+	if err := e.catalog.SetModTime(context.Background(), "c1", "set.log", set.Object, mtime); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Files []struct {
+			Name       string
+			ModifiedAt time.Time `json:"modified_at"`
+		}
+	}
+	if err := json.Unmarshal(e.expect(e.do("GET", "/api/v1/cases/c1/files", cred.Token, nil), 200), &list); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"set.log": mtime, "unset.log": e.clock.now()}
+	for _, f := range list.Files {
+		if !f.ModifiedAt.Equal(want[f.Name]) {
+			t.Errorf("list: %s modified_at %v, want %v", f.Name, f.ModifiedAt, want[f.Name])
+		}
+	}
+	body := e.expect(e.do("GET", "/api/v1/cases/c1/archive.zip", cred.Token, nil), 200)
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		if w, ok := want[f.Name]; ok && !f.Modified.Equal(w) {
+			t.Errorf("archive: %s modified %v, want %v", f.Name, f.Modified, w)
+		}
+	}
+}

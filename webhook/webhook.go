@@ -1,5 +1,5 @@
 // Package webhook tells the case system what happened to its cases: it
-// delivers the catalog's outbox (file.completed, file.rejected,
+// delivers the catalog's outbox (file.completed, file.rejected, file.removed,
 // case.purged) as HTTP POSTs signed the Standard Webhooks way
 // (https://www.standardwebhooks.com/), at least once, retrying with backoff.
 package webhook

@@ -95,6 +95,34 @@ func (s *Store) PutPart(ctx context.Context, key, uploadID string, number int, r
 	return storage.Part{Number: number, ETag: etag(fi), Size: fi.Size()}, nil
 }
 
+// CopyPart stores as part number of the upload size bytes of the object
+// srcKey from offset. io.Copy between two files uses copy_file_range, so
+// the bytes stay in the kernel (or are shared, on file systems that clone).
+func (s *Store) CopyPart(ctx context.Context, key, uploadID string, number int, srcKey string, offset, size int64) (storage.Part, error) {
+	if err := checkKey(srcKey); err != nil {
+		return storage.Part{}, err
+	}
+	if offset < 0 || size < 0 {
+		return storage.Part{}, fmt.Errorf("diskstore: copy part %d of %q: range %d+%d", number, key, offset, size)
+	}
+	src, err := os.Open(s.path(srcKey))
+	if err != nil {
+		return storage.Part{}, notFound("copy part from", srcKey, err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return storage.Part{}, notFound("copy part from", srcKey, err)
+	}
+	if offset+size > fi.Size() {
+		return storage.Part{}, fmt.Errorf("diskstore: copy part %d of %q: range %d+%d beyond the %d bytes of %q", number, key, offset, size, fi.Size(), srcKey)
+	}
+	if _, err := src.Seek(offset, io.SeekStart); err != nil {
+		return storage.Part{}, fmt.Errorf("diskstore: copy part %d of %q: %w", number, key, err)
+	}
+	return s.PutPart(ctx, key, uploadID, number, src, size)
+}
+
 // CompleteMultipart joins parts, in order, into the object key and ends the
 // upload. As S3 does, it refuses parts out of order, parts whose ETag is not
 // the stored part's, and parts but the last smaller than MinPartSize; the

@@ -53,6 +53,31 @@ func (s *Store) PutPart(ctx context.Context, key, uploadID string, number int, r
 	return storage.Part{Number: number, ETag: strings.Trim(p.ETag, `"`), Size: size}, nil
 }
 
+// CopyPart stores as part number of the upload size bytes of the object
+// srcKey from offset, copied by the server (UploadPartCopy).
+func (s *Store) CopyPart(ctx context.Context, key, uploadID string, number int, srcKey string, offset, size int64) (storage.Part, error) {
+	if err := checkKey(key); err != nil {
+		return storage.Part{}, err
+	}
+	if err := checkKey(srcKey); err != nil {
+		return storage.Part{}, err
+	}
+	if number < 1 || number > storage.MaxParts {
+		return storage.Part{}, fmt.Errorf("s3store: copy part %d of %q: number outside 1..%d", number, key, storage.MaxParts)
+	}
+	if offset < 0 || size <= 0 || size > maxPartSize {
+		return storage.Part{}, fmt.Errorf("s3store: copy part %d of %q: range %d+%d", number, key, offset, size)
+	}
+	if !possibleID(uploadID) {
+		return storage.Part{}, fmt.Errorf("s3store: copy part %d of %q: upload %q: %w", number, key, uploadID, storage.ErrNotFound)
+	}
+	p, err := s.core.CopyObjectPart(ctx, s.bucket, s.name(srcKey), s.bucket, s.name(key), uploadID, number, offset, size, nil)
+	if err != nil {
+		return storage.Part{}, s.err(fmt.Sprintf("copy part %d of", number), key, err)
+	}
+	return storage.Part{Number: number, ETag: strings.Trim(p.ETag, `"`), Size: size}, nil
+}
+
 // CompleteMultipart joins parts, in order, into the object key and ends the
 // upload. The server checks the parts (ETags, MinPartSize) and this their
 // order; when they are refused the upload stays as it was.

@@ -81,6 +81,7 @@ var contract = []contractTest{
 	{"invalid keys are refused with ErrInvalidKey", testInvalidKeys},
 	{"a completed multipart upload holds its parts in order", testMultipart},
 	{"a replaced part is used instead of the one before", testReplacePart},
+	{"CopyPart copies a range of an object, also of the upload's own key", testCopyPart},
 	{"CompleteMultipart refuses a non-last part smaller than MinPartSize", testSmallPart},
 	{"CompleteMultipart refuses parts out of order", testPartOrder},
 	{"PutPart refuses part numbers outside 1..MaxParts", testPartNumbers},

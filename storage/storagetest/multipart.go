@@ -49,6 +49,59 @@ func testMultipart(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	}
 }
 
+// testCopyPart extends an object in place, as an SFTP upload closed early
+// and continued does: the object's own bytes are copied into a multipart
+// upload of the same key, new bytes follow, and completing it replaces the
+// object. A range beyond the source and a missing source are refused.
+func testCopyPart(t *testing.T, newStore func(t *testing.T) storage.Store) {
+	s := newStore(t)
+	key := "copy/grown.bin"
+	first := randomBytes(30, storage.MinPartSize+1234)
+	put(t, s, key, first)
+	id := newMultipart(t, s, key)
+	half := int64(len(first) / 2)
+	p1, err := s.CopyPart(t.Context(), key, id, 1, key, 0, int64(len(first)))
+	if err != nil {
+		t.Fatalf("CopyPart: %v", err)
+	}
+	if p1.Number != 1 || p1.Size != int64(len(first)) || p1.ETag == "" {
+		t.Errorf("CopyPart = %+v", p1)
+	}
+	more := randomBytes(31, 777)
+	p2 := putPart(t, s, key, id, 2, more)
+	if got := read(t, s, key); !bytes.Equal(got, first) {
+		t.Errorf("object changed before the upload completed")
+	}
+	if _, err := s.CompleteMultipart(t.Context(), key, id, []storage.Part{p1, p2}); err != nil {
+		t.Fatalf("CompleteMultipart: %v", err)
+	}
+	if got, want := read(t, s, key), append(append([]byte{}, first...), more...); !bytes.Equal(got, want) {
+		t.Errorf("object has %d bytes, want the %d copied and the %d put after them", len(got), len(first), len(more))
+	}
+
+	// A range from the middle.
+	other := "copy/middle.bin"
+	id2 := newMultipart(t, s, other)
+	mid, err := s.CopyPart(t.Context(), other, id2, 1, key, half, 1000)
+	if err != nil {
+		t.Fatalf("CopyPart of a middle range: %v", err)
+	}
+	if _, err := s.CompleteMultipart(t.Context(), other, id2, []storage.Part{mid}); err != nil {
+		t.Fatalf("CompleteMultipart: %v", err)
+	}
+	if got := read(t, s, other); !bytes.Equal(got, first[half:half+1000]) {
+		t.Errorf("copied range differs from the source's bytes %d..%d", half, half+1000)
+	}
+
+	id3 := newMultipart(t, s, "copy/bad")
+	if _, err := s.CopyPart(t.Context(), "copy/bad", id3, 1, "copy/missing", 0, 10); err == nil {
+		t.Errorf("CopyPart from a missing object succeeded")
+	}
+	if _, err := s.CopyPart(t.Context(), "copy/bad", id3, 1, key, int64(len(first)), 10_000); err == nil {
+		t.Errorf("CopyPart of a range beyond the source succeeded")
+	}
+}
+
 func testReplacePart(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	s := newStore(t)
 	key := "replace/file"
