@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/casedrop/casedrop/storage"
 )
 
 const sftpOnly = "casedrop speaks SFTP only: "
@@ -136,5 +138,78 @@ func TestCommandsShellsAndOtherSubsystemsGetOneLineSayingSFTPOnlyAndFail(t *test
 	})
 	if _, err := c.ReadDir("/"); err != nil {
 		t.Fatalf("SFTP on the same connection after the commands: %v", err)
+	}
+}
+
+func TestSha256sumAnswersFromTheStoredDigestOfTheCasesCompleteFiles(t *testing.T) {
+	backends(t, func(t *testing.T, store storage.Store) {
+		e := newEnv(t, store)
+		e.openCase(t, "case-2")
+		cr := e.issue(t, "case-1", 0)
+		c := e.login(t, cr)
+		report, odd := randomBytes(100_000, 1), randomBytes(10, 2)
+		put(t, c, "report.txt", report)
+		put(t, c, "it's a 'test' (1).log", odd)
+		e.partial(t, cr, "partial.bin", randomBytes(70_000, 3))
+		put(t, e.login(t, e.issue(t, "case-2", 0)), "other.txt", randomBytes(10, 4))
+
+		for _, tc := range []struct{ line, stdout string }{
+			{"sha256sum report.txt", sha(report) + "  report.txt\n"},
+			{"sha256sum /report.txt", sha(report) + "  /report.txt\n"},
+			{"sha256sum -- /report.txt", sha(report) + "  /report.txt\n"},
+			{`sha256sum /it\'s\ a\ \'test\'\ \(1\).log report.txt`, sha(odd) + "  /it's a 'test' (1).log\n" + sha(report) + "  report.txt\n"},
+			{`sha256sum 'it'\''s a '\''test'\'' (1).log'`, sha(odd) + "  it's a 'test' (1).log\n"},
+			{`sha256sum "it's a 'test' (1).log"`, sha(odd) + "  it's a 'test' (1).log\n"},
+		} {
+			r := runCommand(t, c, tc.line)
+			if r.status != 0 || r.stdout != tc.stdout || r.stderr != "" {
+				t.Errorf("%s: exit status %d, stdout %q, stderr %q; want 0 and %q", tc.line, r.status, r.stdout, r.stderr, tc.stdout)
+			}
+		}
+
+		for _, tc := range []struct{ line, stderr string }{
+			{"sha256sum nope.txt", "sha256sum: nope.txt: No such file or directory\n"},
+			{"sha256sum partial.bin", "sha256sum: partial.bin: No such file or directory\n"},
+			{"sha256sum other.txt", "sha256sum: other.txt: No such file or directory\n"},
+			{"sha256sum ../case-2/other.txt", "sha256sum: ../case-2/other.txt: No such file or directory\n"},
+			{"sha256sum ../report.txt", "sha256sum: ../report.txt: No such file or directory\n"},
+			{"sha256sum ./report.txt", "sha256sum: ./report.txt: No such file or directory\n"},
+			{"sha256sum /", "sha256sum: /: Is a directory\n"},
+			{"sha256sum 'no such.txt'", "sha256sum: 'no such.txt': No such file or directory\n"},
+			{"sha256sum 'a\nb'", "sha256sum: \"a\\nb\": No such file or directory\n"},
+		} {
+			r := runCommand(t, c, tc.line)
+			if r.status != 1 || r.stdout != "" || r.stderr != tc.stderr {
+				t.Errorf("%s: exit status %d, stdout %q, stderr %q; want 1 and %q", tc.line, r.status, r.stdout, r.stderr, tc.stderr)
+			}
+		}
+
+		t.Run("of a found file and a missing one, it prints the one, complains of the other and fails", func(t *testing.T) {
+			r := runCommand(t, c, "sha256sum report.txt nope.txt")
+			if r.status != 1 || r.stdout != sha(report)+"  report.txt\n" || r.stderr != "sha256sum: nope.txt: No such file or directory\n" {
+				t.Errorf("exit status %d, stdout %q, stderr %q", r.status, r.stdout, r.stderr)
+			}
+		})
+		for _, line := range []string{"sha256sum", "sha256sum -c report.txt", "sha256sum -", "sha256sum -- -", "sha256sum --tag report.txt", "sha256sum" + strings.Repeat(" report.txt", 1001)} {
+			wantFailure(t, line, runCommand(t, c, line), `sha256sum: casedrop answers "sha256sum FILE..."`)
+		}
+		if !strings.Contains(e.logs.String(), `msg="sha256sum answered"`) {
+			t.Error("no sha256sum logged")
+		}
+	})
+}
+
+func TestOtherDigestsAreRefusedSoThatRcloneFindsOnlySHA256(t *testing.T) {
+	e := newEnv(t, diskStore(t))
+	c := e.login(t, e.issue(t, "case-1", 0))
+	put(t, c, "report.txt", randomBytes(10, 1))
+	// rclone probes each with empty input and takes a command whose output
+	// is the digest of nothing; a failure means "not supported".
+	for _, line := range []string{"md5sum", "sha1sum", "md5 -r", "sha1 -r", "md5sum report.txt", "sha512sum report.txt"} {
+		name, _, _ := strings.Cut(line, " ")
+		wantFailure(t, line, runCommand(t, c, line), name+": casedrop keeps SHA-256 digests only")
+	}
+	for _, line := range []string{"rclone md5sum", "rclone hashsum sha256"} {
+		wantFailure(t, line, runCommand(t, c, line), sftpOnly)
 	}
 }
