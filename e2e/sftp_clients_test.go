@@ -92,21 +92,32 @@ func envWithout(names ...string) []string {
 	return env
 }
 
+// sshOptions are what OpenSSH's clients (ssh, sftp, scp, and rsync's ssh)
+// run with here: no config file, the server's host key taken without
+// asking and remembered nowhere, one password try.
+var sshOptions = []string{"-F", "/dev/null",
+	"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+	"-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1"}
+
+// sshpassCommand is the client name (sftp, ssh, scp, rsync) run with args,
+// logging in as l with the password sshpass types for it.
+func sshpassCommand(ctx context.Context, t *testing.T, l sftpLogin, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	needTools(t, name, "sshpass")
+	return clientCommand(ctx, append(os.Environ(), "SSHPASS="+l.token), "sshpass", append([]string{"-e", name}, args...)...)
+}
+
 // openSSHCommand is OpenSSH's sftp running batch (a file, or "-" for
 // stdin) as l. sftp -b turns BatchMode on, which turns password logins
 // off: BatchMode=no before -b turns them on again for sshpass.
 func openSSHCommand(ctx context.Context, t *testing.T, l sftpLogin, batch string, extra ...string) *exec.Cmd {
 	t.Helper()
-	needTools(t, "sftp", "sshpass")
 	host, port := l.hostPort(t)
-	args := []string{"-e", "sftp", "-F", "/dev/null",
-		"-o", "BatchMode=no",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-		"-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1",
-		"-P", port}
+	args := append([]string{"-o", "BatchMode=no"}, sshOptions...)
+	args = append(args, "-P", port)
 	args = append(args, extra...)
 	args = append(args, "-b", batch, l.user+"@"+host)
-	return clientCommand(ctx, append(os.Environ(), "SSHPASS="+l.token), "sshpass", args...)
+	return sshpassCommand(ctx, t, l, "sftp", args...)
 }
 
 // openSSH runs OpenSSH's sftp with the batch commands as l.
@@ -161,31 +172,38 @@ func lftp(t *testing.T, l sftpLogin, commands string) (string, error) {
 	return clientOutput(lftpCommand(ctx, t, l, commands))
 }
 
-// rclone runs rclone with an on-the-fly sftp remote ":sftp:" logged in as
-// l. Debian's rclone refuses to start with AWS_CA_BUNDLE set, so it is
-// unset. The server runs no shell, so rclone is told not to look for one:
-// it cannot hash remote files, and checks compare sizes or downloads.
+// rclone runs Debian's rclone with an on-the-fly sftp remote ":sftp:"
+// logged in as l. It cannot ask for SHA-256 (rcloneSHA256 can), the one
+// digest the server answers for, so it is told not to look for digest
+// commands: checks compare sizes or downloads.
 func rclone(t *testing.T, l sftpLogin, args ...string) (string, error) {
 	t.Helper()
-	needTools(t, "rclone")
+	return runRclone(t, "rclone", l, []string{"RCLONE_SFTP_SHELL_TYPE=none"}, args...)
+}
+
+// runRclone runs the rclone binary bin on ":sftp:" logged in as l, with
+// env added to its environment. rclone refuses to start with
+// AWS_CA_BUNDLE set, so it is unset.
+func runRclone(t *testing.T, bin string, l sftpLogin, env []string, args ...string) (string, error) {
+	t.Helper()
+	needTools(t, bin)
 	host, port := l.hostPort(t)
-	env := envWithout("AWS_CA_BUNDLE")
-	obscure := exec.CommandContext(t.Context(), "rclone", "obscure", "-")
-	obscure.Env = env
+	base := envWithout("AWS_CA_BUNDLE")
+	obscure := exec.CommandContext(t.Context(), bin, "obscure", "-")
+	obscure.Env = base
 	obscure.Stdin = strings.NewReader(l.token + "\n")
 	obscured, err := obscure.Output()
 	if err != nil {
 		t.Fatalf("rclone obscure: %v", err)
 	}
 	config := writeSecret(t, "rclone.conf", "")
-	env = append(env,
+	env = append(append(base,
 		"RCLONE_CONFIG="+config,
 		"RCLONE_SFTP_HOST="+host, "RCLONE_SFTP_PORT="+port, "RCLONE_SFTP_USER="+l.user,
-		"RCLONE_SFTP_PASS="+strings.TrimSpace(string(obscured)),
-		"RCLONE_SFTP_SHELL_TYPE=none")
+		"RCLONE_SFTP_PASS="+strings.TrimSpace(string(obscured))), env...)
 	ctx, cancel := context.WithTimeout(t.Context(), clientTimeout)
 	defer cancel()
-	return clientOutput(clientCommand(ctx, env, "rclone", args...))
+	return clientOutput(clientCommand(ctx, env, bin, args...))
 }
 
 // psftp runs PuTTY's psftp with a batch script as l. It gets the server's
@@ -193,18 +211,27 @@ func rclone(t *testing.T, l sftpLogin, args ...string) (string, error) {
 func psftp(t *testing.T, l sftpLogin, script string) (string, error) {
 	t.Helper()
 	needTools(t, "psftp")
-	host, port := l.hostPort(t)
+	host, _ := l.hostPort(t)
 	scriptPath := filepath.Join(t.TempDir(), "psftp-script")
 	if err := os.WriteFile(scriptPath, []byte(script), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-P", port, "-l", l.user, "-pwfile", writeSecret(t, "password", l.token), "-batch", "-b", scriptPath}
+	args := append(puttyLogin(t, l), "-b", scriptPath, host)
+	ctx, cancel := context.WithTimeout(t.Context(), clientTimeout)
+	defer cancel()
+	return clientOutput(clientCommand(ctx, os.Environ(), "psftp", args...))
+}
+
+// puttyLogin is the arguments with which PuTTY's tools (psftp, pscp) log
+// in as l without asking anything.
+func puttyLogin(t *testing.T, l sftpLogin) []string {
+	t.Helper()
+	_, port := l.hostPort(t)
+	args := []string{"-P", port, "-l", l.user, "-pwfile", writeSecret(t, "password", l.token), "-batch"}
 	for _, fp := range hostKeyFingerprints(t, l.addr) {
 		args = append(args, "-hostkey", fp)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), clientTimeout)
-	defer cancel()
-	return clientOutput(clientCommand(ctx, os.Environ(), "psftp", append(args, host)...))
+	return args
 }
 
 // hostKeyFingerprints returns the SHA-256 fingerprints of the server's

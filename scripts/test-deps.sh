@@ -8,25 +8,33 @@ cd "$(dirname "$0")/.."
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 STATICCHECK_VERSION=v0.8.2
-# SFTP clients for the SFTP door's tests; chromium for the pages' browser tests.
-DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone putty-tools chromium)
+# Debian's rclone (1.60) has no --sftp-sha256sum-command, which came in
+# 1.71.0: the e2e test of `rclone check` against SHA-256 runs this one.
+RCLONE_VERSION=v1.75.0
+# SFTP clients for the SFTP door's tests (scp, ssh and rsync for its
+# "SFTP only" answers); chromium for the pages' browser tests.
+DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools chromium)
 
 gobin="$(go env GOPATH)/bin"
 
-# go_install BIN PACKAGE MODULE VERSION: installs PACKAGE@VERSION unless BIN
-# was built from exactly that version of MODULE.
+# go_install BIN PACKAGE MODULE VERSION: installs PACKAGE@VERSION as
+# $gobin/BIN unless that was built from exactly that version of MODULE. A BIN
+# in a subfolder is off PATH: it shadows nothing of the same name.
 go_install() {
   local bin=$1 pkg=$2 module=$3 want=$4
   if [ -x "$gobin/$bin" ] && go version -m "$gobin/$bin" 2>/dev/null | grep -q "mod[[:space:]]*${module}[[:space:]]*${want}"; then
     return
   fi
-  echo "installing $pkg@$want (MinIO takes a few minutes the first time)"
-  (cd /tmp && GOFLAGS= go install "$pkg@$want")
+  echo "installing $pkg@$want (MinIO and rclone take a few minutes the first time)"
+  (cd /tmp && GOFLAGS= GOBIN="$(dirname "$gobin/$bin")" go install "$pkg@$want")
 }
 
 go_install minio github.com/minio/minio github.com/minio/minio "$MINIO_VERSION"
 go_install mc github.com/minio/mc github.com/minio/mc "$MC_VERSION"
 go_install staticcheck honnef.co/go/tools/cmd/staticcheck honnef.co/go/tools "$STATICCHECK_VERSION"
+# Not as $gobin/rclone: $gobin is often on PATH before /usr/bin (it is on
+# the test machines), and the other tests run Debian's rclone.
+go_install rclone-sha256/rclone github.com/rclone/rclone github.com/rclone/rclone "$RCLONE_VERSION"
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -111,7 +111,7 @@ func (c *connection) run(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) 
 			go func() {
 				defer channels.Done()
 				defer open.Add(-1)
-				c.serveChannel(ch, chReqs)
+				c.serveChannel(ctx, ch, chReqs)
 			}()
 		}
 	}
@@ -135,28 +135,46 @@ func (c *connection) refuse(chans <-chan ssh.NewChannel, reason string) {
 	}
 }
 
-// serveChannel answers a session's requests: the sftp subsystem, and
-// nothing else (no shell, no commands).
-func (c *connection) serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request) {
+// serveChannel answers a session's requests: the sftp subsystem, or in
+// its place one command (exec.go), which is the answer to an exec, a shell
+// or another subsystem. A terminal and environment variables are granted
+// and go unused, so that ssh shows the answer rather than a warning.
+func (c *connection) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
-	var sftpDone chan struct{}
+	var done chan struct{}
+	pty := false
 	for req := range reqs {
-		ok := req.Type == "subsystem" && sftpDone == nil && subsystem(req.Payload) == "sftp"
+		var run func() uint32
+		ok := false
+		switch {
+		case done != nil:
+			// One program per session, as in sshd.
+		case req.Type == "subsystem" && subsystem(req.Payload) == "sftp":
+			ok, run = true, func() uint32 { c.serveSFTP(ch); return 0 }
+		case req.Type == "exec" || req.Type == "shell" || req.Type == "subsystem":
+			out := newOutput(ch, pty)
+			ok, run = true, func() uint32 { c.seen.Add(1); return c.command(ctx, req, out) }
+		case req.Type == "pty-req":
+			ok, pty = true, true
+		case req.Type == "env":
+			ok = true
+		}
 		if req.WantReply {
 			_ = req.Reply(ok, nil)
 		}
-		if ok {
-			sftpDone = make(chan struct{})
+		if run != nil {
+			done = make(chan struct{})
 			go func() {
-				defer close(sftpDone)
-				c.serveSFTP(ch)
-				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+				defer close(done)
+				status := run()
+				_ = ch.CloseWrite()
+				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
 				_ = ch.Close() // ends reqs
 			}()
 		}
 	}
-	if sftpDone != nil {
-		<-sftpDone
+	if done != nil {
+		<-done
 	}
 }
 
