@@ -11,9 +11,9 @@ STATICCHECK_VERSION=v0.8.2
 # Debian's rclone (1.60) has no --sftp-sha256sum-command, which came in
 # 1.71.0: the e2e test of `rclone check` against SHA-256 runs this one.
 RCLONE_VERSION=v1.75.0
-# SFTP clients for the SFTP door's tests (scp, ssh and rsync for its
+# SFTP clients for the SFTP door's tests (sshfs mounts over FUSE; scp, ssh and rsync for its
 # "SFTP only" answers); chromium for the pages' browser tests.
-DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools chromium)
+DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium)
 
 gobin="$(go env GOPATH)/bin"
 
