@@ -69,11 +69,14 @@ func TestLegacyScpRsyncAndSSHCommandsFailSayingSFTPOnlyWhileScpAndSha256sumWork(
 		t.Fatalf("the refused clients left files: %+v", files)
 	}
 
-	// scp without -O speaks SFTP, and says nothing when all goes well.
-	if stdout, stderr, err := sshClient(t, login, "scp", slices.Concat(sshOptions, []string{"-P", port, path, target + ":"})...); err != nil || stdout+stderr != "" {
-		t.Fatalf("scp: %v\n%s%s", err, stdout, stderr)
+	// scp without -O speaks SFTP (setting the size it wrote on each file
+	// while it is open), and says nothing when all goes well.
+	second, secondSum := patternFile(t, t.TempDir(), "second.bin", 6*mib+5, 8)
+	if stdout, stderr, err := sshClient(t, login, "scp", slices.Concat(sshOptions, []string{"-P", port, path, second, target + ":"})...); err != nil || stdout+stderr != "" {
+		t.Fatalf("scp of two files: %v\n%s%s", err, stdout, stderr)
 	}
 	checkComplete(t, fileNamed(t, srv.Files(t, "legacy"), "notes.txt"), 100_000, sum)
+	checkComplete(t, fileNamed(t, srv.Files(t, "legacy"), "second.bin"), 6*mib+5, secondSum)
 	stdout, stderr, err := sshClient(t, login, "ssh", slices.Concat(ssh, []string{target, "sha256sum", "notes.txt"})...)
 	if err != nil || stdout != sum+"  notes.txt\n" {
 		t.Fatalf("ssh host sha256sum notes.txt: %v, stdout %q, stderr %q; want %q", err, stdout, stderr, sum+"  notes.txt\n")
