@@ -1,8 +1,10 @@
 // Package auth issues and verifies case credentials: JWTs signed with
 // Ed25519 keys (alg EdDSA, with a kid header) that open one case, on the
-// HTTPS door as a bearer token and on the SFTP door as a password. It also
-// keeps the signing keys in the object store, loads the admin token, and
-// rate limits failed logins.
+// HTTPS door as a bearer token and on the SFTP door as a password. On the
+// SFTP door a credential also logs in with its short password (stored only
+// as a hash) or an SSH public key attached to it (login.go). It also keeps
+// the signing keys in the object store, loads the admin token, and rate
+// limits failed logins.
 package auth
 
 import (
@@ -72,7 +74,7 @@ var (
 // trail, without any detail of the token; "" for an error that is not a
 // refusal (the check itself failed).
 func Reason(err error) string {
-	for _, e := range []error{ErrExpired, ErrRevoked, ErrWrongCase, ErrInvalid} {
+	for _, e := range []error{ErrExpired, ErrRevoked, ErrWrongCase, ErrWrongUser, ErrInvalid} {
 		if errors.Is(err, e) {
 			return e.Error()
 		}

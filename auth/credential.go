@@ -15,5 +15,5 @@ func NewCredential(caseID string, role Role) Claims {
 		panic(err)
 	}
 	id := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-	return Claims{Case: caseID, CredentialID: id, Username: caseID + "-" + id[:6], Role: role}
+	return Claims{Case: caseID, CredentialID: id, Username: Username(caseID, id), Role: role}
 }

@@ -97,6 +97,9 @@ type Verifier struct {
 	Now func() time.Time
 	// Revocations, if not nil, is asked whether a credential was revoked.
 	Revocations RevocationChecker
+	// Accounts, if not nil, finds the records Login and LoginWithKey check
+	// a short password or an SSH key against.
+	Accounts AccountLookup
 }
 
 // Verify checks that token is a genuine, unexpired, unrevoked credential

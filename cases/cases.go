@@ -169,7 +169,7 @@ func (c *Catalog) Close(ctx context.Context, id string) (Case, error) {
 	}
 	// RevokedBefore already refuses every credential recorded before now;
 	// marking each one too makes the record say so.
-	creds, err := c.Credentials(ctx, id)
+	creds, err := c.credentialRecords(ctx, Prefix(id)+"credentials/")
 	if err != nil {
 		return rec, err
 	}

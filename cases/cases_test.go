@@ -87,7 +87,7 @@ func TestClosingRevokesEveryCredentialIssuedBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	add := func(id string) {
-		if err := cat.AddCredential(ctx, cases.Credential{ID: id, Case: "c1", IssuedAt: clk.now().Truncate(time.Second)}); err != nil {
+		if err := cat.AddCredential(ctx, cases.Credential{ID: id, Case: "c1", IssuedAt: clk.now().Truncate(time.Second)}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,8 @@ import (
 )
 
 // Credential is the record of a credential issued for a case. The token
-// itself is never stored.
+// itself is never stored, nor its short SFTP password: only that
+// password's hash, which stays inside the catalog (credentialRecord).
 type Credential struct {
 	ID        string     `json:"id"`
 	Case      string     `json:"case"`
@@ -21,6 +22,19 @@ type Credential struct {
 	// token's own times are whole seconds); closing a case revokes every
 	// credential recorded before the close.
 	RecordedAt time.Time `json:"recorded_at"`
+	// SSHPublicKey is the SSH public key attached when the credential was
+	// issued (authorized_keys form), SSHKeyFingerprint its SHA256
+	// fingerprint; both empty for none.
+	SSHPublicKey      string `json:"ssh_public_key,omitempty"`
+	SSHKeyFingerprint string `json:"ssh_key_fingerprint,omitempty"`
+}
+
+// credentialRecord is a credential as stored: the record and the hash of
+// its short SFTP password, which only logins read (Accounts); whatever the
+// catalog hands out is the Credential alone.
+type credentialRecord struct {
+	Credential
+	PasswordHash string `json:"password_hash,omitempty"`
 }
 
 func credentialKey(caseID, id string) string { return Prefix(caseID) + "credentials/" + id + ".json" }
@@ -33,59 +47,79 @@ type credentialIndex struct {
 	Case string `json:"case"`
 }
 
-// AddCredential records a credential issued for a case.
-func (c *Catalog) AddCredential(ctx context.Context, cred Credential) error {
+// AddCredential records a credential issued for a case, with the hash of
+// its short SFTP password (auth.NewPassword).
+func (c *Catalog) AddCredential(ctx context.Context, cred Credential, passwordHash string) error {
 	cred.RecordedAt = c.now().UTC()
 	if err := putJSON(ctx, c.store, credentialIndexKey(cred.ID), credentialIndex{Case: cred.Case}); err != nil {
 		return err
 	}
-	return putJSON(ctx, c.store, credentialKey(cred.Case, cred.ID), cred)
+	return putJSON(ctx, c.store, credentialKey(cred.Case, cred.ID), credentialRecord{Credential: cred, PasswordHash: passwordHash})
 }
 
 // Credential returns the record of credential id, or ErrNotFound.
 func (c *Catalog) Credential(ctx context.Context, id string) (Credential, error) {
+	rec, err := c.credentialRecord(ctx, id)
+	return rec.Credential, err
+}
+
+func (c *Catalog) credentialRecord(ctx context.Context, id string) (credentialRecord, error) {
 	if ValidCaseID(id) != nil {
-		return Credential{}, ErrNotFound
+		return credentialRecord{}, ErrNotFound
 	}
 	var idx credentialIndex
 	if err := getJSON(ctx, c.store, credentialIndexKey(id), &idx); err != nil {
-		return Credential{}, err
+		return credentialRecord{}, err
 	}
-	var cred Credential
-	err := getJSON(ctx, c.store, credentialKey(idx.Case, id), &cred)
-	return cred, err
+	var rec credentialRecord
+	err := getJSON(ctx, c.store, credentialKey(idx.Case, id), &rec)
+	return rec, err
 }
 
 // Credentials lists the credentials issued for a case, oldest first.
 func (c *Catalog) Credentials(ctx context.Context, caseID string) ([]Credential, error) {
-	infos, err := c.store.List(ctx, Prefix(caseID)+"credentials/")
+	recs, err := c.credentialRecords(ctx, Prefix(caseID)+"credentials/")
 	if err != nil {
 		return nil, err
 	}
-	creds := make([]Credential, 0, len(infos))
-	for _, info := range infos {
-		var cred Credential
-		if err := getJSON(ctx, c.store, info.Key, &cred); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			return nil, err
-		}
-		creds = append(creds, cred)
+	creds := make([]Credential, len(recs))
+	for i, rec := range recs {
+		creds[i] = rec.Credential
 	}
 	sort.Slice(creds, func(i, j int) bool { return creds[i].IssuedAt.Before(creds[j].IssuedAt) })
 	return creds, nil
 }
 
+// credentialRecords reads the credential records whose keys start with
+// prefix, in key order.
+func (c *Catalog) credentialRecords(ctx context.Context, prefix string) ([]credentialRecord, error) {
+	infos, err := c.store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]credentialRecord, 0, len(infos))
+	for _, info := range infos {
+		var rec credentialRecord
+		if err := getJSON(ctx, c.store, info.Key, &rec); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
 // Revoke revokes credential id at once. Revoking twice keeps the first time.
 func (c *Catalog) Revoke(ctx context.Context, id string) (Credential, error) {
-	cred, err := c.Credential(ctx, id)
-	if err != nil || cred.RevokedAt != nil {
-		return cred, err
+	rec, err := c.credentialRecord(ctx, id)
+	if err != nil || rec.RevokedAt != nil {
+		return rec.Credential, err
 	}
 	now := c.now().UTC()
-	cred.RevokedAt = &now
-	return cred, putJSON(ctx, c.store, credentialKey(cred.Case, cred.ID), cred)
+	rec.RevokedAt = &now
+	return rec.Credential, putJSON(ctx, c.store, credentialKey(rec.Case, rec.ID), rec)
 }
 
 // Revoked reports whether the credential can no longer be used: revoked by

@@ -97,10 +97,16 @@ func runPageScript(t *testing.T, root, script string, job, out any) {
 	}
 }
 
-// pageURL is the link a credential's holder gets: the page, and the token
-// in the fragment.
+// pageURL is a link with the token alone in the fragment, as a credential
+// of the release before short SFTP passwords had, or as one is tampered with.
 func pageURL(base, page, caseID, token string) string {
 	return base + page + caseID + "#token=" + token
+}
+
+// linkOf is the link a credential's holder gets (its upload_url): the
+// page, and the token and the SFTP password in the fragment.
+func linkOf(base, page, caseID string, c testserver.Credential) string {
+	return pageURL(base, page, caseID, c.Token) + "&password=" + c.Password
 }
 
 func TestPageUploadsThreeFilesChosenAtOnceAndShowsTheirDigestsWithACheckMark(t *testing.T) {
@@ -137,7 +143,7 @@ func TestPageUploadsThreeFilesChosenAtOnceAndShowsTheirDigestsWithACheckMark(t *
 		Overflow  int
 	}
 	runPageScript(t, root, "page_upload.mjs", map[string]any{
-		"url":   pageURL(srv.URL, "/cases/", caseID, cred.Token),
+		"url":   linkOf(srv.URL, "/cases/", caseID, cred),
 		"files": paths,
 		// Slow enough that the screenshot catches the uploads mid-way.
 		"limit":       8 * mib,
@@ -205,7 +211,7 @@ func TestPageContinuesALargeUploadAfterAReloadFromTheOffsetTheServerStored(t *te
 		}
 	}
 	runPageScript(t, root, "page_resume.mjs", map[string]any{
-		"url":         pageURL("https://"+proxy.addr(), "/cases/", caseID, cred.Token),
+		"url":         linkOf("https://"+proxy.addr(), "/cases/", caseID, cred),
 		"file":        path,
 		"limit":       limit,
 		"reloadAt":    reloadAt,
@@ -262,13 +268,13 @@ func TestPageSaysPlainlyWhenItsLinkIsTamperedWithMissingOrItsCaseClosed(t *testi
 			},
 		},
 		{
-			name: "the customer's link once the case is closed", url: pageURL(srv.URL, "/cases/", caseID, customer.Token), screenshot: "case-closed.png",
+			name: "the customer's link once the case is closed", url: linkOf(srv.URL, "/cases/", caseID, customer), screenshot: "case-closed.png",
 			check: func(t *testing.T, v pageVisit) {
 				v.wantRefusal(t, "credential_revoked", "usually because the case was closed")
 			},
 		},
 		{
-			name: "the case page with a credential issued after the close", url: pageURL(srv.URL, "/cases/", caseID, staff.Token),
+			name: "the case page with a credential issued after the close", url: linkOf(srv.URL, "/cases/", caseID, staff),
 			check: func(t *testing.T, v pageVisit) {
 				if !v.Ready || !strings.Contains(v.Closed, "This case is closed") || v.SendVisible {
 					t.Errorf("ready %v, closed notice %q, upload form shown %v; want the notice and no form", v.Ready, v.Closed, v.SendVisible)
@@ -276,7 +282,7 @@ func TestPageSaysPlainlyWhenItsLinkIsTamperedWithMissingOrItsCaseClosed(t *testi
 			},
 		},
 		{
-			name: "the staff page of the closed case", url: pageURL(srv.URL, "/staff/cases/", caseID, staff.Token), screenshot: "staff-closed.png",
+			name: "the staff page of the closed case", url: linkOf(srv.URL, "/staff/cases/", caseID, staff), screenshot: "staff-closed.png",
 			check: func(t *testing.T, v pageVisit) {
 				if !v.Ready || !strings.Contains(v.CaseState, "Closed") || !strings.Contains(v.CaseState, "deleted on") {
 					t.Errorf("ready %v, case state %q; want it closed, with its purge date", v.Ready, v.CaseState)
@@ -298,8 +304,8 @@ func TestPageSaysPlainlyWhenItsLinkIsTamperedWithMissingOrItsCaseClosed(t *testi
 	for i, v := range visits {
 		t.Run(v.name, func(t *testing.T) {
 			got := out.Results[i]
-			if strings.Contains(got.Address, "token=") {
-				t.Errorf("the token stayed in the address bar: %s", got.Address)
+			if strings.Contains(got.Address, "token=") || strings.Contains(got.Address, "password=") {
+				t.Errorf("the credential stayed in the address bar: %s", got.Address)
 			}
 			v.check(t, got)
 		})
@@ -382,7 +388,7 @@ func TestPageForStaffListsEveryFileAndDownloadsOneSeveralAndAllWithTheRightBytes
 	}
 	shots := screenshotDir(t, root)
 	runPageScript(t, root, "page_staff.mjs", map[string]any{
-		"url":         pageURL(srv.URL, "/staff/cases/", caseID, staff.Token),
+		"url":         linkOf(srv.URL, "/staff/cases/", caseID, staff),
 		"one":         "core.dump",
 		"several":     []string{"trace.pcap", "hotfix-4711.patch"},
 		"dir":         dir,
@@ -514,7 +520,7 @@ func TestPageForStaffListsEveryFileAndDownloadsOneSeveralAndAllWithTheRightBytes
 	t.Run("the customer's page lists the file support put into the case", func(t *testing.T) {
 		var visit struct{ Results []pageVisit }
 		runPageScript(t, root, "page_visit.mjs", map[string]any{
-			"visits":      []map[string]string{{"url": pageURL(srv.URL, "/cases/", caseID, customer.Token), "screenshot": "case-files.png"}},
+			"visits":      []map[string]string{{"url": linkOf(srv.URL, "/cases/", caseID, customer), "screenshot": "case-files.png"}},
 			"screenshots": shots,
 		}, &visit)
 		if len(visit.Results) != 1 || !slices.Contains(visit.Results[0].Files, "hotfix-4711.patch") {

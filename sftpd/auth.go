@@ -35,8 +35,9 @@ func (s *Server) password(md ssh.ConnMetadata, password []byte) (*ssh.Permission
 	return s.login(md, "password", string(password))
 }
 
-// keyboardInteractive takes the token as the one answer to a password
-// prompt, for clients that prefer this method (PuTTY, WinSCP, FileZilla).
+// keyboardInteractive takes the password or the token as the one answer to
+// a password prompt, for clients that prefer this method (PuTTY, WinSCP,
+// FileZilla).
 func (s *Server) keyboardInteractive(md ssh.ConnMetadata, challenge ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 	answers, err := challenge("", "", []string{"Password: "}, []bool{false})
 	if err != nil {
@@ -48,22 +49,64 @@ func (s *Server) keyboardInteractive(md ssh.ConnMetadata, challenge ssh.Keyboard
 	return s.login(md, "keyboard-interactive", answers[0])
 }
 
-// login checks a token offered for md.User(), before anything else: a
-// valid credential always gets in, whoever else shares its address. A
-// refused one counts against its source (see refuse).
-func (s *Server) login(md ssh.ConnMetadata, method, token string) (*ssh.Permissions, error) {
+// login checks a secret offered for md.User(), the credential's short
+// password or its token, before anything else: a valid credential always
+// gets in, whoever else shares its address. A refused one counts against
+// its source (see refuse).
+func (s *Server) login(md ssh.ConnMetadata, method, secret string) (*ssh.Permissions, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, verifyTimeout)
 	defer cancel()
-	claims, err := s.cfg.Verifier.Verify(ctx, token)
-	if err == nil && claims.Username != md.User() {
-		err = errWrongUser
-	}
+	claims, err := s.cfg.Verifier.Login(ctx, md.User(), secret)
 	if err != nil {
 		return nil, s.refuse(ctx, md, method, err)
 	}
-	s.log.Info("sftp login", "remote", md.RemoteAddr().String(), "user", claims.Username,
-		"case", claims.Case, "credential", claims.CredentialID, "role", claims.Role, "method", method)
-	return &ssh.Permissions{ExtraData: map[any]any{claimsKey{}: claims}}, nil
+	s.loggedIn(md, method, claims, "")
+	return permissions(claims), nil
+}
+
+// publicKey accepts the SSH key attached to the credential named by
+// md.User(), while that credential opens its case. An offer proves
+// nothing (the signature that does comes next), and OpenSSH offers every
+// key it has before it asks for a password: a key turned down is neither
+// counted against its source nor audited.
+func (s *Server) publicKey(md ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, verifyTimeout)
+	defer cancel()
+	claims, err := s.cfg.Verifier.LoginWithKey(ctx, md.User(), key)
+	if err != nil {
+		if auth.Reason(err) == "" {
+			s.log.Error("sftp credential check failed", "remote", md.RemoteAddr().String(), "err", err)
+		} else {
+			s.log.Debug("sftp public key not accepted", "remote", md.RemoteAddr().String(), "user", loggable(md.User()),
+				"key", ssh.FingerprintSHA256(key), "reason", auth.Reason(err))
+		}
+		return nil, errLogin
+	}
+	return permissions(claims), nil
+}
+
+// verifiedKey is called once the client has signed with the key publicKey
+// accepted: only now is it logged in.
+func (s *Server) verifiedKey(md ssh.ConnMetadata, key ssh.PublicKey, perms *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+	claims, ok := perms.ExtraData[claimsKey{}].(auth.Claims)
+	if !ok {
+		return nil, errLogin
+	}
+	s.loggedIn(md, "publickey", claims, ssh.FingerprintSHA256(key))
+	return perms, nil
+}
+
+func permissions(claims auth.Claims) *ssh.Permissions {
+	return &ssh.Permissions{ExtraData: map[any]any{claimsKey{}: claims}}
+}
+
+func (s *Server) loggedIn(md ssh.ConnMetadata, method string, claims auth.Claims, key string) {
+	attrs := []any{"remote", md.RemoteAddr().String(), "user", claims.Username,
+		"case", claims.Case, "credential", claims.CredentialID, "role", claims.Role, "method", method}
+	if key != "" {
+		attrs = append(attrs, "key", key)
+	}
+	s.log.Info("sftp login", attrs...)
 }
 
 // refuse counts a refused login against its source and records it in the
@@ -71,7 +114,7 @@ func (s *Server) login(md ssh.ConnMetadata, method, token string) (*ssh.Permissi
 // then one a minute with a count. Over the budget the client is told to
 // wait.
 func (s *Server) refuse(ctx context.Context, md ssh.ConnMetadata, method string, err error) error {
-	reason := reasonOf(err)
+	reason := auth.Reason(err)
 	if reason == "" {
 		s.log.Error("sftp credential check failed", "remote", md.RemoteAddr().String(), "err", err)
 		return errLogin
@@ -97,17 +140,6 @@ func (s *Server) refuse(ctx context.Context, md ssh.ConnMetadata, method string,
 		return errTooManyTries
 	}
 	return errLogin
-}
-
-var errWrongUser = errors.New("user name is not the credential's")
-
-// reasonOf names a refusal for the log without any detail of the token;
-// "" when the check itself failed.
-func reasonOf(err error) string {
-	if errors.Is(err, errWrongUser) {
-		return errWrongUser.Error()
-	}
-	return auth.Reason(err)
 }
 
 // loggable shortens and cleans a user name for the log: a client that

@@ -125,7 +125,7 @@ func newEnv(t *testing.T, store storage.Store, configure ...func(*sftpd.Config))
 	cfg := sftpd.Config{
 		Catalog:  e.catalog,
 		Ingest:   e.ingest,
-		Verifier: &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: e.clock.Now, Revocations: e.catalog},
+		Verifier: &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: e.clock.Now, Revocations: e.catalog, Accounts: e.catalog},
 		Limiter:  auth.NewLimiter(10, time.Minute, e.clock.Now),
 		HostKeys: hostKeys,
 		Logger:   log,
@@ -211,7 +211,7 @@ func (e *env) issue(t *testing.T, caseID string, ttl time.Duration) cred {
 	}
 	err = e.catalog.AddCredential(context.Background(), cases.Credential{
 		ID: id, Case: caseID, Username: claims.Username, Role: string(claims.Role), IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 // Package sftpd is casedrop's SFTP door: an SSH server on which a case
-// credential logs in (user name = the credential's user name, password = its
-// token) and finds its case as the root of a flat file system. Uploads go
+// credential logs in (user name = the credential's user name; password =
+// its short password or its token, or the SSH key attached to it) and
+// finds its case as the root of a flat file system. Uploads go
 // through the same resumable ingest as tus uploads (package upload): a
 // dropped upload stays listed with the size of its stored bytes, and the
 // client resumes it by writing from there. A handle's close finishes an
@@ -49,6 +50,12 @@ const (
 	// refusedGrace is how long a connection over the caps is kept for
 	// its client to ask for a session and learn why there is none.
 	refusedGrace = 10 * time.Second
+	// maxAuthTries is how many refused login attempts one connection may
+	// make, key offers included. OpenSSH offers every key of its agent
+	// before it asks for a password; sshd's 6 would leave a customer with
+	// many keys no try of the password. Guessing is held back by the
+	// failed-login limiter, which counts passwords per source.
+	maxAuthTries = 20
 )
 
 // Modern algorithms only: no SHA-1, no CBC. x/crypto/ssh has no
@@ -128,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Catalog == nil || cfg.Ingest == nil || cfg.Verifier == nil || cfg.Now == nil {
 		return nil, errors.New("sftpd: Config needs Catalog, Ingest, Verifier and Now")
 	}
+	if cfg.Verifier.Accounts == nil {
+		return nil, errors.New("sftpd: Config.Verifier needs Accounts, for logins by password or SSH key")
+	}
 	if len(cfg.HostKeys) == 0 {
 		return nil, errors.New("sftpd: Config needs host keys")
 	}
@@ -155,6 +165,9 @@ func New(cfg Config) (*Server, error) {
 		Config:                      ssh.Config{KeyExchanges: kexAlgorithms, Ciphers: ciphers, MACs: macs},
 		PasswordCallback:            s.password,
 		KeyboardInteractiveCallback: s.keyboardInteractive,
+		PublicKeyCallback:           s.publicKey,
+		VerifiedPublicKeyCallback:   s.verifiedKey,
+		MaxAuthTries:                maxAuthTries,
 		ServerVersion:               "SSH-2.0-casedrop",
 	}
 	for _, k := range cfg.HostKeys {

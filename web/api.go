@@ -69,23 +69,31 @@ type credentialRequest struct {
 	Role string `json:"role"`
 	// TTLHours shortens the credential's life below the 120 hour maximum.
 	TTLHours int `json:"ttl_hours"`
+	// SSHPublicKey, one authorized_keys line, logs in on SFTP as the
+	// credential for as long as it lives.
+	SSHPublicKey string `json:"ssh_public_key"`
 }
 
 // Credential is the JSON of a credential just issued: the only time its
-// token is shown.
+// token and its password are shown.
 type Credential struct {
-	ID        string    `json:"id"`
-	Case      string    `json:"case"`
-	Role      string    `json:"role"`
-	Username  string    `json:"username"`
+	ID       string `json:"id"`
+	Case     string `json:"case"`
+	Role     string `json:"role"`
+	Username string `json:"username"`
+	// Password is the short SFTP password; Token the JWT, which SFTP also
+	// takes as the password.
 	Password  string    `json:"password"`
 	Token     string    `json:"token"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
-	UploadURL string    `json:"upload_url"`
-	TusURL    string    `json:"tus_url"`
-	SFTPHost  string    `json:"sftp_host"`
-	SFTPPort  int       `json:"sftp_port"`
+	// SSHKeyFingerprint is the SHA256 fingerprint of the SSH public key
+	// attached, if one was.
+	SSHKeyFingerprint string `json:"ssh_key_fingerprint,omitempty"`
+	UploadURL         string `json:"upload_url"`
+	TusURL            string `json:"tus_url"`
+	SFTPHost          string `json:"sftp_host"`
+	SFTPPort          int    `json:"sftp_port"`
 }
 
 func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
@@ -100,6 +108,12 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	if req.TTLHours < 0 || time.Duration(req.TTLHours)*time.Hour > auth.MaxTTL {
 		return newError(http.StatusBadRequest, "invalid_ttl", "ttl_hours must be between 1 and 120")
 	}
+	var key auth.SSHKey
+	if req.SSHPublicKey != "" {
+		if key, err = auth.ParseSSHKey(req.SSHPublicKey); err != nil {
+			return newError(http.StatusBadRequest, "invalid_ssh_key", "ssh_public_key: "+err.Error())
+		}
+	}
 	caseID := r.PathValue("case")
 	c, err := s.Catalog.Get(r.Context(), caseID)
 	if err != nil {
@@ -113,24 +127,32 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := claims.CredentialID
+	password, passwordHash := auth.NewPassword()
 	if err := s.Catalog.AddCredential(r.Context(), cases.Credential{
 		ID: id, Case: caseID, Username: claims.Username, Role: string(role),
 		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
-	}); err != nil {
+		SSHPublicKey: key.AuthorizedKey, SSHKeyFingerprint: key.Fingerprint,
+	}, passwordHash); err != nil {
 		return err
 	}
-	s.log.InfoContext(r.Context(), "credential issued", "case", caseID, "credential", id, "role", role, "expires_at", claims.ExpiresAt)
-	s.audit(r, cases.Event{Type: cases.EventCredentialIssued, Case: caseID,
-		Detail: fmt.Sprintf("credential %s (%s, %s) expires %s", id, role, claims.Username, claims.ExpiresAt.Format(time.RFC3339))})
+	s.log.InfoContext(r.Context(), "credential issued", "case", caseID, "credential", id, "role", role, "expires_at", claims.ExpiresAt,
+		"ssh_key", key.Fingerprint)
+	detail := fmt.Sprintf("credential %s (%s, %s) expires %s", id, role, claims.Username, claims.ExpiresAt.Format(time.RFC3339))
+	if key.Fingerprint != "" {
+		detail += ", SSH key " + key.Fingerprint
+	}
+	s.audit(r, cases.Event{Type: cases.EventCredentialIssued, Case: caseID, Detail: detail})
 	page := "/cases/"
 	if role == auth.RoleStaff {
 		page = "/staff/cases/"
 	}
 	writeJSON(w, http.StatusCreated, Credential{
 		ID: id, Case: caseID, Role: string(role), Username: claims.Username,
-		Password: token, Token: token, IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
-		// The token rides in the fragment, which browsers never send.
-		UploadURL: s.PublicURL + page + url.PathEscape(caseID) + "#token=" + token,
+		Password: password, Token: token, IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
+		SSHKeyFingerprint: key.Fingerprint,
+		// The secrets ride in the fragment, which browsers never send: the
+		// page uses the token and shows the password for SFTP clients.
+		UploadURL: s.PublicURL + page + url.PathEscape(caseID) + "#token=" + token + "&password=" + password,
 		TusURL:    s.PublicURL + "/files/",
 		SFTPHost:  s.SFTPHost, SFTPPort: s.SFTPPort,
 	})

@@ -132,13 +132,15 @@ var placeholder = template.Must(template.New("page").Parse(`<!doctype html>
 </head><body>
 <h1>Case {{.Case}}</h1>
 <p>This casedrop server was built without its web pages. Your link still works with any
-other client: the credential in it (the text after <code>#token=</code>) opens this case.</p>
+other client: the credential in it (the text after <code>#token=</code>, up to the next
+<code>&amp;</code>) opens this case.</p>
 <h2>Upload</h2>
 <ul>
 <li>With a <a href="https://tus.io/implementations">tus client</a>: endpoint <code>{{.Base}}/files/</code>,
 header <code>Authorization: Bearer &lt;token&gt;</code>, metadata <code>filename</code>.</li>
 <li>With SFTP (WinSCP, FileZilla, <code>sftp</code>): host <code>{{.SFTPHost}}</code>, port <code>{{.SFTPPort}}</code>;
-ask support for your username; the password is the token.</li>
+ask support for your username; the password is the text after <code>#password=</code> in your link.
+The token works as the password too, in every client but WinSCP, whose password box is too short for it.</li>
 </ul>
 <h2>Files of the case</h2>
 <p><code>curl -H "Authorization: Bearer &lt;token&gt;" {{.Base}}/api/v1/cases/{{.Case}}/files</code></p>

@@ -7,8 +7,8 @@ import (
 
 // whoamiView is what a case credential's holder learns about itself and
 // its case: what the pages show (the case's state, the credential's
-// expiry, the SFTP account it opens). The password is the token the
-// caller already holds, so it is not repeated.
+// expiry, the SFTP account it opens). No secret: the server keeps only a
+// hash of the short SFTP password, which the page takes from its link.
 type whoamiView struct {
 	Case         string     `json:"case"`
 	CaseState    string     `json:"case_state"`

@@ -36,7 +36,7 @@ type admin interface {
 	reopenCase(ctx context.Context, id string) (caseInfo, error)
 	showCase(ctx context.Context, id string) (caseInfo, error)
 	listCases(ctx context.Context) ([]cases.Case, error)
-	issue(ctx context.Context, caseID, role string, ttlHours int) (issued, error)
+	issue(ctx context.Context, caseID, role string, ttlHours int, key auth.SSHKey) (issued, error)
 	revoke(ctx context.Context, id string) (cases.Credential, error)
 	credentials(ctx context.Context, caseID string) ([]cases.Credential, error)
 	purge(ctx context.Context, asOf time.Time, dry bool) ([]cases.PurgeReport, error)
@@ -162,8 +162,11 @@ func (r remote) listCases(ctx context.Context) ([]cases.Case, error) {
 	return out.Cases, r.send(ctx, http.MethodGet, "/api/v1/cases", nil, &out)
 }
 
-func (r remote) issue(ctx context.Context, caseID, role string, ttlHours int) (i issued, err error) {
+func (r remote) issue(ctx context.Context, caseID, role string, ttlHours int, key auth.SSHKey) (i issued, err error) {
 	in := map[string]any{"role": role, "ttl_hours": ttlHours}
+	if key.AuthorizedKey != "" {
+		in["ssh_public_key"] = key.AuthorizedKey
+	}
 	return i, r.send(ctx, http.MethodPost, casePath(caseID, "credentials"), in, &i)
 }
 
@@ -278,7 +281,7 @@ func (l *local) showCase(ctx context.Context, id string) (caseInfo, error) {
 
 func (l *local) listCases(ctx context.Context) ([]cases.Case, error) { return l.catalog.Cases(ctx) }
 
-func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int) (issued, error) {
+func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int, key auth.SSHKey) (issued, error) {
 	r, err := auth.ParseRole(role)
 	if err != nil {
 		return issued{}, usageErrorf("--role: %v", err)
@@ -295,11 +298,20 @@ func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int) (i
 		return issued{}, err
 	}
 	id := claims.CredentialID
+	password, passwordHash := auth.NewPassword()
 	err = l.catalog.AddCredential(ctx, cases.Credential{ID: id, Case: caseID, Username: claims.Username, Role: string(r),
-		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt})
-	l.record(ctx, cases.EventCredentialIssued, caseID, "credential "+id)
-	return issued{ID: id, Case: caseID, Role: string(r), Username: claims.Username, Password: token, Token: token,
-		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt}, err
+		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
+		SSHPublicKey: key.AuthorizedKey, SSHKeyFingerprint: key.Fingerprint}, passwordHash)
+	if err != nil {
+		return issued{}, err
+	}
+	detail := "credential " + id
+	if key.Fingerprint != "" {
+		detail += ", SSH key " + key.Fingerprint
+	}
+	l.record(ctx, cases.EventCredentialIssued, caseID, detail)
+	return issued{ID: id, Case: caseID, Role: string(r), Username: claims.Username, Password: password, Token: token,
+		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt, SSHKeyFingerprint: key.Fingerprint}, nil
 }
 
 func (l *local) revoke(ctx context.Context, id string) (cases.Credential, error) {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 )
 
@@ -97,19 +98,20 @@ func caseCommand(ctx context.Context, args []string, getenv func(string) string,
 }
 
 func credentialsCommand(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
-	const usage = "casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N] | revoke ID | list CASE  [--server URL] [--json]"
+	const usage = "casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N] [--ssh-key FILE.pub] | revoke ID | list CASE  [--server URL] [--json]"
 	if len(args) == 0 {
 		return usageErrorf("usage: %s", usage)
 	}
 	verb := args[0]
 	var (
-		role     string
-		ttlHours int
+		role, keyFile string
+		ttlHours      int
 	)
 	a, af, rest, err := connect(ctx, "credentials "+verb, args[1:], getenv, func(fs *flag.FlagSet) {
 		if verb == "issue" {
 			fs.StringVar(&role, "role", "customer", "customer or staff")
 			fs.IntVar(&ttlHours, "ttl-hours", 0, "hours the credential lives, at most 120 (default 120)")
+			fs.StringVar(&keyFile, "ssh-key", "", "an SSH public key (`FILE`.pub) that logs in on SFTP as this credential")
 		}
 	})
 	if err != nil {
@@ -124,13 +126,20 @@ func credentialsCommand(ctx context.Context, args []string, getenv func(string) 
 		if ttlHours < 0 || ttlHours > 120 {
 			return usageErrorf("--ttl-hours must be between 1 and 120")
 		}
-		i, err := a.issue(ctx, arg, role, ttlHours)
+		key, err := readSSHKey(keyFile)
+		if err != nil {
+			return err
+		}
+		i, err := a.issue(ctx, arg, role, ttlHours, key)
 		if err != nil {
 			return err
 		}
 		return show(out, af.json, i, func(tw *tabwriter.Writer) {
-			fmt.Fprintf(tw, "id\t%s\ncase\t%s\nrole\t%s\nusername\t%s\npassword (token)\t%s\nexpires\t%s\n",
-				i.ID, i.Case, i.Role, i.Username, i.Token, stamp(&i.ExpiresAt))
+			fmt.Fprintf(tw, "id\t%s\ncase\t%s\nrole\t%s\nusername\t%s\npassword\t%s\ntoken\t%s\nexpires\t%s\n",
+				i.ID, i.Case, i.Role, i.Username, i.Password, i.Token, stamp(&i.ExpiresAt))
+			if i.SSHKeyFingerprint != "" {
+				fmt.Fprintf(tw, "ssh key\t%s\n", i.SSHKeyFingerprint)
+			}
 			if i.UploadURL != "" {
 				fmt.Fprintf(tw, "link\t%s\nsftp\t%s port %d\n", i.UploadURL, i.SFTPHost, i.SFTPPort)
 			}
@@ -288,4 +297,20 @@ func sizeOrDash(n int64) string {
 		return "-"
 	}
 	return humanBytes(n)
+}
+
+// readSSHKey reads the public key of --ssh-key FILE; no file, no key.
+func readSSHKey(path string) (auth.SSHKey, error) {
+	if path == "" {
+		return auth.SSHKey{}, nil
+	}
+	line, err := os.ReadFile(path)
+	if err != nil {
+		return auth.SSHKey{}, usageErrorf("--ssh-key: %v", err)
+	}
+	key, err := auth.ParseSSHKey(string(line))
+	if err != nil {
+		return auth.SSHKey{}, usageErrorf("--ssh-key %s: %v", path, err)
+	}
+	return key, nil
 }

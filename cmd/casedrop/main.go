@@ -53,7 +53,7 @@ usage:
                            print the public key that checks SHA256SUMS signatures
   casedrop case open|close|reopen|show CASE, casedrop case list
                            manage cases
-  casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N]
+  casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N] [--ssh-key FILE.pub]
   casedrop credentials revoke ID, casedrop credentials list CASE
                            issue, revoke and list credentials
   casedrop purge [--dry-run] [--as-of RFC3339]

@@ -118,7 +118,7 @@ func serve(args []string) error {
 	}
 	metrics.ObserveBuffers(ingest.BufferStats)
 	limitHeap(log, int64(cfg.MemoryBudgetMiB)<<20)
-	verifier := &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog}
+	verifier := &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog, Accounts: catalog}
 	limiter := auth.NewLimiter(10, time.Minute, now)
 	sftpHost, sftpPort := sftpEndpoint(cfg)
 	purger := &cases.Purger{Catalog: catalog, Uploads: ingest, Instance: cfg.Instance, AuditRetention: cfg.auditKeep, Logger: log}

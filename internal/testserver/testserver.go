@@ -360,15 +360,18 @@ func (s *Server) procField(name, key string) (int64, error) {
 
 // Credential is what the admin API returns when it issues a credential.
 type Credential struct {
-	ID        string    `json:"id"`
-	Username  string    `json:"username"`
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	// Password is the short SFTP password; Token the JWT.
 	Password  string    `json:"password"`
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
-	UploadURL string    `json:"upload_url"`
-	TusURL    string    `json:"tus_url"`
-	SFTPHost  string    `json:"sftp_host"`
-	SFTPPort  int       `json:"sftp_port"`
+	// SSHKeyFingerprint is that of the SSH key attached, if any.
+	SSHKeyFingerprint string `json:"ssh_key_fingerprint"`
+	UploadURL         string `json:"upload_url"`
+	TusURL            string `json:"tus_url"`
+	SFTPHost          string `json:"sftp_host"`
+	SFTPPort          int    `json:"sftp_port"`
 }
 
 // File is one entry of a case's file list.
@@ -397,10 +400,27 @@ func (s *Server) Credential(t testing.TB, caseID, role string) Credential {
 	if role != "" {
 		body = map[string]string{"role": role}
 	}
+	return s.issue(t, caseID, body)
+}
+
+// CredentialWithKey issues a customer credential of the case with the SSH
+// public key (an authorized_keys line, the content of a .pub file)
+// attached.
+func (s *Server) CredentialWithKey(t testing.TB, caseID, publicKey string) Credential {
+	t.Helper()
+	c := s.issue(t, caseID, map[string]string{"ssh_public_key": publicKey})
+	if c.SSHKeyFingerprint == "" {
+		t.Fatalf("testserver: credential for case %s came without its key's fingerprint", caseID)
+	}
+	return c
+}
+
+func (s *Server) issue(t testing.TB, caseID string, body any) Credential {
+	t.Helper()
 	var c Credential
 	s.call(t, http.MethodPost, "/api/v1/cases/"+url.PathEscape(caseID)+"/credentials", s.AdminToken, body, &c, http.StatusCreated)
-	if c.Token == "" {
-		t.Fatalf("testserver: credential for case %s came without a token", caseID)
+	if c.Token == "" || c.Password == "" {
+		t.Fatalf("testserver: credential for case %s came without a token or a password", caseID)
 	}
 	return c
 }

@@ -17,9 +17,9 @@ const entryTries = 10
 async function main() {
   const opened = await openCase('casedrop')
   if (!opened) return
-  const { client, me, token } = opened
+  const { client, me, token, password } = opened
   const caseId = client.caseId
-  renderSFTP(me, token)
+  renderSFTP(me, token, password)
 
   const files = new CaseFiles(client, me.username)
   if (me.case_state !== 'open') {

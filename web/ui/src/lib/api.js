@@ -1,9 +1,11 @@
 // The credential and the calls the pages make with it.
 //
-// The credential arrives in the link's fragment (#token=...), which the
-// browser never sends to a server. The page keeps it in sessionStorage,
-// for reloads of this tab, and removes it from the address bar so that it
-// does not end up in a screenshot, a bookmark or a shared link.
+// The credential arrives in the link's fragment (#token=...&password=...),
+// which the browser never sends to a server: the token for the API and
+// tus, the short SFTP password to show. The page keeps both in
+// sessionStorage, for reloads of this tab, and removes them from the
+// address bar so that they do not end up in a screenshot, a bookmark or a
+// shared link.
 
 // caseFromPath is the case named by the page's path (/cases/{case} or
 // /staff/cases/{case}).
@@ -11,14 +13,20 @@ export function caseFromPath() {
   return decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '')
 }
 
-export function takeToken(caseId) {
-  const key = `casedrop.token.${caseId}`
-  const fromLink = new URLSearchParams(location.hash.slice(1)).get('token')
-  if (fromLink) {
-    sessionStorage.setItem(key, fromLink)
+// takeCredential returns the token and the SFTP password of the link
+// (the password is null for a link that carries none: one issued before
+// short passwords, or cut short).
+export function takeCredential(caseId) {
+  const keys = { token: `casedrop.token.${caseId}`, password: `casedrop.password.${caseId}` }
+  const link = new URLSearchParams(location.hash.slice(1))
+  if (link.get('token')) {
+    sessionStorage.setItem(keys.token, link.get('token'))
+    // A new link replaces the whole credential: no password of an older one.
+    if (link.get('password')) sessionStorage.setItem(keys.password, link.get('password'))
+    else sessionStorage.removeItem(keys.password)
     history.replaceState(history.state, '', location.pathname + location.search)
   }
-  return sessionStorage.getItem(key)
+  return { token: sessionStorage.getItem(keys.token), password: sessionStorage.getItem(keys.password) }
 }
 
 // ApiError is a refusal from the server: its status and its JSON code.
@@ -84,7 +92,7 @@ export class Client {
 const meanings = {
   no_token: [
     'This page needs your personal link',
-    'Open the link that support sent you: it ends with “#token=” and a long code. If you no longer have it, ask support for a new one.',
+    'Open the link that support sent you: it holds “#token=” and a long code. If you no longer have it, ask support for a new one.',
   ],
   invalid_credential: [
     'This link is not valid',

@@ -1,19 +1,19 @@
 // The states a page shows as a whole: loading, refused (a bad link, an
 // expired credential, a closed case), or its content; and an alert above
 // the content when something goes wrong later.
-import { ApiError, Client, caseFromPath, explain, noTokenError, takeToken } from './api.js'
+import { ApiError, Client, caseFromPath, explain, noTokenError, takeCredential } from './api.js'
 import { $, h } from './dom.js'
 import { dateTime } from './format.js'
 
 // openCase starts a page: it takes the credential from the link, asks the
-// server who it is, and shows who is signed in. It returns the client and
-// the credential's details, or null once it has shown why the page cannot
-// open.
+// server who it is, and shows who is signed in. It returns the client, the
+// credential's details, its token and its SFTP password (null if the link
+// had none), or null once it has shown why the page cannot open.
 export async function openCase(title) {
   const caseId = caseFromPath()
   document.title = `Case ${caseId} · ${title}`
   $('#case-id').textContent = caseId
-  const token = takeToken(caseId)
+  const { token, password } = takeCredential(caseId)
   if (!token) return refuse(noTokenError())
   const client = new Client(caseId, token)
   let me
@@ -25,7 +25,7 @@ export async function openCase(title) {
   if (me.case !== caseId) return refuse(new ApiError(403, 'wrong_case', 'credential is for another case'))
   $('#who').textContent = `Signed in as ${me.username} (${me.role}) · link valid until ${dateTime(me.expires_at)}`
   showPage()
-  return { client, me, token }
+  return { client, me, token, password }
 }
 
 function refuse(err) {
