@@ -45,8 +45,10 @@ func (s *Store) PutPart(ctx context.Context, key, uploadID string, number int, r
 	}
 	// DisableContentSha256: no SHA-256 over the body, which over plain HTTP
 	// minio-go would otherwise compute chunk by chunk (aws-chunked signing).
-	p, err := s.core.PutObjectPart(ctx, s.bucket, s.name(key), uploadID, number, body(r, size), size,
+	b := body(r, size)
+	p, err := s.core.PutObjectPart(ctx, s.bucket, s.name(key), uploadID, number, b, size,
 		minio.PutObjectPartOptions{DisableContentSha256: true})
+	b.fence()
 	if err != nil {
 		return storage.Part{}, s.err(fmt.Sprintf("put part %d of", number), key, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -143,7 +144,9 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, op
 	// Unsigned payload: no SHA-256 over the body; TLS or the caller's own
 	// digest protects it.
 	opts.DisableContentSha256 = true
-	_, err := s.core.PutObject(ctx, s.bucket, s.name(key), body(r, size), size, "", "", opts)
+	b := body(r, size)
+	_, err := s.core.PutObject(ctx, s.bucket, s.name(key), b, size, "", "", opts)
+	b.fence()
 	if err != nil {
 		return s.err("put", key, err)
 	}
@@ -286,8 +289,38 @@ func errCode(err error) string {
 // closes a body that is an io.Closer and, to retry, seeks a body that is an
 // io.Seeker back to offset 0, which is not where the caller's data starts
 // if r was positioned; a plain reader is sent once and left open.
-func body(r io.Reader, size int64) io.Reader {
-	return io.LimitReader(r, size)
+//
+// The caller fences the body once minio-go's call has returned: net/http
+// may go on reading a request's body after the answer came back (an error
+// answered before the body was all sent, such as NoSuchUpload), while the
+// caller reuses the memory behind r as soon as the call returns. After
+// fence no read touches r. Bodies here are in memory: a read never blocks.
+func body(r io.Reader, size int64) *fencedBody {
+	return &fencedBody{r: io.LimitReader(r, size)}
+}
+
+type fencedBody struct {
+	mu     sync.Mutex
+	r      io.Reader
+	fenced bool
+}
+
+var errFenced = errors.New("s3store: the request this body belonged to is over")
+
+func (b *fencedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fenced {
+		return 0, errFenced
+	}
+	return b.r.Read(p)
+}
+
+// fence stops every later read, once a read under way has returned.
+func (b *fencedBody) fence() {
+	b.mu.Lock()
+	b.fenced = true
+	b.mu.Unlock()
 }
 
 // maxSegment is the longest segment MinIO (and diskstore) can store: each
