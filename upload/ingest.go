@@ -49,6 +49,7 @@ var (
 type Store interface {
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	Open(ctx context.Context, key string) (storage.Object, error)
+	Stat(ctx context.Context, key string) (storage.Info, error)
 	Delete(ctx context.Context, key string) error
 	NewMultipart(ctx context.Context, key string) (string, error)
 	PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (storage.Part, error)
@@ -220,7 +221,7 @@ func (in *Ingest) Resume(ctx context.Context, caseID, id string) (*Upload, error
 	if err != nil {
 		return nil, err
 	}
-	return &Upload{in: in, s: s}, nil
+	return &Upload{in: in, s: s, loaded: true}, nil
 }
 
 func (in *Ingest) tooLarge(size int64) error {
@@ -247,6 +248,10 @@ func validID(id string) bool {
 type Upload struct {
 	in *Ingest
 	s  *state
+	// loaded: the upload was read from its saved state, which an earlier
+	// process may have left just after starting a multipart upload it
+	// never recorded.
+	loaded bool
 }
 
 // Info describes an upload's progress.

@@ -12,6 +12,20 @@ import (
 // has, gives its buffer back and waits for its client without one.
 var errYield = errors.New("upload: client idle while others wait for a buffer")
 
+// errPartStored stops filling a part for a moment: a part sent earlier is
+// now stored, and the upload records it before it goes on.
+var errPartStored = errors.New("upload: a part in flight is stored")
+
+// isClosed reports whether c is closed, without waiting.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // pumpChunk is what one read of the client gave.
 type pumpChunk struct {
 	buf  []byte // the whole buffer, to reuse
@@ -70,9 +84,10 @@ func (p *pump) run(r io.Reader) {
 func (p *pump) stop() { close(p.done) }
 
 // next waits for the next chunk: at most until idle has passed and
-// yield says others wait (then errYield), or ctx ends. A nil yield waits
-// for the client as long as it takes.
-func (p *pump) next(ctx context.Context, idle time.Duration, yield func() bool) error {
+// yield says others wait (then errYield), stored is closed (then
+// errPartStored), or ctx ends. A nil yield waits for the client as long as
+// it takes; a nil stored never ends the wait.
+func (p *pump) next(ctx context.Context, idle time.Duration, yield func() bool, stored <-chan struct{}) error {
 	if len(p.pending.data) > 0 || p.pending.err != nil {
 		return nil
 	}
@@ -97,6 +112,8 @@ func (p *pump) next(ctx context.Context, idle time.Duration, yield func() bool) 
 			if yield() {
 				return errYield
 			}
+		case <-stored:
+			return errPartStored
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
@@ -104,14 +121,15 @@ func (p *pump) next(ctx context.Context, idle time.Duration, yield func() bool) 
 }
 
 // readFull fills dst like io.ReadFull: it returns len(dst) and nil, or
-// fewer bytes and io.EOF (the client's end), errYield, or the error.
-func (p *pump) readFull(ctx context.Context, dst []byte, idle time.Duration, yield func() bool) (int, error) {
+// fewer bytes and io.EOF (the client's end), errYield, errPartStored (when
+// stored is closed while it waits for the client), or the error.
+func (p *pump) readFull(ctx context.Context, dst []byte, idle time.Duration, yield func() bool, stored <-chan struct{}) (int, error) {
 	n := 0
 	for n < len(dst) {
 		if p.ended != nil {
 			return n, p.ended
 		}
-		if err := p.next(ctx, idle, yield); err != nil {
+		if err := p.next(ctx, idle, yield, stored); err != nil {
 			return n, err
 		}
 		c := copy(dst[n:], p.pending.data)
@@ -134,7 +152,7 @@ func (p *pump) readFull(ctx context.Context, dst []byte, idle time.Duration, yie
 // there.
 func (p *pump) wait(ctx context.Context) (bool, error) {
 	for p.ended == nil {
-		if err := p.next(ctx, 0, nil); err != nil {
+		if err := p.next(ctx, 0, nil, nil); err != nil {
 			return false, err
 		}
 		if len(p.pending.data) > 0 {

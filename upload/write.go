@@ -9,6 +9,8 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/metrics"
@@ -199,6 +201,24 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 			u.in.buffers.put(b) // someone waits: take turns
 		}
 	}
+	// oldestDone is closed once the oldest part in flight is stored.
+	oldestDone := func() <-chan struct{} {
+		if len(queue) == 0 {
+			return nil
+		}
+		return queue[0].done
+	}
+	// commitStored commits, in order, the parts already stored.
+	commitStored := func() error {
+		for len(queue) > 0 && isClosed(queue[0].done) {
+			b, err := commit()
+			u.in.buffers.put(b)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	// On an early return, parts still in flight are waited for (their
 	// buffers are in use) but not committed: a resume sends them again.
 	defer func() {
@@ -248,7 +268,7 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		fill = copy(buf, s.tail)
 		for readErr == nil {
 			var n int
-			n, readErr = p.readFull(ctx, buf[fill:], u.in.idleYield, yield)
+			n, readErr = p.readFull(ctx, buf[fill:], u.in.idleYield, yield, oldestDone())
 			if s.Size >= 0 && pos+int64(fill+n) > s.Size {
 				return s.Offset - start, ErrTooLong
 			}
@@ -259,6 +279,14 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 			fill += n
 			if readErr == io.ErrUnexpectedEOF {
 				readErr = io.EOF
+			}
+			if readErr == errPartStored {
+				// A part reached the store: record it now, so that a
+				// crash while this one fills does not send it again.
+				if err := commitStored(); err != nil {
+					return s.Offset - start, err
+				}
+				readErr = nil
 			}
 			if fill < len(buf) {
 				continue
@@ -303,6 +331,14 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		pos, parts = s.partsSize(), len(s.Parts)
 	}
 	if readErr != io.EOF {
+		// The request ended early (its connection dropped): what arrived
+		// is kept, as at a normal end, unless it came with a checksum it
+		// did not complete or the server is stopping.
+		if check == nil && ctx.Err() == nil {
+			if err := u.storeSome(ctx, buf[:fill], marshalHash(h)); err != nil {
+				return s.Offset - start, errors.Join(readErr, err)
+			}
+		}
 		return s.Offset - start, readErr
 	}
 	if check != nil && !bytes.Equal(requestHash.Sum(nil), check.Sum) {
@@ -369,21 +405,52 @@ func (u *Upload) sendPart(ctx context.Context, job *partJob) {
 }
 
 // ensureMultipart starts the multipart upload of the object on the first
-// full part and records it, so that it can be aborted after a crash.
+// full part and records it, so that it can be aborted after a crash. An
+// upload read from its saved state may follow a process that died between
+// starting one and recording it: those are aborted first.
 func (u *Upload) ensureMultipart(ctx context.Context) error {
 	if u.s.Multipart != "" {
 		return nil
 	}
-	id, err := u.in.store.NewMultipart(ctx, objectKey(u.s.Case, u.s.ID))
+	key := objectKey(u.s.Case, u.s.ID)
+	if u.loaded {
+		if err := u.in.abortUnrecorded(ctx, key); err != nil {
+			return err
+		}
+		u.loaded = false
+	}
+	id, err := u.in.store.NewMultipart(ctx, key)
 	if err != nil {
 		return err
 	}
 	s := *u.s
 	s.Multipart = id
 	if err := u.in.saveState(ctx, &s); err != nil {
+		if abortErr := u.in.store.AbortMultipart(ctx, key, id); abortErr != nil {
+			u.in.log.WarnContext(ctx, "abort of an unrecorded multipart upload", "key", key, "err", abortErr)
+		}
 		return err
 	}
 	*u.s = s
+	return nil
+}
+
+// abortUnrecorded aborts the multipart uploads of key that no saved state
+// names: an upload's state names at most one, and its caller has none.
+func (in *Ingest) abortUnrecorded(ctx context.Context, key string) error {
+	mps, err := in.store.ListMultiparts(ctx, key)
+	if err != nil {
+		return err
+	}
+	for _, m := range mps {
+		if m.Key != key {
+			continue
+		}
+		if err := in.store.AbortMultipart(ctx, key, m.UploadID); err != nil {
+			return err
+		}
+		in.log.InfoContext(ctx, "aborted a multipart upload started but never recorded", "key", key, "multipart", m.UploadID)
+	}
 	return nil
 }
 
@@ -439,35 +506,67 @@ func (u *Upload) storeLast(ctx context.Context, buf, hashState []byte) error {
 		}
 	}
 	s := *u.s
+	size := s.Offset - int64(len(s.tail)) + int64(len(buf))
 	if s.Multipart == "" {
 		if err := u.in.store.Put(ctx, key, bytes.NewReader(buf), int64(len(buf))); err != nil {
 			return err
 		}
 	} else {
-		parts, err := u.copyParts(ctx)
+		parts, err := u.completeMultipart(ctx, buf)
 		if err != nil {
-			return err
-		}
-		if len(buf) > 0 {
-			part, err := u.in.store.PutPart(ctx, key, s.Multipart, len(parts)+1, bytes.NewReader(buf), int64(len(buf)))
-			if err != nil {
+			// The answer may be what was lost, not the completion: an
+			// earlier attempt, or this one, may have made the object.
+			if !u.in.whole(ctx, key, size, len(parts)) {
 				return err
 			}
-			parts = append(parts, part)
-		}
-		if _, err := u.in.store.CompleteMultipart(ctx, key, s.Multipart, parts); err != nil {
-			return err
+			u.in.log.WarnContext(ctx, "the store completed the upload although its answer was an error", "case", s.Case, "upload", s.ID, "size", size, "err", err)
 		}
 		s.Parts = parts
 	}
-	s.Offset = s.Offset - int64(len(s.tail)) + int64(len(buf))
-	s.Size = s.Offset
+	s.Offset, s.Size = size, size
 	s.Hash, s.tail, s.Stored = hashState, nil, true
 	if err := u.in.saveState(ctx, &s); err != nil {
 		return err
 	}
 	*u.s = s
 	return nil
+}
+
+// completeMultipart copies the parts kept from before a Reopen, stores buf
+// as the last part and completes the upload's multipart upload. It returns
+// the parts completed, also when it fails.
+func (u *Upload) completeMultipart(ctx context.Context, buf []byte) ([]storage.Part, error) {
+	key := objectKey(u.s.Case, u.s.ID)
+	parts, err := u.copyParts(ctx)
+	if err != nil {
+		return u.s.Parts, err
+	}
+	if len(buf) > 0 {
+		part, err := u.in.store.PutPart(ctx, key, u.s.Multipart, len(parts)+1, bytes.NewReader(buf), int64(len(buf)))
+		if err != nil {
+			return append(parts, storage.Part{Number: len(parts) + 1, Size: int64(len(buf))}), err
+		}
+		parts = append(parts, part)
+	}
+	_, err = u.in.store.CompleteMultipart(ctx, key, u.s.Multipart, parts)
+	return parts, err
+}
+
+// whole reports whether the object key exists as the completion of an
+// upload of size bytes in parts parts would have made it: a completion
+// whose answer was lost, or one an earlier attempt made before the
+// process died. The key is the upload's own: nothing else writes it. An
+// S3 multipart ETag ends in "-<parts>"; other ETags are not checked.
+func (in *Ingest) whole(ctx context.Context, key string, size int64, parts int) bool {
+	info, err := in.store.Stat(ctx, key)
+	if err != nil || info.Size != size {
+		return false
+	}
+	etag := strings.Trim(info.ETag, `"`)
+	if i := strings.LastIndexByte(etag, '-'); i >= 0 && parts > 0 {
+		return etag[i+1:] == strconv.Itoa(parts)
+	}
+	return true
 }
 
 // copyParts copies the file's bytes from before a Reopen into their
@@ -564,6 +663,29 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 func (u *Upload) lost(ctx context.Context, err error) error {
 	if !errors.Is(err, storage.ErrNotFound) || u.s.Multipart == "" || u.s.Stored || u.s.Committed {
 		return err
+	}
+	key := objectKey(u.s.Case, u.s.ID)
+	// "Not found" is concluded only when neither the multipart upload nor
+	// the object it completes to exists.
+	mps, listErr := u.in.store.ListMultiparts(ctx, key)
+	if listErr != nil {
+		return errors.Join(err, listErr)
+	}
+	for _, m := range mps {
+		if m.UploadID == u.s.Multipart {
+			return err // the upload is there: something else was missing
+		}
+	}
+	if u.in.whole(ctx, key, u.s.Offset, len(u.s.Parts)+min(len(u.s.tail), 1)) {
+		// An earlier process completed it and died before it said so.
+		s := *u.s
+		s.Size, s.tail, s.Stored = s.Offset, nil, true
+		if saveErr := u.in.saveState(ctx, &s); saveErr != nil {
+			return errors.Join(err, saveErr)
+		}
+		*u.s = s
+		u.in.log.WarnContext(ctx, "the store had completed this upload before a restart; it is whole", "case", s.Case, "upload", s.ID, "size", s.Size)
+		return fmt.Errorf("%w: every byte was stored before", ErrCommitted)
 	}
 	s := *u.s
 	stored := s.Offset
