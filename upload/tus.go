@@ -151,9 +151,10 @@ func (t *tusStore) GetUpload(ctx context.Context, id string) (handler.Upload, er
 	if foreign && who.Actor.Role != "staff" {
 		return nil, handler.ErrNotFound
 	}
-	// All bytes stored but not committed (the server stopped in between):
-	// commit now, so the client asking for the offset finds the file done.
-	if u.s.Stored && !u.s.Committed && !foreign {
+	// All bytes stored but not committed (the server stopped in between,
+	// perhaps before it recorded the store's completion): finish now, so
+	// the client asking for the offset finds the file done.
+	if !u.s.Committed && !foreign && u.s.Size >= 0 && u.s.Offset == u.s.Size {
 		if _, err := u.Finish(ctx); err != nil && !errors.Is(err, ErrDigestMismatch) {
 			return nil, t.tusError(err)
 		}
