@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/storage"
+	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -246,4 +250,80 @@ func TestAMultipartUploadNeverRecordedIsAborted(t *testing.T) {
 			t.Fatalf("finished %+v (%v)", file, err)
 		}
 	})
+}
+
+// failingCatalogWrites fails the writes of catalog entries while armed, as
+// a crash right after the store took the last bytes would leave it.
+type failingCatalogWrites struct {
+	storage.Store
+	fail atomic.Bool
+}
+
+func (f *failingCatalogWrites) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if f.fail.Load() && strings.Contains(key, "/files/") {
+		return errAnswerLost
+	}
+	return f.Store.Put(ctx, key, r, size)
+}
+
+// Every byte stored but the commit lost (the process died between): the
+// next client to look for the partial finds the file complete instead.
+func TestAnUploadStoredButNotCommittedIsCommittedWhenLookedFor(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	failing := &failingCatalogWrites{}
+	f := newFixture(t, func() storage.Store { failing.Store = must(diskstore.New(root)); return failing })
+	data := randomBytes(storage.MinPartSize+321, 36)
+	up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "closed.bin", Size: -1, Via: "sftp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(ctx, 0, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	failing.fail.Store(true)
+	if _, err := up.Finish(ctx); err == nil {
+		t.Fatal("Finish succeeded with the catalog unwritable")
+	}
+	failing.fail.Store(false)
+	f.restart()
+	if _, err := f.in.Partial(ctx, "case-1", "closed.bin"); !errors.Is(err, upload.ErrNotFound) {
+		t.Fatalf("Partial of a stored upload: %v, want ErrNotFound (it is complete now)", err)
+	}
+	entry, err := f.catalog.File(ctx, "case-1", "closed.bin")
+	if err != nil || entry.State != cases.FileComplete || entry.SHA256 != sha(data) {
+		t.Fatalf("catalog entry %+v (%v), want complete with sha256 %s", entry, err, sha(data))
+	}
+}
+
+// A catalog entry without a saved state (an earlier release saved the
+// entry first and died) no longer holds its name for ever.
+func TestAnUploadEntryWithoutStateIsDroppedOnceStale(t *testing.T) {
+	ctx := context.Background()
+	f := diskFixture(t, upload.Config{})
+	for _, tc := range []struct {
+		age  time.Duration
+		kept bool
+	}{{10 * time.Second, true}, {2 * time.Minute, false}} {
+		name := fmt.Sprintf("zombie-%v.bin", tc.age)
+		if _, err := f.catalog.AddFile(ctx, "case-1", cases.File{
+			Name: name, Object: "0123456789abcdef0123456789abcdef", State: cases.FileUploading, StartedAt: clock().Add(-tc.age),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.in.Partial(ctx, "case-1", name); !errors.Is(err, upload.ErrNotFound) {
+			t.Fatalf("Partial of an entry without state: %v, want ErrNotFound", err)
+		}
+		_, err := f.catalog.File(ctx, "case-1", name)
+		if kept := err == nil; kept != tc.kept {
+			t.Errorf("an entry %v old without its state: kept %v, want %v", tc.age, kept, tc.kept)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

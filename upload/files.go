@@ -10,6 +10,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/storage"
@@ -31,14 +32,36 @@ func (in *Ingest) Partial(ctx context.Context, caseID, name string) (*Upload, er
 		return nil, ErrNotFound
 	}
 	u, err := in.Resume(ctx, caseID, f.Object)
+	if errors.Is(err, ErrNotFound) && in.now().Sub(f.StartedAt) > staleEntry {
+		// An entry without its state: an earlier release saved the state
+		// after the entry and died in between; nothing was stored. The
+		// entry would hold the name for ever.
+		in.log.WarnContext(ctx, "dropped an upload's catalog entry that has no saved state", "case", caseID, "file", f.Name, "upload", f.Object)
+		if err := in.catalog.RemoveFile(ctx, caseID, f.Name); err != nil {
+			return nil, err
+		}
+		return nil, ErrNotFound
+	}
 	if err != nil {
 		return nil, err
+	}
+	if u.s.Stored && !u.s.Committed && u.s.Name == f.Name {
+		// Every byte is stored and the process died before the commit:
+		// commit now. The file is complete, not a partial.
+		if _, err := u.Finish(ctx); err != nil && !errors.Is(err, ErrDigestMismatch) {
+			return nil, err
+		}
+		return nil, ErrNotFound
 	}
 	if u.s.Committed || u.s.Name != f.Name {
 		return nil, ErrNotFound
 	}
 	return u, nil
 }
+
+// staleEntry is how old a catalog entry without a saved state must be to
+// be dropped: a new upload's state is saved in the same moment.
+const staleEntry = time.Minute
 
 // StoredSize is how many bytes of f are stored: its size when complete,
 // the stored offset of its upload while uploading. It reads only the JSON

@@ -192,20 +192,28 @@ func (in *Ingest) Create(ctx context.Context, nf NewFile) (*Upload, error) {
 	actor := nf.Actor
 	actor.Username, actor.Door = nf.UploadedBy, nf.Via
 	s := &state{
-		ID: newID(), Case: nf.Case, Size: nf.Size, Declared: strings.ToLower(nf.SHA256),
+		ID: newID(), Case: nf.Case, Name: nf.Name, Size: nf.Size, Declared: strings.ToLower(nf.SHA256),
 		Via: nf.Via, UploadedBy: nf.UploadedBy, Actor: actor, Meta: nf.Meta, CreatedAt: now,
+	}
+	// The state first: a catalog entry always has its state, even when the
+	// process dies in between (a state without an entry goes with the purge).
+	if err := in.saveState(ctx, s); err != nil {
+		return nil, err
 	}
 	name, err = in.catalog.AddFile(ctx, nf.Case, cases.File{
 		Name: nf.Name, Object: s.ID, Size: max(nf.Size, 0), State: cases.FileUploading,
 		Via: nf.Via, UploadedBy: nf.UploadedBy, StartedAt: now,
 	})
 	if err != nil {
+		_ = in.store.Delete(ctx, stateKey(s.Case, s.ID))
 		return nil, err
 	}
-	s.Name = name
-	if err := in.saveState(ctx, s); err != nil {
-		_ = in.catalog.RemoveFile(ctx, nf.Case, name)
-		return nil, err
+	if name != s.Name { // the name was taken: "name (2).ext"
+		s.Name = name
+		if err := in.saveState(ctx, s); err != nil {
+			_ = in.catalog.RemoveFile(ctx, nf.Case, name)
+			return nil, err
+		}
 	}
 	in.log.InfoContext(ctx, "upload started", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "via", s.Via, "by", s.UploadedBy)
 	in.audit(ctx, s, cases.EventUploadStarted, max(s.Size, 0), "")
