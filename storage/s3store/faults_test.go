@@ -159,3 +159,32 @@ func TestPingGivesUpAtItsDeadline(t *testing.T) {
 		t.Errorf("Ping of a server that never answers: %v after %v; want storage.ErrUnavailable after 300ms", err, took)
 	}
 }
+
+// Ping writes its probe once: a versioned bucket does not fill up with
+// versions of it, one per readiness check.
+func TestPingStoresItsProbeOnce(t *testing.T) {
+	bucket := newBucket(t)
+	c, err := miniotest.Shared(t).Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnableVersioning(t.Context(), bucket); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, bucket, "")
+	for range 3 {
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+	}
+	versions := 0
+	for oi := range c.ListObjectsIter(t.Context(), bucket, minio.ListObjectsOptions{Prefix: probeKey, WithVersions: true}) {
+		if oi.Err != nil {
+			t.Fatal(oi.Err)
+		}
+		versions++
+	}
+	if versions != 1 {
+		t.Errorf("%d versions of %s after three Pings, want 1", versions, probeKey)
+	}
+}

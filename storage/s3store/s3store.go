@@ -4,6 +4,7 @@
 package s3store
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -120,24 +121,24 @@ func transport(secure bool) http.RoundTripper {
 	return t
 }
 
-// probeKey is the object Ping starts a multipart upload of, and aborts.
+// probeKey is the object Ping writes; probeBody is what it holds.
 const probeKey = "system/ready-probe"
 
-// Ping reports whether the store takes uploads now, in one attempt each
-// of two requests: it starts a multipart upload (which MinIO refuses with
-// XMinioStorageFull unless its drives have room for an object of unknown
-// size) and aborts it. An unreachable store, or one that does not answer
-// before ctx's deadline, fails with storage.ErrUnavailable; a full one
-// with storage.ErrNoSpace; a missing bucket with an error of its own.
+var probeBody = []byte("casedrop checks that the store takes writes\n")
+
+// Ping reports whether the store takes writes now, in one attempt: it
+// writes probeKey if it is not there yet. The write is conditional
+// (If-None-Match: *), so once the object exists nothing more is stored,
+// not even a version; MinIO still checks its drives' free space first and
+// refuses with XMinioStorageFull below its threshold. An unreachable store,
+// or one that does not answer before ctx's deadline, fails with
+// storage.ErrUnavailable; a full one with storage.ErrNoSpace; a missing
+// bucket with an error of its own.
 func (s *Store) Ping(ctx context.Context) error {
-	name := s.name(probeKey)
-	id, err := s.probe.NewMultipartUpload(ctx, s.bucket, name, minio.PutObjectOptions{})
-	if err == nil {
-		if err = s.probe.AbortMultipartUpload(ctx, s.bucket, name, id); err != nil {
-			go s.abortAfter(ctx, probeKey, id) // with retries, off the caller's time
-		}
-	}
-	if err == nil {
+	var opts minio.PutObjectOptions
+	opts.SetMatchETagExcept("*")
+	_, err := s.probe.PutObject(ctx, s.bucket, s.name(probeKey), bytes.NewReader(probeBody), int64(len(probeBody)), "", "", opts)
+	if err == nil || classify(err) == storage.ErrExists {
 		return nil
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
