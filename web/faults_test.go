@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +151,63 @@ func TestReadyzIsReadyAgainAsSoonAsTheStoreIs(t *testing.T) {
 	e.expect(e.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable)
 	faults.Fail(nil)
 	e.expect(e.do("GET", "/readyz", "", nil), http.StatusOK)
+}
+
+// A PATCH refused by the store while its body still streams: the ingest's
+// reader of the body may finish a read after the handler has returned, and
+// tusd then moves the connection's read deadline. Over HTTP/2 that reached
+// a finished response and crashed the server (the test binary with it),
+// in two runs of three; five PATCHes make a miss unlikely.
+func TestAPatchRefusedMidBodyLeavesAnHTTP2ServerStanding(t *testing.T) {
+	e := newEnv(t)
+	cred := e.openCase("c1")
+	h2 := httptest.NewUnstartedServer(e.srv.Config.Handler)
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	t.Cleanup(h2.Close)
+	client := h2.Client()
+	tus := func(method, path string, body io.Reader) *http.Response {
+		req, err := http.NewRequest(method, h2.URL+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+cred.Token)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		if method == "PATCH" {
+			req.ContentLength = 64 << 20
+			req.Header.Set("Upload-Offset", "0")
+			req.Header.Set("Content-Type", "application/offset+octet-stream")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	for i := range 5 {
+		path := e.create(cred.Token, 64<<20, meta("filename", fmt.Sprintf("big-%d.bin", i)))
+		e.faults.FailWrites(storage.ErrNoSpace)
+		body, feed := io.Pipe()
+		answered := make(chan struct{})
+		go func() {
+			// A part and a little more, then nothing until the answer is
+			// in: the server's reader waits for the client when the part
+			// fails.
+			_, _ = feed.Write(bytes.Repeat([]byte("p"), 16<<20+100<<10))
+			<-answered
+			_, _ = feed.Write(bytes.Repeat([]byte("q"), 1<<20))
+			feed.Close()
+		}()
+		resp := tus("PATCH", path, body)
+		close(answered)
+		if resp.StatusCode != http.StatusInsufficientStorage || resp.ProtoMajor != 2 {
+			t.Fatalf("PATCH: %s over %s, want 507 over HTTP/2", resp.Status, resp.Proto)
+		}
+		e.faults.FailWrites(nil)
+		if resp := tus("HEAD", path, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("HEAD after the refused PATCH: %s", resp.Status)
+		}
+	}
 }
