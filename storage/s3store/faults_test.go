@@ -75,6 +75,10 @@ func TestAFailureAfterTheCallerGaveUpIsTheCallers(t *testing.T) {
 	if storage.Fault(err) != nil {
 		t.Errorf("%v is taken for a fault of the store", err)
 	}
+	// An answer about the key is still one.
+	if err := s.err(ctx, "delete", "k", minio.ErrorResponse{StatusCode: http.StatusNotFound, Code: "NoSuchKey"}); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("NoSuchKey after the caller gave up is %v, want storage.ErrNotFound", err)
+	}
 }
 
 // A store on a MinIO of the test's own, which it kills and restarts.

@@ -290,11 +290,11 @@ func (s *Store) info(oi minio.ObjectInfo) storage.Info {
 }
 
 // err wraps an error of op on key for the caller, adding what it stands
-// for (see classify). An error once ctx has ended is the caller's doing (a
-// client gone, a deadline of its own), not the store's: it is wrapped as
-// it is.
+// for (see classify). A failure once ctx has ended is the caller's doing (a
+// client gone, a deadline of its own), not a fault of the store: it is not
+// called one.
 func (s *Store) err(ctx context.Context, op, key string, err error) error {
-	if kind := classify(err); kind != nil && ctx.Err() == nil {
+	if kind := classify(err); kind != nil && (storage.Fault(kind) == nil || ctx.Err() == nil) {
 		return fmt.Errorf("s3store: %s %q: %w (%w)", op, key, kind, err)
 	}
 	return fmt.Errorf("s3store: %s %q: %w", op, key, err)
