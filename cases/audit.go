@@ -32,6 +32,9 @@ const (
 	EventFilesListed        = "files.listed"
 	EventArchiveDownloaded  = "archive.downloaded"
 	EventManifestDownloaded = "manifest.downloaded"
+	// The store's outages, in the server-wide trail, recorded once over.
+	EventStorageUnavailable = "storage.unavailable"
+	EventStorageFull        = "storage.full"
 )
 
 // Actor is who did something, as the door that let them in saw them.

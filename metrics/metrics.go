@@ -38,7 +38,7 @@ var (
 	FailedLogins    = counterVec("failed_logins_total", "Refused credentials, per door.", "door")
 	PurgeRuns       = counterVec("purge_runs_total", "Purge passes, per result (ok or error).", "result")
 	PurgedObjects   = counterVec("purged_objects_total", "Objects removed by purges.")
-	StorageErrors   = counterVec("storage_errors_total", "Object store operations that failed, per operation.", "op")
+	StorageErrors   = counterVec("storage_errors_total", "Object store operations that failed, per operation and kind (unavailable, no_space, other).", "op", "kind")
 	StorageLatency  = func() *prometheus.HistogramVec {
 		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "casedrop", Name: "storage_operation_seconds",
 			Help: "Object store operation latency, per operation.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}, []string{"op"})
@@ -83,13 +83,49 @@ func init() {
 // Handler serves the metrics in the Prometheus text format.
 func Handler() http.Handler { return promhttp.HandlerFor(registry, promhttp.HandlerOpts{}) }
 
-// observe times one store operation and counts its failure. A missing
-// object or an existing one on a conditional write is an answer, not a
-// failure of the store.
-func observe(op string, start time.Time, err error) {
+// ObserveStorage reports, at each scrape, the store's fault under way as
+// a gauge per kind: 1 while the store is unavailable, or out of space.
+func ObserveStorage(fault func() error) {
+	for kind, err := range map[string]error{"unavailable": storage.ErrUnavailable, "no_space": storage.ErrNoSpace} {
+		registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "casedrop", Name: "storage_fault",
+			Help:        "1 while the object store is unavailable (kind unavailable) or out of space (kind no_space), as its operations tell.",
+			ConstLabels: prometheus.Labels{"kind": kind}},
+			func() float64 {
+				if errors.Is(fault(), err) {
+					return 1
+				}
+				return 0
+			}))
+	}
+}
+
+// faultKind is the kind label of a failed store operation.
+func faultKind(err error) string {
+	switch storage.Fault(err) {
+	case storage.ErrUnavailable:
+		return "unavailable"
+	case storage.ErrNoSpace:
+		return "no_space"
+	}
+	return "other"
+}
+
+// Watcher is told the outcome of every store operation: its name, whether
+// its success shows that the store has room for a part (storing a part,
+// completing an upload, Ping; a small put may fit where a part does not),
+// when it started and its error.
+type Watcher func(op string, room bool, start time.Time, err error)
+
+// observe times one store operation, counts its failure and tells the
+// watcher. A missing object or an existing one on a conditional write is
+// an answer, not a failure of the store.
+func (i instrumented) observe(op string, room bool, start time.Time, err error) {
 	StorageLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrExists) {
-		StorageErrors.WithLabelValues(op).Inc()
+		StorageErrors.WithLabelValues(op, faultKind(err)).Inc()
+	}
+	if i.watch != nil {
+		i.watch(op, room, start, err)
 	}
 }
 
@@ -99,73 +135,77 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Store wraps a store so that every operation is timed and counted.
-func Store(s Pinger) Pinger { return instrumented{s} }
+// Store wraps a store so that every operation is timed and counted, and
+// its outcome told to watch, if not nil.
+func Store(s Pinger, watch Watcher) Pinger { return instrumented{s, watch} }
 
-type instrumented struct{ s Pinger }
+type instrumented struct {
+	s     Pinger
+	watch Watcher
+}
 
 func (i instrumented) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
-	defer func(t time.Time) { observe("put", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("put", false, t, err) }(time.Now())
 	return i.s.Put(ctx, key, r, size)
 }
 
 func (i instrumented) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) (err error) {
-	defer func(t time.Time) { observe("put_if_absent", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("put_if_absent", false, t, err) }(time.Now())
 	return i.s.PutIfAbsent(ctx, key, r, size)
 }
 
 func (i instrumented) Open(ctx context.Context, key string) (o storage.Object, err error) {
-	defer func(t time.Time) { observe("open", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("open", false, t, err) }(time.Now())
 	return i.s.Open(ctx, key)
 }
 
 func (i instrumented) Stat(ctx context.Context, key string) (info storage.Info, err error) {
-	defer func(t time.Time) { observe("stat", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("stat", false, t, err) }(time.Now())
 	return i.s.Stat(ctx, key)
 }
 
 func (i instrumented) Delete(ctx context.Context, key string) (err error) {
-	defer func(t time.Time) { observe("delete", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("delete", false, t, err) }(time.Now())
 	return i.s.Delete(ctx, key)
 }
 
 func (i instrumented) List(ctx context.Context, prefix string) (infos []storage.Info, err error) {
-	defer func(t time.Time) { observe("list", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("list", false, t, err) }(time.Now())
 	return i.s.List(ctx, prefix)
 }
 
 func (i instrumented) NewMultipart(ctx context.Context, key string) (id string, err error) {
-	defer func(t time.Time) { observe("new_multipart", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("new_multipart", false, t, err) }(time.Now())
 	return i.s.NewMultipart(ctx, key)
 }
 
 func (i instrumented) PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (p storage.Part, err error) {
-	defer func(t time.Time) { observe("put_part", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("put_part", true, t, err) }(time.Now())
 	return i.s.PutPart(ctx, key, uploadID, number, r, size)
 }
 
 func (i instrumented) CopyPart(ctx context.Context, key, uploadID string, number int, srcKey string, offset, size int64) (p storage.Part, err error) {
-	defer func(t time.Time) { observe("copy_part", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("copy_part", true, t, err) }(time.Now())
 	return i.s.CopyPart(ctx, key, uploadID, number, srcKey, offset, size)
 }
 
 func (i instrumented) CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (info storage.Info, err error) {
-	defer func(t time.Time) { observe("complete_multipart", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("complete_multipart", true, t, err) }(time.Now())
 	return i.s.CompleteMultipart(ctx, key, uploadID, parts)
 }
 
 func (i instrumented) AbortMultipart(ctx context.Context, key, uploadID string) (err error) {
-	defer func(t time.Time) { observe("abort_multipart", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("abort_multipart", false, t, err) }(time.Now())
 	return i.s.AbortMultipart(ctx, key, uploadID)
 }
 
 func (i instrumented) ListMultiparts(ctx context.Context, prefix string) (m []storage.Multipart, err error) {
-	defer func(t time.Time) { observe("list_multiparts", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("list_multiparts", false, t, err) }(time.Now())
 	return i.s.ListMultiparts(ctx, prefix)
 }
 
 func (i instrumented) Ping(ctx context.Context) (err error) {
-	defer func(t time.Time) { observe("ping", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("ping", true, t, err) }(time.Now())
 	return i.s.Ping(ctx)
 }
 
@@ -175,7 +215,7 @@ func (i instrumented) SetDigest(ctx context.Context, key, sha256hex string) (err
 	if !ok {
 		return nil
 	}
-	defer func(t time.Time) { observe("set_digest", t, err) }(time.Now())
+	defer func(t time.Time) { i.observe("set_digest", false, t, err) }(time.Now())
 	return d.SetDigest(ctx, key, sha256hex)
 }
 

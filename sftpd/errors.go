@@ -60,11 +60,15 @@ func errHoles(stored int64) error {
 
 // statusMap is the one place where casedrop's errors become SFTP status
 // codes; the message sent is the error's own (it names only the client's
-// file, never a credential).
+// file, never a credential), or, for the store's faults, retryLater's.
 var statusMap = []struct {
 	err  error
 	code error
 }{
+	// First: whatever the request was doing, it may succeed later. SFTP
+	// version 3, which clients speak, has no code for a full disk.
+	{storage.ErrUnavailable, sftp.ErrSSHFxFailure},
+	{storage.ErrNoSpace, sftp.ErrSSHFxFailure},
 	{cases.ErrNotFound, sftp.ErrSSHFxNoSuchFile},
 	{upload.ErrNotFound, sftp.ErrSSHFxNoSuchFile},
 	{storage.ErrNotFound, sftp.ErrSSHFxNoSuchFile},
@@ -83,6 +87,13 @@ var statusMap = []struct {
 	{upload.ErrInvalidDigest, sftp.ErrSSHFxFailure},
 }
 
+// retryLater is what clients are told of the store's faults, which pass:
+// the store's own error names addresses and paths, which are for the log.
+var retryLater = map[error]string{
+	storage.ErrUnavailable: "the server's storage is unavailable: try again later (uploads resume from what was stored)",
+	storage.ErrNoSpace:     "the server's storage is full: try again later (uploads resume from what was stored)",
+}
+
 // status turns err into what pkg/sftp sends: a statusError, or io.EOF
 // unchanged (the end of a read or a listing is not an error). It reports
 // false for an error that is the server's fault, which the client sees only
@@ -98,9 +109,14 @@ func status(err error) (error, bool) {
 		return se, true
 	}
 	for _, m := range statusMap {
-		if errors.Is(err, m.err) {
-			return &statusError{code: m.code, msg: err.Error()}, true
+		if !errors.Is(err, m.err) {
+			continue
 		}
+		msg, ok := retryLater[m.err]
+		if !ok {
+			msg = err.Error()
+		}
+		return &statusError{code: m.code, msg: msg}, true
 	}
 	return errInternal, false
 }

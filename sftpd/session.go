@@ -13,6 +13,7 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/storage"
 )
 
 // connection is one logged-in SSH connection.
@@ -286,7 +287,11 @@ func (c *connection) invalid(ctx context.Context) string {
 	}
 	revoked, err := c.srv.cfg.Catalog.Revoked(ctx, c.claims.Case, c.claims.CredentialID)
 	if err != nil {
-		c.log.Warn("sftp credential recheck failed", "err", err)
+		level := slog.LevelWarn
+		if storage.Fault(err) != nil {
+			level = slog.LevelDebug // an outage of the store is logged once, where it is watched
+		}
+		c.log.Log(ctx, level, "sftp credential recheck failed", "err", err)
 		return ""
 	}
 	if !revoked {

@@ -22,7 +22,30 @@ var (
 	ErrExists = errors.New("storage: object exists")
 	// ErrInvalidKey: the key is not a valid object key (see ValidKey).
 	ErrInvalidKey = errors.New("storage: invalid key")
+
+	// ErrUnavailable: the store could not be reached or did not answer (a
+	// refused or reset connection, a timeout, a failed name lookup, an S3
+	// 5xx such as ServiceUnavailable or SlowDown, a local disk answering
+	// I/O errors). The same operation may succeed later.
+	ErrUnavailable = errors.New("storage: unavailable")
+	// ErrNoSpace: the store has no room for what was written (a full file
+	// system or disk quota, MinIO's XMinioStorageFull, a bucket quota).
+	// Writes succeed again once space is freed.
+	ErrNoSpace = errors.New("storage: no space left")
 )
+
+// Fault returns ErrUnavailable or ErrNoSpace when err is one of them: a
+// fault of the store itself rather than an answer about a key, which
+// callers turn into "try again later". Otherwise it returns nil.
+func Fault(err error) error {
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return ErrUnavailable
+	case errors.Is(err, ErrNoSpace):
+		return ErrNoSpace
+	}
+	return nil
+}
 
 // MinPartSize is the smallest size of a multipart upload's part other than
 // the last, as S3 requires. Callers keep any smaller tail themselves.

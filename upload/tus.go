@@ -50,9 +50,10 @@ func uploaderFrom(ctx context.Context) (Uploader, error) {
 type TusConfig struct {
 	// BasePath is where the handler is mounted, e.g. "/files/".
 	BasePath string
-	// HTTPError turns an error into the status and JSON body sent to the
-	// client (the web package's one error map).
-	HTTPError func(error) (status int, body string)
+	// HTTPError turns an error into the status, headers (besides
+	// Content-Type, such as Retry-After) and JSON body sent to the client
+	// (the web package's one error map).
+	HTTPError func(error) (status int, header http.Header, body string)
 	Logger    *slog.Logger
 	// Locker serialises requests on one upload; nil means an in-memory
 	// locker, right for one instance.
@@ -86,7 +87,7 @@ func (in *Ingest) TusHandler(cfg TusConfig) (*handler.Handler, error) {
 
 type tusStore struct {
 	in        *Ingest
-	httpError func(error) (int, string)
+	httpError func(error) (int, http.Header, string)
 }
 
 // tusError gives err the status and JSON body of the web error map.
@@ -98,14 +99,18 @@ func (t *tusStore) tusError(err error) error {
 	if errors.As(err, &already) {
 		return err
 	}
-	status, body := t.httpError(err)
+	status, header, body := t.httpError(err)
+	h := handler.HTTPHeader{"Content-Type": "application/json"}
+	for k := range header {
+		h[k] = header.Get(k)
+	}
 	return handler.Error{
 		ErrorCode: http.StatusText(status),
 		Message:   err.Error(),
 		HTTPResponse: handler.HTTPResponse{
 			StatusCode: status,
 			Body:       body,
-			Header:     handler.HTTPHeader{"Content-Type": "application/json"},
+			Header:     h,
 		},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/casedrop/casedrop/auth"
@@ -232,6 +233,7 @@ func parseUploadChecksum(h string) (upload.Checksum, error) {
 func jsonErrors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		jw := &jsonErrorWriter{ResponseWriter: w, method: r.Method}
+		defer jw.end()
 		next.ServeHTTP(jw, r)
 		if jw.captured != nil {
 			jw.flushError()
@@ -244,6 +246,44 @@ type jsonErrorWriter struct {
 	method   string
 	status   int
 	captured *bytes.Buffer
+
+	// tusd moves the connection's deadlines after every read of the body,
+	// and the ingest reads the body on a goroutine of its own, which can
+	// finish a read after the handler has answered (a PATCH refused while
+	// its body streams). Deadlines set then must not reach the finished
+	// response: HTTP/2's panics. over says the handler has returned.
+	mu   sync.Mutex
+	over bool
+}
+
+var errRequestOver = errors.New("web: the request has been answered")
+
+// SetReadDeadline moves the request's read deadline while the handler
+// runs (http.ResponseController finds it before the writer underneath).
+func (j *jsonErrorWriter) SetReadDeadline(t time.Time) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.over {
+		return errRequestOver
+	}
+	return http.NewResponseController(j.ResponseWriter).SetReadDeadline(t)
+}
+
+// SetWriteDeadline is SetReadDeadline's twin for writes.
+func (j *jsonErrorWriter) SetWriteDeadline(t time.Time) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.over {
+		return errRequestOver
+	}
+	return http.NewResponseController(j.ResponseWriter).SetWriteDeadline(t)
+}
+
+// end marks the request answered, once a deadline being set is.
+func (j *jsonErrorWriter) end() {
+	j.mu.Lock()
+	j.over = true
+	j.mu.Unlock()
 }
 
 func (j *jsonErrorWriter) WriteHeader(code int) {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -35,6 +36,10 @@ var errorMap = []struct {
 	status int
 	code   string
 }{
+	// The store's faults come first: whatever the request was doing, it
+	// may succeed later (see retryLater); tus clients retry a 5xx.
+	{storage.ErrUnavailable, http.StatusServiceUnavailable, "storage_unavailable"},
+	{storage.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage"},
 	{auth.ErrInvalid, http.StatusUnauthorized, "invalid_credential"},
 	{auth.ErrExpired, http.StatusUnauthorized, "credential_expired"},
 	{auth.ErrRevoked, http.StatusUnauthorized, "credential_revoked"},
@@ -64,23 +69,55 @@ var errorMap = []struct {
 	{storage.ErrNotFound, http.StatusNotFound, "not_found"},
 }
 
-// classify returns the status, code and client-facing message of err.
-// Unknown errors are the server's: a generic message, the detail logged.
-func classify(err error) (int, string, string) {
+// retryLater is what clients are told of the store's faults, which pass:
+// a message of its own (the store's error names addresses and paths, which
+// are for the log) and when to try again (Retry-After).
+var retryLater = map[error]struct {
+	message string
+	after   time.Duration
+}{
+	storage.ErrUnavailable: {"the server's storage is unavailable; try again later", 5 * time.Second},
+	storage.ErrNoSpace:     {"the server's storage is full; try again later", time.Minute},
+}
+
+// answer is what a client is told of an error.
+type answer struct {
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration
+}
+
+// classify returns what the client is told of err. Unknown errors are the
+// server's: a generic message, the detail logged.
+func classify(err error) answer {
+	a := lookup(err)
+	var limited tooManyTries
+	if errors.As(err, &limited) {
+		a.retryAfter = max(limited.after.Round(time.Second), time.Second)
+	}
+	return a
+}
+
+func lookup(err error) answer {
 	var ae *apiError
 	if errors.As(err, &ae) {
-		return ae.status, ae.code, ae.message
+		return answer{status: ae.status, code: ae.code, message: ae.message}
 	}
 	for _, m := range errorMap {
-		if errors.Is(err, m.err) {
-			msg := err.Error()
-			if m.status == http.StatusUnauthorized || m.status == http.StatusForbidden && m.code == "wrong_case" {
-				msg = m.err.Error() // never echo detail about a credential
-			}
-			return m.status, m.code, msg
+		if !errors.Is(err, m.err) {
+			continue
 		}
+		a := answer{status: m.status, code: m.code, message: err.Error()}
+		if later, ok := retryLater[m.err]; ok {
+			a.message, a.retryAfter = later.message, later.after
+		}
+		if m.status == http.StatusUnauthorized || m.status == http.StatusForbidden && m.code == "wrong_case" {
+			a.message = m.err.Error() // never echo detail about a credential
+		}
+		return a
 	}
-	return http.StatusInternalServerError, "internal", "internal server error"
+	return answer{status: http.StatusInternalServerError, code: "internal", message: "internal server error"}
 }
 
 type errorBody struct {
@@ -88,20 +125,36 @@ type errorBody struct {
 	Code  string `json:"code"`
 }
 
-func errorJSON(err error) (int, string) {
-	status, code, msg := classify(err)
-	b, _ := json.Marshal(errorBody{Error: msg, Code: code})
-	return status, string(b)
+// errorResponse returns the status, the headers beyond Content-Type and
+// the JSON body that answer err.
+func errorResponse(err error) (int, http.Header, string) {
+	a := classify(err)
+	b, _ := json.Marshal(errorBody{Error: a.message, Code: a.code})
+	h := http.Header{}
+	if a.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(a.retryAfter/time.Second)))
+	}
+	return a.status, h, string(b)
+}
+
+// logFailure logs err when it is the server's fault (a 5xx), in the name
+// of msg. The store's outages are logged once, where the store is
+// watched, not by every request they fail: those are debug lines here.
+func logFailure(ctx context.Context, log *slog.Logger, status int, msg string, err error, args ...any) {
+	switch {
+	case status < 500:
+	case storage.Fault(err) != nil:
+		log.DebugContext(ctx, msg, append(args, "err", err)...)
+	default:
+		log.ErrorContext(ctx, msg, append(args, "err", err)...)
+	}
 }
 
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, body := errorJSON(err)
-	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	var limited tooManyTries
-	if errors.As(err, &limited) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(limited.after.Round(time.Second), time.Second)/time.Second)))
+	status, header, body := errorResponse(err)
+	logFailure(r.Context(), s.log, status, "request failed", err, "method", r.Method, "path", r.URL.Path)
+	for k, v := range header {
+		w.Header()[k] = v
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -118,12 +171,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-// logHTTPError logs what a handler answers with 5xx; used by the tus
-// error path, which writes its own responses.
-func logHTTPError(log *slog.Logger, err error) {
-	if status, _, _ := classify(err); status >= 500 {
-		log.Error("tus request failed", "err", err)
-	}
 }

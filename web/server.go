@@ -5,6 +5,8 @@ package web
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -16,6 +18,7 @@ import (
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/clientaddr"
 	"github.com/casedrop/casedrop/metrics"
+	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -41,7 +44,9 @@ type Config struct {
 	ManifestSigner ManifestSigner
 	// Purger runs purges on request (POST /api/v1/purge); may be nil.
 	Purger *cases.Purger
-	// Ready reports whether the object store can be reached.
+	// Ready reports whether the object store takes uploads now, within
+	// ctx's deadline; a fault of the store is storage.ErrUnavailable or
+	// storage.ErrNoSpace.
 	Ready func(ctx context.Context) error
 	// StallTimeout ends a response the client stopped reading: a write
 	// that makes no progress for that long fails (default 2 minutes).
@@ -115,22 +120,43 @@ func New(cfg Config) (http.Handler, error) {
 	return s.logRequests(securityHeaders(mux)), nil
 }
 
-func (s *server) tusError(err error) (int, string) {
-	logHTTPError(s.log, err)
-	return errorJSON(err)
+// tusError answers an error of the tus handler, which writes its own
+// responses.
+func (s *server) tusError(err error) (int, http.Header, string) {
+	status, header, body := errorResponse(err)
+	logFailure(context.Background(), s.log, status, "tus request failed", err)
+	return status, header, body
 }
 
+// readyTimeout bounds the store check of /readyz, so that it answers
+// within about a second whatever the store does.
+const readyTimeout = 900 * time.Millisecond
+
+// readyz answers 200 while the store takes uploads, else 503 with the code
+// of the store's fault (storage_unavailable, insufficient_storage). The
+// check has a deadline of its own: a store that does not answer in time is
+// unavailable. Outages are logged where the store is watched, once.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.Ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		if err := s.Ready(ctx); err != nil {
-			s.log.WarnContext(r.Context(), "not ready", "err", err)
-			s.writeError(w, r, newError(http.StatusServiceUnavailable, "storage_unavailable", "object store unreachable"))
-			return
-		}
+	if s.Ready == nil {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	err := s.Ready(ctx)
+	if err == nil {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	if storage.Fault(err) == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: no answer within %v (%w)", storage.ErrUnavailable, readyTimeout, err)
+	}
+	a := classify(err)
+	if storage.Fault(err) == nil { // a missing bucket, refused credentials...
+		s.log.WarnContext(r.Context(), "not ready", "err", err)
+		a.code, a.message = "storage_unavailable", "the server's storage cannot be used"
+	}
+	writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: a.message, Code: a.code})
 }
 
 func securityHeaders(next http.Handler) http.Handler {

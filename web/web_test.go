@@ -21,6 +21,7 @@ import (
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/manifest"
 	"github.com/casedrop/casedrop/storage/diskstore"
+	"github.com/casedrop/casedrop/storage/storagetest"
 	"github.com/casedrop/casedrop/upload"
 	"github.com/casedrop/casedrop/web"
 )
@@ -46,9 +47,10 @@ type env struct {
 	clock *clock
 	logs  *syncBuffer
 	// store and catalog are underneath the server, for tests that go
-	// behind its back.
+	// behind its back; faults makes the store the server uses fail.
 	store   *diskstore.Store
 	catalog *cases.Catalog
+	faults  *storagetest.Faulty
 }
 
 // syncBuffer collects the server's log lines.
@@ -80,7 +82,8 @@ func newEnv(t testing.TB, opts ...func(*web.Config)) *env {
 	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	catalog := cases.New(store, clk.now)
+	faults := storagetest.NewFaulty(store)
+	catalog := cases.New(faults, clk.now)
 	keys, err := auth.LoadKeys(context.Background(), store, clk.now)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +95,7 @@ func newEnv(t testing.TB, opts ...func(*web.Config)) *env {
 	cfg := web.Config{
 		ManifestSigner: signer,
 		Catalog:        catalog,
-		Ingest:         upload.New(upload.Config{Store: store, Catalog: catalog, Now: clk.now, Logger: logger}),
+		Ingest:         upload.New(upload.Config{Store: faults, Catalog: catalog, Now: clk.now, Logger: logger}),
 		Issuer:         &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.now},
 		Verifier:       &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: clk.now, Revocations: catalog},
 		AdminToken:     adminToken,
@@ -111,7 +114,7 @@ func newEnv(t testing.TB, opts ...func(*web.Config)) *env {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, clock: clk, logs: logs, store: store, catalog: catalog}
+	return &env{t: t, srv: srv, clock: clk, logs: logs, store: store, catalog: catalog, faults: faults}
 }
 
 func (e *env) do(method, path, token string, body io.Reader, headers ...string) *http.Response {

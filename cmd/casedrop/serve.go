@@ -23,6 +23,7 @@ import (
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
+	"github.com/casedrop/casedrop/storage/outage"
 	"github.com/casedrop/casedrop/storage/s3store"
 	"github.com/casedrop/casedrop/upload"
 	"github.com/casedrop/casedrop/web"
@@ -79,8 +80,16 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
-	store := metrics.Store(rawStore)
-	catalog := cases.New(store, now)
+	var catalog *cases.Catalog // set below, before any outage can end
+	outages := outage.New(outage.Config{Now: now, Logger: log, Ended: func(o outage.Outage) {
+		auditOutage(catalog, cfg.Instance, log, o)
+	}})
+	metrics.ObserveStorage(outages.Current)
+	if disk, ok := rawStore.(*diskstore.Store); ok {
+		disk.SetMinFree(int64(cfg.PartSizeMiB) << 20) // room for a part, or not ready
+	}
+	store := metrics.Store(rawStore, outages.Observe)
+	catalog = cases.New(store, now)
 	if cfg.WebhookURL != "" {
 		catalog.EnableOutbox()
 	}
@@ -196,6 +205,21 @@ func serve(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// auditOutage records an outage of the store, once over, in the
+// server-wide audit trail, as done by this instance.
+func auditOutage(catalog *cases.Catalog, instance string, log *slog.Logger, o outage.Outage) {
+	typ := cases.EventStorageUnavailable
+	if errors.Is(o.Fault, storage.ErrNoSpace) {
+		typ = cases.EventStorageFull
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ev := cases.Event{Time: o.Start, Type: typ, Actor: cases.Actor{Door: "server", Username: instance}, Detail: cases.CleanDetail(o.String())}
+	if err := catalog.Audit(ctx, ev); err != nil {
+		log.Error("audit record lost", "type", typ, "err", err)
+	}
 }
 
 func loadCertificate(cfg *config, log *slog.Logger) (cert tlsCert, path string, err error) {

@@ -41,11 +41,14 @@ type Server struct {
 	Endpoint string
 	// AccessKey and SecretKey are the root credentials.
 	AccessKey, SecretKey string
-	// Dir holds the server's data; Stop removes it.
+	// Dir holds the server's data; Stop removes it if Start made it.
 	Dir string
 
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when the process has exited
+	console  string // host:port of the console, which MinIO insists on
+	ownsDir  bool
+	bin      string
+	cmd      *exec.Cmd     // the current run
+	exited   chan struct{} // closed when the current run has exited
 	output   *tailBuffer
 	stopOnce sync.Once
 
@@ -56,7 +59,12 @@ type Server struct {
 
 // Start starts a MinIO server on free ports of 127.0.0.1 with a new data
 // directory and random root credentials, and returns once it is ready.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return StartIn("") }
+
+// StartIn is Start with the server's data in dir, which the caller made
+// and keeps (a small file system, say): Stop leaves it. The empty dir
+// means a new temporary directory, which Stop removes.
+func StartIn(dir string) (*Server, error) {
 	bin, err := findBinary()
 	if err != nil {
 		return nil, err
@@ -64,7 +72,7 @@ func Start() (*Server, error) {
 	// A free port may be taken between probing and MinIO binding it; a
 	// server that exits before it is ready is retried on new ports.
 	for attempt := 1; ; attempt++ {
-		s, err := start(bin)
+		s, err := start(bin, dir)
 		if err == nil || !errors.Is(err, errExited) || attempt == 3 {
 			return s, err
 		}
@@ -73,12 +81,8 @@ func Start() (*Server, error) {
 
 var errExited = errors.New("minio exited before it was ready")
 
-func start(bin string) (*Server, error) {
+func start(bin, dir string) (*Server, error) {
 	ports, err := freePorts(2)
-	if err != nil {
-		return nil, fmt.Errorf("miniotest: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "miniotest-*")
 	if err != nil {
 		return nil, fmt.Errorf("miniotest: %w", err)
 	}
@@ -87,13 +91,26 @@ func start(bin string) (*Server, error) {
 		AccessKey: "test" + randomHex(8),
 		SecretKey: randomHex(20),
 		Dir:       dir,
-		exited:    make(chan struct{}),
+		console:   net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
+		bin:       bin,
 		output:    &tailBuffer{max: 64 << 10},
 	}
-	s.cmd = exec.Command(bin, "server",
-		"--address", s.Endpoint,
-		"--console-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
-		"--quiet", dir)
+	if dir == "" {
+		if s.Dir, err = os.MkdirTemp("", "miniotest-*"); err != nil {
+			return nil, fmt.Errorf("miniotest: %w", err)
+		}
+		s.ownsDir = true
+	}
+	if err := s.run(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// run starts the process and waits until it is ready.
+func (s *Server) run() error {
+	s.cmd = exec.Command(s.bin, "server", "--address", s.Endpoint, "--console-address", s.console, "--quiet", s.Dir)
 	s.cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
@@ -104,18 +121,37 @@ func start(bin string) (*Server, error) {
 	s.cmd.Stderr = s.output
 	s.cmd.SysProcAttr = dieWithParent()
 	if err := s.cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("miniotest: start %s: %w", bin, err)
+		return fmt.Errorf("miniotest: start %s: %w", s.bin, err)
 	}
-	go func() {
-		_ = s.cmd.Wait()
-		close(s.exited)
-	}()
+	exited := make(chan struct{})
+	s.exited = exited
+	go func(cmd *exec.Cmd) {
+		_ = cmd.Wait()
+		close(exited)
+	}(s.cmd)
 	if err := s.waitReady(readyTimeout); err != nil {
-		s.Stop()
-		return nil, fmt.Errorf("miniotest: %w\nminio output:\n%s", err, s.output.String())
+		return fmt.Errorf("miniotest: %w\nminio output:\n%s", err, s.output.String())
 	}
-	return s, nil
+	return nil
+}
+
+// Kill kills the server and waits for it to exit, keeping its data, as a
+// crash or an outage would: clients get refused connections until
+// Restart.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+}
+
+// Restart starts the killed server again on the same address, with the
+// same credentials and data, and returns once it is ready.
+func (s *Server) Restart() error {
+	select {
+	case <-s.exited:
+	default:
+		return errors.New("miniotest: Restart of a server that runs")
+	}
+	return s.run()
 }
 
 // waitReady polls the readiness endpoint until it answers 200, the
@@ -148,12 +184,16 @@ func (s *Server) waitReady(timeout time.Duration) error {
 }
 
 // Stop kills the server, waits for it to exit and removes its data
-// directory. Stopping twice is harmless.
+// directory if Start made it. Stopping twice is harmless.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		_ = os.RemoveAll(s.Dir)
+		if s.cmd != nil && s.cmd.Process != nil {
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+		if s.ownsDir {
+			_ = os.RemoveAll(s.Dir)
+		}
 	})
 }
 

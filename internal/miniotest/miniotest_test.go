@@ -55,6 +55,42 @@ func TestStopKillsTheServerAndRemovesItsData(t *testing.T) {
 	}
 }
 
+func TestRestartServesTheDataOfAKilledServerAtTheSameAddress(t *testing.T) {
+	srv, err := Start()
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	bucket := srv.NewBucket(t)
+	c, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if conn, err := net.Dial("tcp", srv.Endpoint); err == nil {
+		conn.Close()
+		t.Fatalf("%s accepts connections after Kill", srv.Endpoint)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if ok, err := c.BucketExists(t.Context(), bucket); err != nil || !ok {
+		t.Errorf("after Restart, BucketExists(%q) = %v, %v", bucket, ok, err)
+	}
+}
+
+func TestStartInLeavesTheCallersDirectory(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartIn(dir)
+	if err != nil {
+		t.Fatalf("StartIn: %v", err)
+	}
+	srv.Stop()
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("Stop removed the caller's directory: %v", err)
+	}
+}
+
 // The helper process starts a server and exits without stopping it, as a
 // test binary that panics would.
 func TestHelperProcessExitsWithoutStop(t *testing.T) {

@@ -27,6 +27,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/casedrop/casedrop/storage"
@@ -44,6 +46,10 @@ type Store struct {
 	root      string
 	tmp       string
 	multipart string
+	minFree   atomic.Int64
+
+	pingMu  sync.Mutex
+	pinging *ping // the Ping under way, if any
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -60,6 +66,7 @@ func New(root string) (*Store, error) {
 		tmp:       filepath.Join(abs, tmpDir),
 		multipart: filepath.Join(abs, multipartDir),
 	}
+	s.minFree.Store(DefaultMinFree)
 	for _, dir := range []string{s.root, s.tmp, s.multipart} {
 		if err := os.MkdirAll(dir, dirPerm); err != nil {
 			return nil, fmt.Errorf("diskstore: %w", err)
@@ -68,25 +75,86 @@ func New(root string) (*Store, error) {
 	return s, nil
 }
 
-// Ping reports whether the root directory is there and writable.
+// DefaultMinFree is the free space below which Ping reports a full file
+// system, unless SetMinFree says otherwise: one part of an upload at
+// casedrop's default part size.
+const DefaultMinFree = 16 << 20
+
+// SetMinFree sets the free space, in bytes, below which Ping reports
+// storage.ErrNoSpace: room for what the next write needs (a part).
+func (s *Store) SetMinFree(n int64) { s.minFree.Store(n) }
+
+// Ping reports whether the store takes writes now: the file system has the
+// free space SetMinFree asks for (storage.ErrNoSpace otherwise), and a
+// small file is written, synced and removed. A file system that does not
+// answer before ctx's deadline (a hung network mount) fails with
+// storage.ErrUnavailable; its check keeps running, and later Pings wait
+// for it rather than start another.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	s.pingMu.Lock()
+	p := s.pinging
+	if p == nil {
+		p = &ping{done: make(chan struct{})}
+		s.pinging = p
+		go func() {
+			p.err = s.probe()
+			s.pingMu.Lock()
+			s.pinging = nil
+			s.pingMu.Unlock()
+			close(p.done)
+		}()
+	}
+	s.pingMu.Unlock()
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("diskstore: ping: %w: the file system did not answer in time", storage.ErrUnavailable)
+		}
+		return ctx.Err()
+	}
+}
+
+// ping is a check under way; err is set before done closes.
+type ping struct {
+	done chan struct{}
+	err  error
+}
+
+// probe checks the free space and writes a small file.
+func (s *Store) probe() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.root, &st); err != nil {
+		return fmt.Errorf("diskstore: ping: %w", fault(err))
+	}
+	// Bavail: what an unprivileged writer may use, without root's reserve.
+	if free, need := int64(st.Bavail)*int64(st.Bsize), s.minFree.Load(); free < need {
+		return fmt.Errorf("diskstore: ping: %w: %d bytes free in %s, fewer than the %d one part needs", storage.ErrNoSpace, free, s.root, need)
 	}
 	f, err := os.CreateTemp(s.tmp, "ping-*")
 	if err != nil {
-		return fmt.Errorf("diskstore: ping: %w", err)
+		return fmt.Errorf("diskstore: ping: %w", fault(err))
 	}
-	name := f.Name()
-	err = f.Close()
-	if rmErr := os.Remove(name); err == nil {
+	_, err = f.Write(pingData[:])
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rmErr := os.Remove(f.Name()); err == nil {
 		err = rmErr
 	}
 	if err != nil {
-		return fmt.Errorf("diskstore: ping: %w", err)
+		return fmt.Errorf("diskstore: ping: %w", fault(err))
 	}
 	return nil
 }
+
+// pingData is what Ping writes: a block, so that a full file system
+// refuses it (an empty file needs no space).
+var pingData [4096]byte
 
 // Put stores exactly size bytes of r under key, replacing any object there.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
@@ -95,11 +163,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	}
 	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
 	if err != nil {
-		return fmt.Errorf("diskstore: put %q: %w", key, err)
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
 	if err := s.place(tmp, key, os.Rename); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("diskstore: put %q: %w", key, err)
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
 	return nil
 }
@@ -113,7 +181,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size i
 	}
 	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
 	if err != nil {
-		return fmt.Errorf("diskstore: put %q: %w", key, err)
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
 	defer os.Remove(tmp)
 	err = s.place(tmp, key, os.Link)
@@ -121,7 +189,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size i
 		return fmt.Errorf("diskstore: put %q: %w", key, storage.ErrExists)
 	}
 	if err != nil {
-		return fmt.Errorf("diskstore: put %q: %w", key, err)
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
 	return nil
 }
@@ -186,7 +254,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		err = os.Remove(p)
 	}
 	if err != nil && !isNotExist(err) {
-		return fmt.Errorf("diskstore: delete %q: %w", key, err)
+		return fmt.Errorf("diskstore: delete %q: %w", key, fault(err))
 	}
 	s.prune(filepath.Dir(p))
 	return nil
@@ -247,7 +315,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Info, error)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("diskstore: list %q: %w", prefix, err)
+		return nil, fmt.Errorf("diskstore: list %q: %w", prefix, fault(err))
 	}
 	slices.SortFunc(infos, func(a, b storage.Info) int { return strings.Compare(a.Key, b.Key) })
 	return infos, nil
@@ -390,7 +458,22 @@ func notFound(op, key string, err error) error {
 	if isNotExist(err) {
 		return fmt.Errorf("diskstore: %s %q: %w", op, key, storage.ErrNotFound)
 	}
-	return fmt.Errorf("diskstore: %s %q: %w", op, key, err)
+	return fmt.Errorf("diskstore: %s %q: %w", op, key, fault(err))
+}
+
+// fault wraps err with storage.ErrNoSpace when the file system is full
+// (or the writer's quota used up), and with storage.ErrUnavailable when it
+// fails: I/O errors, read-only after errors, a network or FUSE mount whose
+// server is gone. Other errors are returned as they are.
+func fault(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
+	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.EROFS),
+		errors.Is(err, syscall.ENOTCONN), errors.Is(err, syscall.ESTALE):
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+	}
+	return err
 }
 
 // isNotExist reports a missing file, including a path through a file

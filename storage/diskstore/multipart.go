@@ -40,7 +40,7 @@ func (s *Store) NewMultipart(ctx context.Context, key string) (string, error) {
 	id := base64.RawURLEncoding.EncodeToString(b[:])
 	dir := filepath.Join(s.multipart, id)
 	if err := os.Mkdir(dir, dirPerm); err != nil {
-		return "", fmt.Errorf("diskstore: new multipart %q: %w", key, err)
+		return "", fmt.Errorf("diskstore: new multipart %q: %w", key, fault(err))
 	}
 	// The key file appears whole or not at all; an upload directory without
 	// one is ignored.
@@ -56,7 +56,7 @@ func (s *Store) NewMultipart(ctx context.Context, key string) (string, error) {
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return "", fmt.Errorf("diskstore: new multipart %q: %w", key, err)
+		return "", fmt.Errorf("diskstore: new multipart %q: %w", key, fault(err))
 	}
 	return id, nil
 }
@@ -118,7 +118,7 @@ func (s *Store) CopyPart(ctx context.Context, key, uploadID string, number int, 
 		return storage.Part{}, fmt.Errorf("diskstore: copy part %d of %q: range %d+%d beyond the %d bytes of %q", number, key, offset, size, fi.Size(), srcKey)
 	}
 	if _, err := src.Seek(offset, io.SeekStart); err != nil {
-		return storage.Part{}, fmt.Errorf("diskstore: copy part %d of %q: %w", number, key, err)
+		return storage.Part{}, fmt.Errorf("diskstore: copy part %d of %q: %w", number, key, fault(err))
 	}
 	return s.PutPart(ctx, key, uploadID, number, src, size)
 }
@@ -136,11 +136,11 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 		return storage.Info{}, err
 	}
 	if err := checkParts(dir, parts); err != nil {
-		return storage.Info{}, fmt.Errorf("diskstore: complete %q: %w", key, err)
+		return storage.Info{}, fmt.Errorf("diskstore: complete %q: %w", key, fault(err))
 	}
 	f, err := os.CreateTemp(s.tmp, "complete-*")
 	if err != nil {
-		return storage.Info{}, fmt.Errorf("diskstore: complete %q: %w", key, err)
+		return storage.Info{}, fmt.Errorf("diskstore: complete %q: %w", key, fault(err))
 	}
 	fi, err := s.join(ctx, f, dir, parts)
 	if err == nil {
@@ -151,7 +151,7 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 		return storage.Info{}, uploadErr("complete", key, uploadID, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		return storage.Info{}, fmt.Errorf("diskstore: complete %q: drop upload: %w", key, err)
+		return storage.Info{}, fmt.Errorf("diskstore: complete %q: drop upload: %w", key, fault(err))
 	}
 	return info(key, fi), nil
 }
@@ -245,7 +245,7 @@ func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error 
 		err = os.RemoveAll(dir)
 	}
 	if err != nil {
-		return fmt.Errorf("diskstore: abort %q: %w", key, err)
+		return fmt.Errorf("diskstore: abort %q: %w", key, fault(err))
 	}
 	return nil
 }
@@ -255,7 +255,7 @@ func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error 
 func (s *Store) ListMultiparts(ctx context.Context, prefix string) ([]storage.Multipart, error) {
 	entries, err := os.ReadDir(s.multipart)
 	if err != nil {
-		return nil, fmt.Errorf("diskstore: list multiparts: %w", err)
+		return nil, fmt.Errorf("diskstore: list multiparts: %w", fault(err))
 	}
 	var ups []storage.Multipart
 	for _, e := range entries {
@@ -275,7 +275,7 @@ func (s *Store) ListMultiparts(ctx context.Context, prefix string) ([]storage.Mu
 			continue // being created, completed or aborted
 		}
 		if err != nil {
-			return nil, fmt.Errorf("diskstore: list multiparts: %w", err)
+			return nil, fmt.Errorf("diskstore: list multiparts: %w", fault(err))
 		}
 		if strings.HasPrefix(string(key), prefix) {
 			ups = append(ups, storage.Multipart{Key: string(key), UploadID: e.Name(), Started: fi.ModTime()})
@@ -316,7 +316,7 @@ func uploadErr(op, key, uploadID string, err error) error {
 	if isNotExist(err) {
 		return fmt.Errorf("diskstore: %s %q (upload %s): %w", op, key, uploadID, storage.ErrNotFound)
 	}
-	return fmt.Errorf("diskstore: %s %q (upload %s): %w", op, key, uploadID, err)
+	return fmt.Errorf("diskstore: %s %q (upload %s): %w", op, key, uploadID, fault(err))
 }
 
 // validID reports whether id could be one of our upload ids; anything else

@@ -23,7 +23,7 @@ func (s *Store) NewMultipart(ctx context.Context, key string) (string, error) {
 	}
 	id, err := s.core.NewMultipartUpload(ctx, s.bucket, s.name(key), minio.PutObjectOptions{})
 	if err != nil {
-		return "", s.err("new multipart", key, err)
+		return "", s.err(ctx, "new multipart", key, err)
 	}
 	return id, nil
 }
@@ -50,7 +50,7 @@ func (s *Store) PutPart(ctx context.Context, key, uploadID string, number int, r
 		minio.PutObjectPartOptions{DisableContentSha256: true})
 	b.fence()
 	if err != nil {
-		return storage.Part{}, s.err(fmt.Sprintf("put part %d of", number), key, err)
+		return storage.Part{}, s.err(ctx, fmt.Sprintf("put part %d of", number), key, err)
 	}
 	return storage.Part{Number: number, ETag: strings.Trim(p.ETag, `"`), Size: size}, nil
 }
@@ -75,7 +75,7 @@ func (s *Store) CopyPart(ctx context.Context, key, uploadID string, number int, 
 	}
 	p, err := s.core.CopyObjectPart(ctx, s.bucket, s.name(srcKey), s.bucket, s.name(key), uploadID, number, offset, size, nil)
 	if err != nil {
-		return storage.Part{}, s.err(fmt.Sprintf("copy part %d of", number), key, err)
+		return storage.Part{}, s.err(ctx, fmt.Sprintf("copy part %d of", number), key, err)
 	}
 	return storage.Part{Number: number, ETag: strings.Trim(p.ETag, `"`), Size: size}, nil
 }
@@ -100,7 +100,7 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 	}
 	_, err := s.core.CompleteMultipartUpload(ctx, s.bucket, s.name(key), uploadID, complete, minio.PutObjectOptions{})
 	if err != nil {
-		return storage.Info{}, s.err("complete", key, err)
+		return storage.Info{}, s.err(ctx, "complete", key, err)
 	}
 	// The completion's answer has no size or time; ask for them.
 	return s.Stat(ctx, key)
@@ -117,7 +117,7 @@ func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error 
 	}
 	err := s.core.AbortMultipartUpload(ctx, s.bucket, s.name(key), uploadID)
 	if err != nil {
-		if err := s.err("abort", key, err); !errors.Is(err, storage.ErrNotFound) {
+		if err := s.err(ctx, "abort", key, err); !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 	}
@@ -149,7 +149,7 @@ func (s *Store) ListMultiparts(ctx context.Context, prefix string) ([]storage.Mu
 	}
 	for _, p := range slices.Compact([]string{full, ""}) {
 		if err := s.listUploads(ctx, p, add); err != nil {
-			return nil, fmt.Errorf("s3store: list multiparts %q: %w", prefix, err)
+			return nil, s.err(ctx, "list multiparts", prefix, err)
 		}
 	}
 	slices.SortFunc(ups, func(a, b storage.Multipart) int {

@@ -4,10 +4,14 @@
 package s3store
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -42,6 +46,10 @@ type Config struct {
 type Store struct {
 	client *minio.Client // objects
 	core   *minio.Core   // multipart uploads and single PUTs, on client
+	// probe is core without retries, for Ping: minio-go retries a failed
+	// request up to 10 times, backing off for seconds, which would hide an
+	// outage from a readiness check.
+	probe  *minio.Core
 	bucket string
 	prefix string
 
@@ -59,18 +67,26 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Endpoint == "" || cfg.Bucket == "" {
 		return nil, errors.New("s3store: endpoint and bucket are required")
 	}
-	core, err := minio.NewCore(cfg.Endpoint, &minio.Options{
+	opts := &minio.Options{
 		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure:    !cfg.Insecure,
 		Region:    cfg.Region,
 		Transport: transport(!cfg.Insecure),
-	})
+	}
+	core, err := minio.NewCore(cfg.Endpoint, opts)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
+	}
+	once := *opts
+	once.MaxRetries = 1 // one attempt
+	probe, err := minio.NewCore(cfg.Endpoint, &once)
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
 	}
 	s := &Store{
 		client:            core.Client,
 		core:              core,
+		probe:             probe,
 		bucket:            cfg.Bucket,
 		maxSinglePut:      5 << 30,
 		multipartPartSize: 64 << 20,
@@ -105,16 +121,30 @@ func transport(secure bool) http.RoundTripper {
 	return t
 }
 
-// Ping reports whether the bucket is reachable.
+// probeKey is the object Ping writes; probeBody is what it holds.
+const probeKey = "system/ready-probe"
+
+var probeBody = []byte("casedrop checks that the store takes writes\n")
+
+// Ping reports whether the store takes writes now, in one attempt: it
+// writes probeKey if it is not there yet. The write is conditional
+// (If-None-Match: *), so once the object exists nothing more is stored,
+// not even a version; MinIO still checks its drives' free space first and
+// refuses with XMinioStorageFull below its threshold. An unreachable store,
+// or one that does not answer before ctx's deadline, fails with
+// storage.ErrUnavailable; a full one with storage.ErrNoSpace; a missing
+// bucket with an error of its own.
 func (s *Store) Ping(ctx context.Context) error {
-	ok, err := s.client.BucketExists(ctx, s.bucket)
-	if err != nil {
-		return fmt.Errorf("s3store: ping: %w", err)
+	var opts minio.PutObjectOptions
+	opts.SetMatchETagExcept("*")
+	_, err := s.probe.PutObject(ctx, s.bucket, s.name(probeKey), bytes.NewReader(probeBody), int64(len(probeBody)), "", "", opts)
+	if err == nil || classify(err) == storage.ErrExists {
+		return nil
 	}
-	if !ok {
-		return fmt.Errorf("s3store: ping: bucket %s does not exist", s.bucket)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("s3store: ping: %w: no answer in time (%w)", storage.ErrUnavailable, err)
 	}
-	return nil
+	return s.err(ctx, "ping", probeKey, err)
 }
 
 // Put stores exactly size bytes of r under key, replacing any object there.
@@ -148,7 +178,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, op
 	_, err := s.core.PutObject(ctx, s.bucket, s.name(key), b, size, "", "", opts)
 	b.fence()
 	if err != nil {
-		return s.err("put", key, err)
+		return s.err(ctx, "put", key, err)
 	}
 	return nil
 }
@@ -159,7 +189,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 	partSize := max(s.multipartPartSize, (size+storage.MaxParts-1)/storage.MaxParts)
 	id, err := s.core.NewMultipartUpload(ctx, s.bucket, s.name(key), minio.PutObjectOptions{})
 	if err != nil {
-		return s.err("put", key, err)
+		return s.err(ctx, "put", key, err)
 	}
 	var parts []minio.CompletePart
 	for n, off := 1, int64(0); off < size; n, off = n+1, off+partSize {
@@ -172,7 +202,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 	}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.bucket, s.name(key), id, parts, opts); err != nil {
 		s.abortAfter(ctx, key, id)
-		return s.err("put", key, err)
+		return s.err(ctx, "put", key, err)
 	}
 	return nil
 }
@@ -195,7 +225,7 @@ func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
 	}
 	body, oi, _, err := s.core.GetObject(ctx, s.bucket, s.name(key), minio.GetObjectOptions{})
 	if err != nil {
-		return nil, s.err("open", key, err)
+		return nil, s.err(ctx, "open", key, err)
 	}
 	return &object{s: s, ctx: ctx, key: key, info: s.info(oi), body: body}, nil
 }
@@ -207,7 +237,7 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
 	}
 	oi, err := s.client.StatObject(ctx, s.bucket, s.name(key), minio.StatObjectOptions{})
 	if err != nil {
-		return storage.Info{}, s.err("stat", key, err)
+		return storage.Info{}, s.err(ctx, "stat", key, err)
 	}
 	return s.info(oi), nil
 }
@@ -218,8 +248,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	err := s.client.RemoveObject(ctx, s.bucket, s.name(key), minio.RemoveObjectOptions{})
-	if err != nil && !errors.Is(s.err("delete", key, err), storage.ErrNotFound) {
-		return s.err("delete", key, err)
+	if err != nil && !errors.Is(s.err(ctx, "delete", key, err), storage.ErrNotFound) {
+		return s.err(ctx, "delete", key, err)
 	}
 	return nil
 }
@@ -236,7 +266,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Info, error)
 	opts := minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true}
 	for oi := range s.client.ListObjectsIter(ctx, s.bucket, opts) {
 		if oi.Err != nil {
-			return nil, fmt.Errorf("s3store: list %q: %w", prefix, oi.Err)
+			return nil, s.err(ctx, "list", prefix, oi.Err)
 		}
 		if strings.HasSuffix(oi.Key, "/") {
 			continue // a folder marker some tools make, not an object
@@ -259,21 +289,79 @@ func (s *Store) info(oi minio.ObjectInfo) storage.Info {
 	}
 }
 
-// err wraps an error of op on key, adding storage.ErrNotFound for a missing
-// object or upload, and storage.ErrExists for a failed If-None-Match.
-func (s *Store) err(op, key string, err error) error {
+// err wraps an error of op on key for the caller, adding what it stands
+// for (see classify). A failure once ctx has ended is the caller's doing (a
+// client gone, a deadline of its own), not a fault of the store: it is not
+// called one.
+func (s *Store) err(ctx context.Context, op, key string, err error) error {
+	if kind := classify(err); kind != nil && (storage.Fault(kind) == nil || ctx.Err() == nil) {
+		return fmt.Errorf("s3store: %s %q: %w (%w)", op, key, kind, err)
+	}
+	return fmt.Errorf("s3store: %s %q: %w", op, key, err)
+}
+
+// classify returns the storage error that err of minio-go stands for, or
+// nil: storage.ErrNotFound for a missing object or upload,
+// storage.ErrExists for a failed If-None-Match, storage.ErrNoSpace for a
+// store out of space, storage.ErrUnavailable for one that cannot be
+// reached or answers that it cannot serve now.
+func classify(err error) error {
 	var resp minio.ErrorResponse
 	if !errors.As(err, &resp) {
-		return fmt.Errorf("s3store: %s %q: %w", op, key, err)
+		if unreachable(err) {
+			return storage.ErrUnavailable
+		}
+		return nil
 	}
 	switch {
 	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchUpload" ||
 		resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket":
-		return fmt.Errorf("s3store: %s %q: %w (%w)", op, key, storage.ErrNotFound, err)
+		return storage.ErrNotFound
 	case resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed:
-		return fmt.Errorf("s3store: %s %q: %w (%w)", op, key, storage.ErrExists, err)
+		return storage.ErrExists
+	case noSpaceCodes[resp.Code] || resp.StatusCode == http.StatusInsufficientStorage:
+		return storage.ErrNoSpace
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || busyCodes[resp.Code]:
+		return storage.ErrUnavailable
 	}
-	return fmt.Errorf("s3store: %s %q: %w", op, key, err)
+	return nil
+}
+
+// noSpaceCodes are the S3 error codes of a store out of space. casedrop
+// never sends an object or part over S3's own limits, so EntityTooLarge
+// can only be a limit of the store's below them.
+var noSpaceCodes = map[string]bool{
+	"XMinioStorageFull":              true, // MinIO: its drives are nearly full (507)
+	"XMinioAdminBucketQuotaExceeded": true, // MinIO: the bucket's hard quota
+	"QuotaExceeded":                  true, // Ceph RGW and others: a user or bucket quota
+	"EntityTooLarge":                 true,
+}
+
+// busyCodes are the S3 error codes, besides any 5xx, of a store that
+// cannot serve the request now (some of them come with a 4xx status).
+var busyCodes = map[string]bool{
+	"SlowDown":                   true,
+	"ServiceUnavailable":         true,
+	"InternalError":              true,
+	"RequestTimeout":             true,
+	"XMinioServerNotInitialized": true,
+}
+
+// unreachable reports whether err says that the store could not be
+// reached or did not answer: a refused or reset connection, a timeout, a
+// failed name lookup. net/http reports all of them as a net.Error. A
+// certificate refused is a misconfiguration, not an outage.
+func unreachable(err error) bool {
+	var (
+		certErr *tls.CertificateVerificationError
+		authErr x509.UnknownAuthorityError
+		hostErr x509.HostnameError
+		netErr  net.Error
+	)
+	if errors.As(err, &certErr) || errors.As(err, &authErr) || errors.As(err, &hostErr) {
+		return false
+	}
+	return errors.As(err, &netErr)
 }
 
 // errCode is the S3 error code of err, if it has one.
@@ -391,7 +479,7 @@ func (o *object) Read(p []byte) (int, error) {
 		}
 		body, _, _, err := o.s.core.GetObject(o.ctx, o.s.bucket, o.s.name(o.key), opts)
 		if err != nil {
-			return 0, o.s.err("read", o.key, err)
+			return 0, o.s.err(o.ctx, "read", o.key, err)
 		}
 		o.body, o.bodyPos = body, o.pos
 	}
@@ -442,7 +530,7 @@ func (s *Store) SetDigest(ctx context.Context, key, sha256hex string) error {
 		return err
 	}
 	if err := s.client.PutObjectTagging(ctx, s.bucket, s.name(key), t, minio.PutObjectTaggingOptions{}); err != nil {
-		return s.err("tag", key, err)
+		return s.err(ctx, "tag", key, err)
 	}
 	return nil
 }
@@ -454,7 +542,7 @@ func (s *Store) Digest(ctx context.Context, key string) (string, error) {
 	}
 	t, err := s.client.GetObjectTagging(ctx, s.bucket, s.name(key), minio.GetObjectTaggingOptions{})
 	if err != nil {
-		return "", s.err("tags", key, err)
+		return "", s.err(ctx, "tags", key, err)
 	}
 	return t.ToMap()["sha256"], nil
 }

@@ -84,7 +84,8 @@ func TestPingFailsWithoutTheBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.RemoveBucket(t.Context(), bucket); err != nil {
+	// ForceDelete: the bucket holds Ping's probe object.
+	if err := c.RemoveBucketWithOptions(t.Context(), bucket, minio.RemoveBucketOptions{ForceDelete: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Ping(t.Context()); err == nil {

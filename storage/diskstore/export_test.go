@@ -1,0 +1,4 @@
+package diskstore
+
+// Fault is fault, for the tests of the classification.
+var Fault = fault
