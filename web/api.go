@@ -119,7 +119,7 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := cases.MayIssue(c, string(role)); err != nil {
+	if err := cases.MayIssue(c, role); err != nil {
 		return err
 	}
 	token, claims, err := s.Issuer.Issue(auth.NewCredential(caseID, role), time.Duration(req.TTLHours)*time.Hour)
@@ -129,7 +129,7 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	id := claims.CredentialID
 	password, passwordHash := auth.NewPassword()
 	if err := s.Catalog.AddCredential(r.Context(), cases.Credential{
-		ID: id, Case: caseID, Username: claims.Username, Role: string(role),
+		ID: id, Case: caseID, Username: claims.Username, Role: role,
 		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
 		SSHPublicKey: key.AuthorizedKey, SSHKeyFingerprint: key.Fingerprint,
 	}, passwordHash); err != nil {

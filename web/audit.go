@@ -12,15 +12,15 @@ import (
 
 // actor describes the caller of r for the audit trail.
 func actor(r *http.Request, door string) cases.Actor {
-	a := cases.Actor{Door: door, Remote: clientAddr(r).String()}
+	remote := clientAddr(r).String()
 	c := callerFrom(r.Context())
 	switch {
 	case c.Admin:
-		a.Role = "admin"
+		return cases.AdminActor(door, remote)
 	case c.Claims.CredentialID != "":
-		a.CredentialID, a.Role, a.Username = c.Claims.CredentialID, string(c.Claims.Role), c.Claims.Username
+		return cases.ActorOf(c.Claims, door, remote)
 	}
-	return a
+	return cases.Actor{Door: door, Remote: remote}
 }
 
 // audit records ev as done by the caller of r through the API. A failure
@@ -64,7 +64,7 @@ func (g *listingGate) first(key string, now time.Time) bool {
 // auditListing records a listing of the case, once a minute per caller.
 func (s *server) auditListing(r *http.Request, caseID string, n int) {
 	a := actor(r, "api")
-	if s.listings.first(caseID+"|"+a.Role+"|"+a.CredentialID+"|"+a.Remote, s.Now()) {
+	if s.listings.first(caseID+"|"+string(a.Role)+"|"+a.CredentialID+"|"+a.Remote, s.Now()) {
 		s.audit(r, cases.Event{Type: cases.EventFilesListed, Case: caseID, Size: int64(n)})
 	}
 }

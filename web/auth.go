@@ -173,9 +173,8 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 		if err := s.checkUploadLength(r); err != nil {
 			return err
 		}
-		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username, Actor: cases.Actor{
-			CredentialID: c.Claims.CredentialID, Role: string(c.Claims.Role), Username: c.Claims.Username, Door: "tus", Remote: clientAddr(r).String(),
-		}})
+		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username,
+			Actor: cases.ActorOf(c.Claims, "tus", clientAddr(r).String())})
 		// Checked again between the parts of a long request: revoking the
 		// credential or its expiry stops a PATCH in flight.
 		token := bearer(r)

@@ -230,7 +230,7 @@ type local struct {
 	purger  *cases.Purger
 }
 
-var cliActor = cases.Actor{Role: "admin", Door: "cli"}
+var cliActor = cases.AdminActor("cli", "")
 
 func (l *local) record(ctx context.Context, typ, caseID, detail string) {
 	_ = l.catalog.Audit(ctx, cases.Event{Type: typ, Case: caseID, Actor: cliActor, Detail: detail})
@@ -290,7 +290,7 @@ func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int, ke
 	if err != nil {
 		return issued{}, notFound(err)
 	}
-	if err := cases.MayIssue(c, string(r)); err != nil {
+	if err := cases.MayIssue(c, r); err != nil {
 		return issued{}, err
 	}
 	token, claims, err := l.issuer.Issue(auth.NewCredential(caseID, r), time.Duration(ttlHours)*time.Hour)
@@ -299,7 +299,7 @@ func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int, ke
 	}
 	id := claims.CredentialID
 	password, passwordHash := auth.NewPassword()
-	err = l.catalog.AddCredential(ctx, cases.Credential{ID: id, Case: caseID, Username: claims.Username, Role: string(r),
+	err = l.catalog.AddCredential(ctx, cases.Credential{ID: id, Case: caseID, Username: claims.Username, Role: r,
 		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
 		SSHPublicKey: key.AuthorizedKey, SSHKeyFingerprint: key.Fingerprint}, passwordHash)
 	if err != nil {
