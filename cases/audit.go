@@ -263,3 +263,10 @@ func auditKeyTime(key string) (time.Time, bool) {
 	t, err := time.Parse(layout, name[:len(layout)])
 	return t, err == nil
 }
+
+// RecordRefusal records a refused login in the server-wide trail
+// (auth.RefusalTrail), never under the case its request named.
+func (c *Catalog) RecordRefusal(ctx context.Context, r auth.Refusal) error {
+	return c.Audit(ctx, Event{Type: EventLoginFailed, Detail: r.Detail,
+		Actor: Actor{Username: CleanDetail(r.User), Door: r.Door, Remote: r.Remote.String()}})
+}
