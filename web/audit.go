@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +31,16 @@ func (s *server) audit(r *http.Request, ev cases.Event) {
 	if err := s.Catalog.Audit(r.Context(), ev); err != nil {
 		s.log.ErrorContext(r.Context(), "audit record lost", "type", ev.Type, "case", ev.Case, "err", err)
 	}
+}
+
+// done lets an operation through whose only failure was its audit record
+// (cases.ErrNotAudited): that is logged, and the client told what was done.
+func (s *server) done(r *http.Request, err error) error {
+	if errors.Is(err, cases.ErrNotAudited) {
+		s.log.ErrorContext(r.Context(), "audit record lost", "err", err)
+		return nil
+	}
+	return err
 }
 
 // listingGate coalesces listing events: the pages poll a case's file list
