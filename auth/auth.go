@@ -22,6 +22,9 @@ const (
 	RoleCustomer Role = "customer"
 	// RoleStaff is a support engineer working the case.
 	RoleStaff Role = "staff"
+	// RoleAdmin is the admin token's holder, as the audit trail names
+	// them. No credential carries it: ParseRole refuses it.
+	RoleAdmin Role = "admin"
 )
 
 // ParseRole returns the role named s; the empty string means RoleCustomer.

@@ -22,7 +22,7 @@ func (c *Catalog) Accounts(ctx context.Context, caseID, idPrefix string) ([]auth
 	}
 	var accounts []auth.Account
 	for _, rec := range recs {
-		role, err := auth.ParseRole(rec.Role)
+		role, err := auth.ParseRole(string(rec.Role))
 		if err != nil || rec.Case != caseID {
 			continue // not a record this code wrote
 		}

@@ -92,7 +92,7 @@ func (e *loginEnv) issue(t *testing.T, caseID string) issuedCredential {
 	}
 	password, hash := auth.NewPassword()
 	err = e.catalog.AddCredential(context.Background(), cases.Credential{
-		ID: claims.CredentialID, Case: caseID, Username: claims.Username, Role: string(claims.Role),
+		ID: claims.CredentialID, Case: caseID, Username: claims.Username, Role: claims.Role,
 		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt, SSHPublicKey: key.AuthorizedKey, SSHKeyFingerprint: key.Fingerprint,
 	}, hash)
 	if err != nil {

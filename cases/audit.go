@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"github.com/casedrop/casedrop/auth"
 )
 
 // Audit event types.
@@ -39,11 +41,23 @@ const (
 
 // Actor is who did something, as the door that let them in saw them.
 type Actor struct {
-	CredentialID string `json:"credential_id,omitempty"`
-	Role         string `json:"role,omitempty"` // customer, staff or admin
-	Username     string `json:"username,omitempty"`
-	Door         string `json:"door,omitempty"` // tus, sftp, api, cli
-	Remote       string `json:"remote,omitempty"`
+	CredentialID string    `json:"credential_id,omitempty"`
+	Role         auth.Role `json:"role,omitempty"` // customer, staff or admin
+	Username     string    `json:"username,omitempty"`
+	Door         string    `json:"door,omitempty"` // tus, sftp, api, cli
+	Remote       string    `json:"remote,omitempty"`
+}
+
+// ActorOf is the holder of a credential with claims, come in through door
+// (tus, sftp, api) from remote.
+func ActorOf(claims auth.Claims, door, remote string) Actor {
+	return Actor{CredentialID: claims.CredentialID, Role: claims.Role, Username: claims.Username, Door: door, Remote: remote}
+}
+
+// AdminActor is the admin token's holder, come in through door from remote
+// ("" for the CLI working on the data directly).
+func AdminActor(door, remote string) Actor {
+	return Actor{Role: auth.RoleAdmin, Door: door, Remote: remote}
 }
 
 // Event is one record of the audit trail. It never holds a secret.
@@ -248,4 +262,11 @@ func auditKeyTime(key string) (time.Time, bool) {
 	}
 	t, err := time.Parse(layout, name[:len(layout)])
 	return t, err == nil
+}
+
+// RecordRefusal records a refused login in the server-wide trail
+// (auth.RefusalTrail), never under the case its request named.
+func (c *Catalog) RecordRefusal(ctx context.Context, r auth.Refusal) error {
+	return c.Audit(ctx, Event{Type: EventLoginFailed, Detail: r.Detail,
+		Actor: Actor{Username: CleanDetail(r.User), Door: r.Door, Remote: r.Remote.String()}})
 }

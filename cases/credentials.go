@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sort"
 	"time"
+
+	"github.com/casedrop/casedrop/auth"
 )
 
 // Credential is the record of a credential issued for a case. The token
@@ -14,7 +16,7 @@ type Credential struct {
 	ID        string     `json:"id"`
 	Case      string     `json:"case"`
 	Username  string     `json:"username"`
-	Role      string     `json:"role"`
+	Role      auth.Role  `json:"role"`
 	IssuedAt  time.Time  `json:"issued_at"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -150,8 +152,8 @@ func (c *Catalog) Revoked(ctx context.Context, caseID, id string) (bool, error) 
 // MayIssue says whether a credential of role (customer or staff) may be
 // issued for the case: customers only while it is open; staff also while
 // it is closed, to download until the purge.
-func MayIssue(c Case, role string) error {
-	if c.State != StateOpen && role != "staff" {
+func MayIssue(c Case, role auth.Role) error {
+	if c.State != StateOpen && role != auth.RoleStaff {
 		return ErrCaseClosed
 	}
 	return nil

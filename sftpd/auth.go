@@ -11,7 +11,6 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/clientaddr"
-	"github.com/casedrop/casedrop/metrics"
 )
 
 // verifyTimeout bounds one credential check (it reads the store).
@@ -50,39 +49,50 @@ func (s *Server) keyboardInteractive(md ssh.ConnMetadata, challenge ssh.Keyboard
 }
 
 // login checks a secret offered for md.User(), the credential's short
-// password or its token, before anything else: a valid credential always
-// gets in, whoever else shares its address. A refused one counts against
-// its source (see refuse).
+// password or its token, through the login gate, which a valid credential
+// always passes; over its source's budget the client is told to wait.
 func (s *Server) login(md ssh.ConnMetadata, method, secret string) (*ssh.Permissions, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, verifyTimeout)
 	defer cancel()
-	claims, err := s.cfg.Verifier.Login(ctx, md.User(), secret)
+	claims, err := s.gate.Password(ctx, knock(md, method+" login"), md.User(), secret)
 	if err != nil {
-		return nil, s.refuse(ctx, md, method, err)
+		return nil, s.refused(md, err)
 	}
 	s.loggedIn(md, method, claims, "")
 	return permissions(claims), nil
 }
 
 // publicKey accepts the SSH key attached to the credential named by
-// md.User(), while that credential opens its case. An offer proves
-// nothing (the signature that does comes next), and OpenSSH offers every
-// key it has before it asks for a password: a key turned down is neither
-// counted against its source nor audited.
+// md.User(), while that credential opens its case. The gate neither counts
+// nor records a key turned down: an offer proves nothing (the signature
+// that does comes next).
 func (s *Server) publicKey(md ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, verifyTimeout)
 	defer cancel()
-	claims, err := s.cfg.Verifier.LoginWithKey(ctx, md.User(), key)
+	claims, err := s.gate.Key(ctx, knock(md, "publickey login"), md.User(), key)
 	if err != nil {
-		if auth.Reason(err) == "" {
-			s.log.Error("sftp credential check failed", "remote", md.RemoteAddr().String(), "err", err)
-		} else {
-			s.log.Debug("sftp public key not accepted", "remote", md.RemoteAddr().String(), "user", loggable(md.User()),
-				"key", ssh.FingerprintSHA256(key), "reason", auth.Reason(err))
-		}
-		return nil, errLogin
+		return nil, s.refused(md, err)
 	}
 	return permissions(claims), nil
+}
+
+// knock is who logs in on md, as the gate logs and records them.
+func knock(md ssh.ConnMetadata, on string) auth.Knock {
+	return auth.Knock{Door: via, Remote: clientaddr.FromNetAddr(md.RemoteAddr()), User: loggable(md.User()), On: on}
+}
+
+// refused is the SSH answer to what the gate said: "permission denied",
+// with a banner that tells a legitimate user to wait when its source is
+// over its budget. A check that failed (the store) is logged.
+func (s *Server) refused(md ssh.ConnMetadata, err error) error {
+	var r *auth.Refused
+	switch {
+	case errors.As(err, &r) && r.Limited:
+		return errTooManyTries
+	case auth.Reason(err) == "":
+		s.log.Error("sftp credential check failed", "remote", md.RemoteAddr().String(), "err", err)
+	}
+	return errLogin
 }
 
 // verifiedKey is called once the client has signed with the key publicKey
@@ -107,39 +117,6 @@ func (s *Server) loggedIn(md ssh.ConnMetadata, method string, claims auth.Claims
 		attrs = append(attrs, "key", key)
 	}
 	s.log.Info("sftp login", attrs...)
-}
-
-// refuse counts a refused login against its source and records it in the
-// server-wide audit trail: each one while the source is within its budget,
-// then one a minute with a count. Over the budget the client is told to
-// wait.
-func (s *Server) refuse(ctx context.Context, md ssh.ConnMetadata, method string, err error) error {
-	reason := auth.Reason(err)
-	if reason == "" {
-		s.log.Error("sftp credential check failed", "remote", md.RemoteAddr().String(), "err", err)
-		return errLogin
-	}
-	metrics.FailedLogins.WithLabelValues(via).Inc()
-	client := clientaddr.FromNetAddr(md.RemoteAddr())
-	attempt := auth.Attempt{Record: true}
-	if s.cfg.Limiter != nil {
-		attempt = s.cfg.Limiter.Fail(client)
-	}
-	if attempt.Record {
-		s.log.Warn("sftp login refused", "remote", md.RemoteAddr().String(), "user", loggable(md.User()),
-			"method", method, "reason", reason, "limited", attempt.Limited)
-		ev := cases.Event{Type: cases.EventLoginFailed, Detail: attempt.Detail(reason + " (" + method + ")"),
-			Actor: cases.Actor{Username: loggable(md.User()), Door: via, Remote: client.String()}}
-		if err := s.cfg.Catalog.Audit(ctx, ev); err != nil {
-			s.log.Error("audit record lost", "type", ev.Type, "err", err)
-		}
-	} else {
-		s.log.Debug("sftp login refused", "remote", md.RemoteAddr().String(), "method", method, "reason", reason, "limited", true)
-	}
-	if attempt.Limited {
-		return errTooManyTries
-	}
-	return errLogin
 }
 
 // loggable shortens and cleans a user name for the log: a client that

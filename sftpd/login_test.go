@@ -36,7 +36,7 @@ func (e *env) issueFull(t *testing.T, caseID string, withKey bool) fullCred {
 	}
 	password, hash := auth.NewPassword()
 	rec := cases.Credential{
-		ID: claims.CredentialID, Case: caseID, Username: claims.Username, Role: string(claims.Role),
+		ID: claims.CredentialID, Case: caseID, Username: claims.Username, Role: claims.Role,
 		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
 	}
 	var signer ssh.Signer

@@ -210,7 +210,7 @@ func (e *env) issue(t *testing.T, caseID string, ttl time.Duration) cred {
 		t.Fatal(err)
 	}
 	err = e.catalog.AddCredential(context.Background(), cases.Credential{
-		ID: id, Case: caseID, Username: claims.Username, Role: string(claims.Role), IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
+		ID: id, Case: caseID, Username: claims.Username, Role: claims.Role, IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
 	}, "")
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/clientaddr"
 	"github.com/casedrop/casedrop/internal/slots"
+	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -111,6 +112,7 @@ type Server struct {
 	cfg    Config
 	ssh    *ssh.ServerConfig
 	log    *slog.Logger
+	gate   *auth.Gate
 	leases *leases
 	// writing holds the handles open for upload, by upload id: a size a
 	// client sets on a file it is writing is checked against what it wrote.
@@ -160,6 +162,8 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.gate = &auth.Gate{Verifier: cfg.Verifier, Limiter: cfg.Limiter, Trail: cfg.Catalog, Log: s.log,
+		CountRefusal: func(door string) { metrics.FailedLogins.WithLabelValues(door).Inc() }}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ssh = &ssh.ServerConfig{
 		Config:                      ssh.Config{KeyExchanges: kexAlgorithms, Ciphers: ciphers, MACs: macs},

@@ -39,10 +39,7 @@ type session struct {
 
 // actor is who the session is, for the audit trail.
 func (s *session) actor() cases.Actor {
-	return cases.Actor{
-		CredentialID: s.claims.CredentialID, Role: string(s.claims.Role), Username: s.claims.Username,
-		Door: via, Remote: s.remote,
-	}
+	return cases.ActorOf(s.claims, via, s.remote)
 }
 
 // audit records ev as done in this session. A failure to record is

@@ -2,7 +2,6 @@ package web
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,15 +13,14 @@ import (
 )
 
 func (s *server) openCase(w http.ResponseWriter, r *http.Request) error {
-	c, created, err := s.Catalog.Open(r.Context(), r.PathValue("case"))
-	if err != nil {
+	c, created, err := s.Catalog.OpenCase(r.Context(), r.PathValue("case"), actor(r, "api"))
+	if err := s.done(r, err); err != nil {
 		return err
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 		s.log.InfoContext(r.Context(), "case opened", "case", c.ID)
-		s.audit(r, cases.Event{Type: cases.EventCaseOpened, Case: c.ID})
 	}
 	v, err := s.Catalog.Summarize(r.Context(), c)
 	if err != nil {
@@ -46,22 +44,20 @@ func (s *server) showCase(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) closeCase(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.Catalog.Close(r.Context(), r.PathValue("case"))
-	if err != nil {
+	c, err := s.Catalog.CloseCase(r.Context(), r.PathValue("case"), actor(r, "api"))
+	if err := s.done(r, err); err != nil {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "case closed", "case", c.ID)
-	s.audit(r, cases.Event{Type: cases.EventCaseClosed, Case: c.ID})
 	return s.showCase(w, r)
 }
 
 func (s *server) reopenCase(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.Catalog.Reopen(r.Context(), r.PathValue("case"))
-	if err != nil {
+	c, err := s.Catalog.ReopenCase(r.Context(), r.PathValue("case"), actor(r, "api"))
+	if err := s.done(r, err); err != nil {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "case reopened", "case", c.ID)
-	s.audit(r, cases.Event{Type: cases.EventCaseReopened, Case: c.ID})
 	return s.showCase(w, r)
 }
 
@@ -115,44 +111,25 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	caseID := r.PathValue("case")
-	c, err := s.Catalog.Get(r.Context(), caseID)
-	if err != nil {
+	cred, err := s.Catalog.IssueCredential(r.Context(), s.Issuer, cases.CredentialRequest{
+		Case: caseID, Role: role, TTL: time.Duration(req.TTLHours) * time.Hour, SSHKey: key,
+	}, actor(r, "api"))
+	if err := s.done(r, err); err != nil {
 		return err
 	}
-	if err := cases.MayIssue(c, string(role)); err != nil {
-		return err
-	}
-	token, claims, err := s.Issuer.Issue(auth.NewCredential(caseID, role), time.Duration(req.TTLHours)*time.Hour)
-	if err != nil {
-		return err
-	}
-	id := claims.CredentialID
-	password, passwordHash := auth.NewPassword()
-	if err := s.Catalog.AddCredential(r.Context(), cases.Credential{
-		ID: id, Case: caseID, Username: claims.Username, Role: string(role),
-		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
-		SSHPublicKey: key.AuthorizedKey, SSHKeyFingerprint: key.Fingerprint,
-	}, passwordHash); err != nil {
-		return err
-	}
-	s.log.InfoContext(r.Context(), "credential issued", "case", caseID, "credential", id, "role", role, "expires_at", claims.ExpiresAt,
+	s.log.InfoContext(r.Context(), "credential issued", "case", caseID, "credential", cred.ID, "role", role, "expires_at", cred.ExpiresAt,
 		"ssh_key", key.Fingerprint)
-	detail := fmt.Sprintf("credential %s (%s, %s) expires %s", id, role, claims.Username, claims.ExpiresAt.Format(time.RFC3339))
-	if key.Fingerprint != "" {
-		detail += ", SSH key " + key.Fingerprint
-	}
-	s.audit(r, cases.Event{Type: cases.EventCredentialIssued, Case: caseID, Detail: detail})
 	page := "/cases/"
 	if role == auth.RoleStaff {
 		page = "/staff/cases/"
 	}
 	writeJSON(w, http.StatusCreated, Credential{
-		ID: id, Case: caseID, Role: string(role), Username: claims.Username,
-		Password: password, Token: token, IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
+		ID: cred.ID, Case: caseID, Role: string(role), Username: cred.Username,
+		Password: cred.Password, Token: cred.Token, IssuedAt: cred.IssuedAt, ExpiresAt: cred.ExpiresAt,
 		SSHKeyFingerprint: key.Fingerprint,
 		// The secrets ride in the fragment, which browsers never send: the
 		// page uses the token and shows the password for SFTP clients.
-		UploadURL: s.PublicURL + page + url.PathEscape(caseID) + "#token=" + token + "&password=" + password,
+		UploadURL: s.PublicURL + page + url.PathEscape(caseID) + "#token=" + cred.Token + "&password=" + cred.Password,
 		TusURL:    s.PublicURL + "/files/",
 		SFTPHost:  s.SFTPHost, SFTPPort: s.SFTPPort,
 	})
@@ -189,12 +166,11 @@ func (s *server) listCredentials(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) revokeCredential(w http.ResponseWriter, r *http.Request) error {
-	cred, err := s.Catalog.Revoke(r.Context(), r.PathValue("id"))
-	if err != nil {
+	cred, err := s.Catalog.RevokeCredential(r.Context(), r.PathValue("id"), actor(r, "api"))
+	if err := s.done(r, err); err != nil {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "credential revoked", "case", cred.Case, "credential", cred.ID)
-	s.audit(r, cases.Event{Type: cases.EventCredentialRevoked, Case: cred.Case, Detail: "credential " + cred.ID})
 	writeJSON(w, http.StatusOK, cred)
 	return nil
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,15 +13,15 @@ import (
 
 // actor describes the caller of r for the audit trail.
 func actor(r *http.Request, door string) cases.Actor {
-	a := cases.Actor{Door: door, Remote: clientAddr(r).String()}
+	remote := clientAddr(r).String()
 	c := callerFrom(r.Context())
 	switch {
 	case c.Admin:
-		a.Role = "admin"
+		return cases.AdminActor(door, remote)
 	case c.Claims.CredentialID != "":
-		a.CredentialID, a.Role, a.Username = c.Claims.CredentialID, string(c.Claims.Role), c.Claims.Username
+		return cases.ActorOf(c.Claims, door, remote)
 	}
-	return a
+	return cases.Actor{Door: door, Remote: remote}
 }
 
 // audit records ev as done by the caller of r through the API. A failure
@@ -30,6 +31,16 @@ func (s *server) audit(r *http.Request, ev cases.Event) {
 	if err := s.Catalog.Audit(r.Context(), ev); err != nil {
 		s.log.ErrorContext(r.Context(), "audit record lost", "type", ev.Type, "case", ev.Case, "err", err)
 	}
+}
+
+// done lets an operation through whose only failure was its audit record
+// (cases.ErrNotAudited): that is logged, and the client told what was done.
+func (s *server) done(r *http.Request, err error) error {
+	if errors.Is(err, cases.ErrNotAudited) {
+		s.log.ErrorContext(r.Context(), "audit record lost", "err", err)
+		return nil
+	}
+	return err
 }
 
 // listingGate coalesces listing events: the pages poll a case's file list
@@ -64,7 +75,7 @@ func (g *listingGate) first(key string, now time.Time) bool {
 // auditListing records a listing of the case, once a minute per caller.
 func (s *server) auditListing(r *http.Request, caseID string, n int) {
 	a := actor(r, "api")
-	if s.listings.first(caseID+"|"+a.Role+"|"+a.CredentialID+"|"+a.Remote, s.Now()) {
+	if s.listings.first(caseID+"|"+string(a.Role)+"|"+a.CredentialID+"|"+a.Remote, s.Now()) {
 		s.audit(r, cases.Event{Type: cases.EventFilesListed, Case: caseID, Size: int64(n)})
 	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
-	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -40,11 +39,9 @@ func callerFrom(ctx context.Context) caller {
 }
 
 // authenticate checks the bearer credential of r: the admin token, or a
-// case credential (for caseID when it is not empty). The credential is
-// checked before anything else, so that a valid one always gets in, however
-// many bad ones its address sent; only a refused one counts against its
-// source, and is answered "too many attempts" once that source is over its
-// budget.
+// case credential (for caseID when it is not empty) through the login
+// gate, which a valid credential always passes; a refused one is answered
+// "too many attempts" once its source is over its budget.
 func (s *server) authenticate(r *http.Request, caseID string, adminOK bool) (caller, error) {
 	token := bearer(r)
 	if token == "" {
@@ -56,19 +53,16 @@ func (s *server) authenticate(r *http.Request, caseID string, adminOK bool) (cal
 		}
 		return caller{Admin: true}, nil
 	}
-	var (
-		claims auth.Claims
-		err    error
-	)
-	// Verify checks the signature before it reads the store (revocation),
-	// so a guesser's tokens cost no store reads.
-	if caseID != "" {
-		claims, err = s.Verifier.VerifyForCase(r.Context(), token, caseID)
-	} else {
-		claims, err = s.Verifier.Verify(r.Context(), token)
+	// The gate checks the signature before it reads the store
+	// (revocation), so a guesser's tokens cost no store reads.
+	k := auth.Knock{Door: door(r), Remote: clientAddr(r), On: cases.CleanDetail(r.Method + " " + r.URL.Path)}
+	claims, err := s.gate.Token(r.Context(), k, token, caseID)
+	var refused *auth.Refused
+	if errors.As(err, &refused) && refused.Limited {
+		return caller{}, tooManyTries{errTooManyTries, refused.RetryAfter}
 	}
 	if err != nil {
-		return caller{}, s.refuse(r, err)
+		return caller{}, err
 	}
 	return caller{Claims: claims}, nil
 }
@@ -81,34 +75,7 @@ type tooManyTries struct {
 
 func (e tooManyTries) Unwrap() error { return e.error }
 
-// refuse counts a refused credential against its source and records it in
-// the server-wide audit trail (never under the case the request named,
-// which is the client's to choose): each one while the source is within its
-// budget, then one a minute with a count. It returns what to answer.
-func (s *server) refuse(r *http.Request, err error) error {
-	reason := auth.Reason(err)
-	if reason == "" {
-		return err // the check failed (storage), not the credential
-	}
-	metrics.FailedLogins.WithLabelValues(door(r)).Inc()
-	attempt := auth.Attempt{Record: true}
-	if s.Limiter != nil {
-		attempt = s.Limiter.Fail(clientAddr(r))
-	}
-	path := cases.CleanDetail(r.Method + " " + r.URL.Path)
-	if !attempt.Record {
-		s.log.DebugContext(r.Context(), "credential refused", "remote", clientAddr(r), "path", path, "reason", reason, "limited", true)
-	} else {
-		s.log.WarnContext(r.Context(), "credential refused", "remote", clientAddr(r), "path", path, "reason", reason, "limited", attempt.Limited)
-		s.audit(r, cases.Event{Type: cases.EventLoginFailed, Detail: attempt.Detail(reason + " on " + path)})
-	}
-	if attempt.Limited {
-		return tooManyTries{errTooManyTries, attempt.RetryAfter}
-	}
-	return err
-}
-
-// door names the door of r for metrics: tus or api.
+// door names the door of r for metrics and the trail: tus or api.
 func door(r *http.Request) string {
 	if strings.HasPrefix(r.URL.Path, "/files/") {
 		return "tus"
@@ -173,9 +140,8 @@ func (s *server) tusAuth(next http.Handler) http.Handler {
 		if err := s.checkUploadLength(r); err != nil {
 			return err
 		}
-		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username, Actor: cases.Actor{
-			CredentialID: c.Claims.CredentialID, Role: string(c.Claims.Role), Username: c.Claims.Username, Door: "tus", Remote: clientAddr(r).String(),
-		}})
+		ctx := upload.WithUploader(r.Context(), upload.Uploader{Case: c.Claims.Case, Username: c.Claims.Username,
+			Actor: cases.ActorOf(c.Claims, "tus", clientAddr(r).String())})
 		// Checked again between the parts of a long request: revoking the
 		// credential or its expiry stops a PATCH in flight.
 		token := bearer(r)

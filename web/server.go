@@ -58,6 +58,7 @@ type Config struct {
 type server struct {
 	Config
 	log      *slog.Logger
+	gate     *auth.Gate
 	listings listingGate
 }
 
@@ -67,6 +68,8 @@ func New(cfg Config) (http.Handler, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.gate = &auth.Gate{Verifier: cfg.Verifier, Limiter: cfg.Limiter, Trail: cfg.Catalog, Log: s.log,
+		CountRefusal: func(door string) { metrics.FailedLogins.WithLabelValues(door).Inc() }}
 	if s.StallTimeout <= 0 {
 		s.StallTimeout = 2 * time.Minute
 	}

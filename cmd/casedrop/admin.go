@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -230,10 +231,17 @@ type local struct {
 	purger  *cases.Purger
 }
 
-var cliActor = cases.Actor{Role: "admin", Door: "cli"}
+var cliActor = cases.AdminActor("cli", "")
 
-func (l *local) record(ctx context.Context, typ, caseID, detail string) {
-	_ = l.catalog.Audit(ctx, cases.Event{Type: typ, Case: caseID, Actor: cliActor, Detail: detail})
+// done lets an operation through whose only failure was its audit
+// record (cases.ErrNotAudited): the operator is warned, and shown what was
+// done.
+func done(err error) error {
+	if errors.Is(err, cases.ErrNotAudited) {
+		fmt.Fprintln(os.Stderr, "casedrop: warning:", err)
+		return nil
+	}
+	return err
 }
 
 func notFound(err error) error {
@@ -251,27 +259,18 @@ func (l *local) info(ctx context.Context, c cases.Case, err error) (caseInfo, er
 }
 
 func (l *local) openCase(ctx context.Context, id string) (caseInfo, error) {
-	c, created, err := l.catalog.Open(ctx, id)
-	if err == nil && created {
-		l.record(ctx, cases.EventCaseOpened, id, "")
-	}
-	return l.info(ctx, c, err)
+	c, _, err := l.catalog.OpenCase(ctx, id, cliActor)
+	return l.info(ctx, c, done(err))
 }
 
 func (l *local) closeCase(ctx context.Context, id string) (caseInfo, error) {
-	c, err := l.catalog.Close(ctx, id)
-	if err == nil {
-		l.record(ctx, cases.EventCaseClosed, id, "")
-	}
-	return l.info(ctx, c, err)
+	c, err := l.catalog.CloseCase(ctx, id, cliActor)
+	return l.info(ctx, c, done(err))
 }
 
 func (l *local) reopenCase(ctx context.Context, id string) (caseInfo, error) {
-	c, err := l.catalog.Reopen(ctx, id)
-	if err == nil {
-		l.record(ctx, cases.EventCaseReopened, id, "")
-	}
-	return l.info(ctx, c, err)
+	c, err := l.catalog.ReopenCase(ctx, id, cliActor)
+	return l.info(ctx, c, done(err))
 }
 
 func (l *local) showCase(ctx context.Context, id string) (caseInfo, error) {
@@ -286,40 +285,19 @@ func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int, ke
 	if err != nil {
 		return issued{}, usageErrorf("--role: %v", err)
 	}
-	c, err := l.catalog.Get(ctx, caseID)
-	if err != nil {
+	c, err := l.catalog.IssueCredential(ctx, l.issuer, cases.CredentialRequest{
+		Case: caseID, Role: r, TTL: time.Duration(ttlHours) * time.Hour, SSHKey: key,
+	}, cliActor)
+	if err := done(err); err != nil {
 		return issued{}, notFound(err)
 	}
-	if err := cases.MayIssue(c, string(r)); err != nil {
-		return issued{}, err
-	}
-	token, claims, err := l.issuer.Issue(auth.NewCredential(caseID, r), time.Duration(ttlHours)*time.Hour)
-	if err != nil {
-		return issued{}, err
-	}
-	id := claims.CredentialID
-	password, passwordHash := auth.NewPassword()
-	err = l.catalog.AddCredential(ctx, cases.Credential{ID: id, Case: caseID, Username: claims.Username, Role: string(r),
-		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt,
-		SSHPublicKey: key.AuthorizedKey, SSHKeyFingerprint: key.Fingerprint}, passwordHash)
-	if err != nil {
-		return issued{}, err
-	}
-	detail := "credential " + id
-	if key.Fingerprint != "" {
-		detail += ", SSH key " + key.Fingerprint
-	}
-	l.record(ctx, cases.EventCredentialIssued, caseID, detail)
-	return issued{ID: id, Case: caseID, Role: string(r), Username: claims.Username, Password: password, Token: token,
-		IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt, SSHKeyFingerprint: key.Fingerprint}, nil
+	return issued{ID: c.ID, Case: caseID, Role: string(r), Username: c.Username, Password: c.Password, Token: c.Token,
+		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, SSHKeyFingerprint: c.SSHKeyFingerprint}, nil
 }
 
 func (l *local) revoke(ctx context.Context, id string) (cases.Credential, error) {
-	c, err := l.catalog.Revoke(ctx, id)
-	if err == nil {
-		l.record(ctx, cases.EventCredentialRevoked, c.Case, "credential "+id)
-	}
-	return c, notFound(err)
+	c, err := l.catalog.RevokeCredential(ctx, id, cliActor)
+	return c, notFound(done(err))
 }
 
 func (l *local) credentials(ctx context.Context, caseID string) ([]cases.Credential, error) {

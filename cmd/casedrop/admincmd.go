@@ -260,7 +260,7 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 			if who == "" {
 				who = e.CredentialID
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Type, dash(who), dash(e.Role),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Type, dash(who), dash(string(e.Role)),
 				dash(e.Door), dash(e.Remote), dash(e.File), sizeOrDash(e.Size), e.Detail)
 		}
 	})
