@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,6 +55,23 @@ const MinPartSize = 5 << 20
 // MaxParts is the most parts one multipart upload may have (S3's limit).
 const MaxParts = 10000
 
+// MaxPartSize is the largest part of a multipart upload (S3's limit).
+// Every implementation refuses larger parts, so that code working on one
+// store works on S3.
+const MaxPartSize = 5 << 30
+
+// ValidPart reports whether part number of size bytes may be stored:
+// number in 1..MaxParts, size in 0..MaxPartSize.
+func ValidPart(number int, size int64) error {
+	if number < 1 || number > MaxParts {
+		return fmt.Errorf("part number %d outside 1..%d", number, MaxParts)
+	}
+	if size < 0 || size > MaxPartSize {
+		return fmt.Errorf("part size %d outside 0..%d", size, int64(MaxPartSize))
+	}
+	return nil
+}
+
 // Info describes a stored object.
 type Info struct {
 	Key     string
@@ -81,6 +99,20 @@ type Multipart struct {
 	Key      string
 	UploadID string
 	Started  time.Time
+}
+
+// SortMultiparts sorts uploads as ListMultiparts returns them: by key,
+// then by start, then by upload id.
+func SortMultiparts(ups []Multipart) {
+	slices.SortFunc(ups, func(a, b Multipart) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return strings.Compare(a.UploadID, b.UploadID)
+	})
 }
 
 // Store is an object store. Every method is safe for concurrent use.
@@ -118,7 +150,7 @@ type Store interface {
 	// unknown upload is no error.
 	AbortMultipart(ctx context.Context, key, uploadID string) error
 	// ListMultiparts returns the unfinished multipart uploads whose key
-	// starts with prefix.
+	// starts with prefix, sorted (SortMultiparts).
 	ListMultiparts(ctx context.Context, prefix string) ([]Multipart, error)
 }
 
@@ -131,17 +163,34 @@ type Digester interface {
 	Digest(ctx context.Context, key string) (string, error)
 }
 
+// maxKey is the most bytes a key may have; maxSegment the most one segment
+// may have: each segment is a file or directory name on disk, for diskstore
+// and for MinIO's drives alike (Linux's NAME_MAX).
+const (
+	maxKey     = 900
+	maxSegment = 255
+)
+
 // ValidKey reports whether key is a well-formed object key: slash-separated
-// segments, each non-empty, not "." or "..", of printable ASCII without
-// backslash; at most 900 bytes. Both implementations refuse other keys with
-// ErrInvalidKey, so a key that works on one works on the other.
+// segments, each non-empty, of printable ASCII without backslash, not
+// starting with "." (which also refuses "." and ".."), at most 255 bytes;
+// at most 900 bytes in all. These are the rules of every implementation:
+// each refuses other keys with ErrInvalidKey, so a key that works on one
+// works on the others. The dot keeps diskstore's hidden directories (and
+// any a store keeps beside the objects) out of reach of every key.
 func ValidKey(key string) error {
-	if key == "" || len(key) > 900 {
+	if key == "" || len(key) > maxKey {
 		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
 	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "" {
 			return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+		}
+		if seg[0] == '.' {
+			return fmt.Errorf("%w: %q: a segment starts with a dot", ErrInvalidKey, key)
+		}
+		if len(seg) > maxSegment {
+			return fmt.Errorf("%w: %q: a segment is longer than %d bytes", ErrInvalidKey, key, maxSegment)
 		}
 		for i := 0; i < len(seg); i++ {
 			if c := seg[i]; c < 0x21 || c > 0x7e || c == '\\' {
@@ -150,4 +199,18 @@ func ValidKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// ValidPrefix reports whether some valid key could start with prefix: the
+// segments before its last slash make a valid key, and its last segment
+// does not start with a dot. Listing any other prefix finds nothing.
+func ValidPrefix(prefix string) bool {
+	last := prefix
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		if ValidKey(prefix[:i]) != nil {
+			return false
+		}
+		last = prefix[i+1:]
+	}
+	return !strings.HasPrefix(last, ".")
 }

@@ -7,11 +7,8 @@
 // for unfinished multipart uploads, one directory per upload holding its key
 // and its parts. Everything is on disk, so uploads survive a restart.
 //
-// To keep those directories out of reach of any key, diskstore refuses, in
-// addition to what storage.ValidKey refuses, every key with a segment that
-// starts with "." (ErrInvalidKey); it also refuses segments longer than a
-// file name may be (255 bytes). s3store refuses the same keys, so a key
-// that works on one store works on the other.
+// Those directories start with a dot, which no segment of a valid key does
+// (storage.ValidKey), so no key reaches them.
 package diskstore
 
 import (
@@ -158,7 +155,7 @@ var pingData [4096]byte
 
 // Put stores exactly size bytes of r under key, replacing any object there.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
@@ -176,7 +173,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 // holds an object. The new file is hard-linked into place, which fails when
 // the name exists, so of two racing callers exactly one succeeds.
 func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
@@ -197,7 +194,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size i
 // Open opens the object under key for reading. The Object is an *os.File
 // underneath, so io.Copy from it to a socket can use sendfile.
 func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -220,7 +217,7 @@ func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
 
 // Stat describes the object under key.
 func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Info{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -239,7 +236,7 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
 // Delete removes the object under key and any directories left empty by
 // that; deleting a missing key is no error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -265,7 +262,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Info, error) {
 	start := s.root
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		if checkKey(prefix[:i]) != nil {
+		if !storage.ValidPrefix(prefix) {
 			return nil, nil // no valid key starts with this prefix
 		}
 		start = s.path(prefix[:i])
@@ -412,27 +409,6 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
-}
-
-// maxSegment is the longest file name Linux file systems take (NAME_MAX).
-const maxSegment = 255
-
-// checkKey refuses what storage.ValidKey refuses, segments longer than a
-// file name may be, and, to keep the hidden directories unreachable,
-// segments starting with ".". s3store refuses the same keys.
-func checkKey(key string) error {
-	if err := storage.ValidKey(key); err != nil {
-		return err
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if strings.HasPrefix(seg, ".") {
-			return fmt.Errorf("%w: %q: a segment starts with a dot", storage.ErrInvalidKey, key)
-		}
-		if len(seg) > maxSegment {
-			return fmt.Errorf("%w: %q: a segment is longer than %d bytes", storage.ErrInvalidKey, key, maxSegment)
-		}
-	}
-	return nil
 }
 
 // info describes the file fi as the object key.

@@ -162,7 +162,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size i
 }
 
 func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	if size < 0 {
@@ -220,7 +220,7 @@ func (s *Store) abortAfter(ctx context.Context, key, id string) {
 // starts a ranged GET pinned to the same version (If-Match), so an object
 // replaced meanwhile is an error rather than a mix of two versions.
 func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return nil, err
 	}
 	body, oi, _, err := s.core.GetObject(ctx, s.bucket, s.name(key), minio.GetObjectOptions{})
@@ -232,7 +232,7 @@ func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
 
 // Stat describes the object under key.
 func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Info{}, err
 	}
 	oi, err := s.client.StatObject(ctx, s.bucket, s.name(key), minio.StatObjectOptions{})
@@ -244,7 +244,7 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
 
 // Delete removes the object under key; deleting a missing key is no error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	err := s.client.RemoveObject(ctx, s.bucket, s.name(key), minio.RemoveObjectOptions{})
@@ -257,7 +257,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // List returns every object whose key starts with prefix, sorted by key
 // (S3 lists in byte order).
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Info, error) {
-	if !possiblePrefix(prefix) {
+	if !storage.ValidPrefix(prefix) {
 		return nil, nil // MinIO refuses to list such prefixes, and no key has them
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -411,38 +411,6 @@ func (b *fencedBody) fence() {
 	b.mu.Unlock()
 }
 
-// maxSegment is the longest segment MinIO (and diskstore) can store: each
-// is a file or directory name on the server's disks.
-const maxSegment = 255
-
-// checkKey refuses the keys diskstore refuses, beyond storage.ValidKey: a
-// segment starting with "." or longer than 255 bytes. A key that works on
-// one store so works on the other.
-func checkKey(key string) error {
-	if err := storage.ValidKey(key); err != nil {
-		return err
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if strings.HasPrefix(seg, ".") {
-			return fmt.Errorf("%w: %q: a segment starts with a dot", storage.ErrInvalidKey, key)
-		}
-		if len(seg) > maxSegment {
-			return fmt.Errorf("%w: %q: a segment is longer than %d bytes", storage.ErrInvalidKey, key, maxSegment)
-		}
-	}
-	return nil
-}
-
-// possiblePrefix reports whether some valid key could start with prefix:
-// its segments before the last are valid, and none starts with a dot.
-func possiblePrefix(prefix string) bool {
-	dir, last := "", prefix
-	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		dir, last = prefix[:i], prefix[i+1:]
-	}
-	return (dir == "" && !strings.HasPrefix(prefix, "/") || checkKey(dir) == nil) && !strings.HasPrefix(last, ".")
-}
-
 // object is an open S3 object.
 type object struct {
 	s    *Store
@@ -522,7 +490,7 @@ func (o *object) Close() error {
 // request, no copy of the data (S3 metadata could only be replaced by
 // copying the whole object).
 func (s *Store) SetDigest(ctx context.Context, key, sha256hex string) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	t, err := tags.NewTags(map[string]string{"sha256": sha256hex}, true)
@@ -537,7 +505,7 @@ func (s *Store) SetDigest(ctx context.Context, key, sha256hex string) error {
 
 // Digest returns the object's "sha256" tag, or "" if it has none.
 func (s *Store) Digest(ctx context.Context, key string) (string, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return "", err
 	}
 	t, err := s.client.GetObjectTagging(ctx, s.bucket, s.name(key), minio.GetObjectTaggingOptions{})
