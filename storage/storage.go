@@ -115,7 +115,13 @@ func SortMultiparts(ups []Multipart) {
 	})
 }
 
-// Store is an object store. Every method is safe for concurrent use.
+// Store is what every object store implements, and what every wrapper of
+// one (metrics, fault injection in tests) passes through: whole objects,
+// the multipart uploads the ingest streams files into, and a readiness
+// check. Consumers declare the few methods they use as interfaces of their
+// own. What only some stores can do is an optional interface of its own
+// (Digester), found by a type assertion. Every method is safe for
+// concurrent use.
 type Store interface {
 	// Put stores r (exactly size bytes) under key, replacing any object there.
 	// Readers never see a partly written object.
@@ -152,11 +158,17 @@ type Store interface {
 	// ListMultiparts returns the unfinished multipart uploads whose key
 	// starts with prefix, sorted (SortMultiparts).
 	ListMultiparts(ctx context.Context, prefix string) ([]Multipart, error)
+
+	// Ping reports whether the store takes writes now, failing with
+	// ErrUnavailable or ErrNoSpace when it does not; /readyz asks it.
+	Ping(ctx context.Context) error
 }
 
 // Digester is an optional capability of a store: it keeps a file's SHA-256
 // on the stored object itself (S3 object tagging), so that the store's own
 // tools can tell what the bytes should hash to without casedrop's catalog.
+// s3store has it; diskstore has not (a file has no tags). A wrapper has it
+// only when the store it wraps has it.
 type Digester interface {
 	SetDigest(ctx context.Context, key, sha256hex string) error
 	// Digest returns what SetDigest kept, or "" when nothing was.
