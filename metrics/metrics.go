@@ -117,11 +117,11 @@ func faultKind(err error) string {
 type Watcher func(op string, room bool, start time.Time, err error)
 
 // observe times one store operation, counts its failure and tells the
-// watcher. A missing object or an existing one on a conditional write is
-// an answer, not a failure of the store.
+// watcher. A missing object, or a refused condition of a conditional
+// write, is an answer, not a failure of the store.
 func (i instrumented) observe(op string, room bool, start time.Time, err error) {
 	StorageLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrExists) {
+	if err != nil && !storage.Answered(err) {
 		StorageErrors.WithLabelValues(op, faultKind(err)).Inc()
 	}
 	if i.watch != nil {
@@ -155,6 +155,11 @@ func (i instrumented) Put(ctx context.Context, key string, r io.Reader, size int
 func (i instrumented) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) (err error) {
 	defer func(t time.Time) { i.observe("put_if_absent", false, t, err) }(time.Now())
 	return i.s.PutIfAbsent(ctx, key, r, size)
+}
+
+func (i instrumented) PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) (err error) {
+	defer func(t time.Time) { i.observe("put_if_match", false, t, err) }(time.Now())
+	return i.s.PutIfMatch(ctx, key, etag, r, size)
 }
 
 func (i instrumented) Open(ctx context.Context, key string) (o storage.Object, err error) {

@@ -21,6 +21,9 @@ var (
 	ErrNotFound = errors.New("storage: not found")
 	// ErrExists: PutIfAbsent found an object already stored under the key.
 	ErrExists = errors.New("storage: object exists")
+	// ErrChanged: PutIfMatch found the key holding another object than the
+	// one whose ETag it was given, or none at all.
+	ErrChanged = errors.New("storage: object changed")
 	// ErrInvalidKey: the key is not a valid object key (see ValidKey).
 	ErrInvalidKey = errors.New("storage: invalid key")
 
@@ -46,6 +49,14 @@ func Fault(err error) error {
 		return ErrNoSpace
 	}
 	return nil
+}
+
+// Answered reports whether err is the store's answer about a key rather
+// than a failure: no object there (ErrNotFound), or a condition of a
+// conditional write that did not hold (ErrExists, ErrChanged). The store
+// was reached and did its job.
+func Answered(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) || errors.Is(err, ErrChanged)
 }
 
 // MinPartSize is the smallest size of a multipart upload's part other than
@@ -129,6 +140,14 @@ type Store interface {
 	// PutIfAbsent is Put that fails with ErrExists when key already holds an
 	// object; of two racing callers exactly one succeeds.
 	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
+	// PutIfMatch is Put that replaces only the object whose Info.ETag is
+	// etag: when key holds another object, or none, it fails with
+	// ErrChanged and stores nothing. Of racing callers naming the same
+	// ETag, exactly one succeeds, provided they store different bytes: on
+	// S3 an ETag is the content's MD5, so a replacement with the same bytes
+	// keeps it. Some S3-compatible stores ignore the condition (If-Match)
+	// and replace unconditionally; casedrop's are checked by the contract.
+	PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error
 	// Open opens the object under key for reading, or fails with ErrNotFound.
 	Open(ctx context.Context, key string) (Object, error)
 	// Stat describes the object under key, or fails with ErrNotFound.

@@ -7,8 +7,9 @@
 // for unfinished multipart uploads, one directory per upload holding its key
 // and its parts. Everything is on disk, so uploads survive a restart.
 //
-// Those directories start with a dot, which no segment of a valid key does
-// (storage.ValidKey), so no key reaches them.
+// Those directories, and the lock file .lock (see lock), start with a dot,
+// which no segment of a valid key does (storage.ValidKey), so no key
+// reaches them.
 package diskstore
 
 import (
@@ -34,6 +35,7 @@ import (
 const (
 	tmpDir       = ".tmp"
 	multipartDir = ".multipart"
+	lockFile     = ".lock"
 	dirPerm      = 0o750
 )
 
@@ -43,6 +45,7 @@ type Store struct {
 	root      string
 	tmp       string
 	multipart string
+	lockFile  string
 	minFree   atomic.Int64
 
 	pingMu  sync.Mutex
@@ -62,6 +65,7 @@ func New(root string) (*Store, error) {
 		root:      abs,
 		tmp:       filepath.Join(abs, tmpDir),
 		multipart: filepath.Join(abs, multipartDir),
+		lockFile:  filepath.Join(abs, lockFile),
 	}
 	s.minFree.Store(DefaultMinFree)
 	for _, dir := range []string{s.root, s.tmp, s.multipart} {
@@ -162,7 +166,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	if err != nil {
 		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
-	if err := s.place(tmp, key, os.Rename); err != nil {
+	if err := s.placeLocked(tmp, key, os.Rename); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
@@ -181,11 +185,43 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size i
 		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
 	defer os.Remove(tmp)
-	err = s.place(tmp, key, os.Link)
+	err = s.placeLocked(tmp, key, os.Link)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("diskstore: put %q: %w", key, storage.ErrExists)
 	}
 	if err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
+	}
+	return nil
+}
+
+// PutIfMatch is Put that fails with storage.ErrChanged unless key holds
+// the object whose ETag is match. The new file is written first; the check
+// and the rename into place then happen under the store's lock, held
+// exclusively, while every other write to an object holds it shared (see
+// lock): no write comes between the check and the rename.
+func (s *Store) PutIfMatch(ctx context.Context, key, match string, r io.Reader, size int64) error {
+	if err := storage.ValidKey(key); err != nil {
+		return err
+	}
+	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
+	if err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
+	}
+	defer os.Remove(tmp) // gone once renamed; left behind when refused
+	unlock, err := s.lock(syscall.LOCK_EX)
+	if err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
+	}
+	defer unlock()
+	fi, err := os.Stat(s.path(key))
+	switch {
+	case isNotExist(err) || err == nil && (!fi.Mode().IsRegular() || etag(fi) != strings.Trim(match, `"`)):
+		return fmt.Errorf("diskstore: put %q: %w", key, storage.ErrChanged)
+	case err != nil:
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
+	}
+	if err := s.place(tmp, key, os.Rename); err != nil {
 		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
 	return nil
@@ -242,6 +278,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	unlock, err := s.lock(syscall.LOCK_SH)
+	if err != nil {
+		return fmt.Errorf("diskstore: delete %q: %w", key, fault(err))
+	}
+	defer unlock()
 	p := s.path(key)
 	fi, err := os.Lstat(p)
 	if isNotExist(err) || (err == nil && fi.IsDir()) {
@@ -342,6 +383,42 @@ func (s *Store) place(tmp, key string, op func(oldname, newname string) error) e
 		return err
 	}
 	return syncDir(dir)
+}
+
+// placeLocked is place under the store's lock, held shared.
+func (s *Store) placeLocked(tmp, key string, op func(oldname, newname string) error) error {
+	unlock, err := s.lock(syscall.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.place(tmp, key, op)
+}
+
+// lock takes the store's lock (flock on the file .lock in the root) in
+// mode how, LOCK_SH or LOCK_EX, and returns its release. Every write that
+// puts or removes an object holds it shared, just for that step; a
+// PutIfMatch holds it exclusively from its check to its rename. flock
+// works between processes (`casedrop purge` run on the data directory of
+// a running server) and, since each call opens the file anew, between
+// goroutines. One lock for all keys: a conditional replace is rare and
+// short, and per-key lock files would be left behind.
+func (s *Store) lock(how int) (unlock func(), err error) {
+	f, err := os.OpenFile(s.lockFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil // closing the file releases the lock
 }
 
 // prune removes dir and its parents up to the root while they are empty.

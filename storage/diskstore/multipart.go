@@ -136,7 +136,7 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 	}
 	fi, err := s.join(ctx, f, dir, parts)
 	if err == nil {
-		err = s.place(f.Name(), key, os.Rename)
+		err = s.placeLocked(f.Name(), key, os.Rename)
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())

@@ -149,7 +149,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Put stores exactly size bytes of r under key, replacing any object there.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	return s.put(ctx, key, r, size, minio.PutObjectOptions{})
+	return s.put(ctx, key, r, size, minio.PutObjectOptions{}, nil)
 }
 
 // PutIfAbsent is Put that fails with storage.ErrExists when key already
@@ -158,10 +158,27 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
 	var opts minio.PutObjectOptions
 	opts.SetMatchETagExcept("*")
-	return s.put(ctx, key, r, size, opts)
+	return s.put(ctx, key, r, size, opts, storage.ErrExists)
 }
 
-func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions) error {
+// PutIfMatch is Put that fails with storage.ErrChanged unless key holds
+// the object whose ETag is etag, by a conditional write (If-Match: etag)
+// that the server decides. A store that ignores If-Match replaces the
+// object whatever it is (MinIO before August 2025 did so for a missing
+// key); the storage contract test finds such a store out.
+func (s *Store) PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error {
+	etag = strings.Trim(etag, `"`)
+	if etag == "" || etag == "*" { // "*" would match any object
+		return fmt.Errorf("s3store: put %q: %w: no ETag given", key, storage.ErrChanged)
+	}
+	var opts minio.PutObjectOptions
+	opts.SetMatchETag(etag)
+	return s.put(ctx, key, r, size, opts, storage.ErrChanged)
+}
+
+// put stores r under key with the conditions in opts; refused is the
+// error a condition that did not hold stands for (nil: no conditions).
+func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions, refused error) error {
 	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
@@ -169,7 +186,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, op
 		return fmt.Errorf("s3store: put %q: negative size %d", key, size)
 	}
 	if size > s.maxSinglePut {
-		return s.putMultipart(ctx, key, r, size, opts)
+		return s.putMultipart(ctx, key, r, size, opts, refused)
 	}
 	// Unsigned payload: no SHA-256 over the body; TLS or the caller's own
 	// digest protects it.
@@ -178,14 +195,14 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, op
 	_, err := s.core.PutObject(ctx, s.bucket, s.name(key), b, size, "", "", opts)
 	b.fence()
 	if err != nil {
-		return s.err(ctx, "put", key, err)
+		return s.putErr(ctx, key, err, refused)
 	}
 	return nil
 }
 
 // putMultipart stores an object too large for one PUT, part by part, each
 // streamed from r; conditions in opts apply to the completion.
-func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions) error {
+func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions, refused error) error {
 	partSize := max(s.multipartPartSize, (size+storage.MaxParts-1)/storage.MaxParts)
 	id, err := s.core.NewMultipartUpload(ctx, s.bucket, s.name(key), minio.PutObjectOptions{})
 	if err != nil {
@@ -202,9 +219,25 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 	}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.bucket, s.name(key), id, parts, opts); err != nil {
 		s.abortAfter(ctx, key, id)
-		return s.err(ctx, "put", key, err)
+		return s.putErr(ctx, key, err, refused)
 	}
 	return nil
+}
+
+// putErr wraps the error of a put. For a conditional put, the server's
+// answers that the condition did not hold are refused: 412; for If-Match
+// also 409 ConditionalRequestConflict (S3: another write to the key came
+// in meanwhile) and 404 (S3: no object to match; Ceph answers 412).
+func (s *Store) putErr(ctx context.Context, key string, err, refused error) error {
+	var resp minio.ErrorResponse
+	if refused != nil && errors.As(err, &resp) {
+		ifMatch := refused == storage.ErrChanged
+		if resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" ||
+			ifMatch && (resp.Code == "ConditionalRequestConflict" || resp.Code == "NoSuchKey") {
+			return fmt.Errorf("s3store: put %q: %w (%w)", key, refused, err)
+		}
+	}
+	return s.err(ctx, "put", key, err)
 }
 
 // abortAfter drops an upload that failed, even when ctx is what failed it.

@@ -75,6 +75,13 @@ func (f *Faulty) PutIfAbsent(ctx context.Context, key string, r io.Reader, size 
 	return f.Store.PutIfAbsent(ctx, key, r, size)
 }
 
+func (f *Faulty) PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error {
+	if err := f.fault("put", true); err != nil {
+		return err
+	}
+	return f.Store.PutIfMatch(ctx, key, etag, r, size)
+}
+
 func (f *Faulty) Open(ctx context.Context, key string) (storage.Object, error) {
 	if err := f.fault("open", false); err != nil {
 		return nil, err
