@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/casedrop/casedrop/storage"
@@ -68,35 +67,11 @@ func testPutIfMatchRace(t *testing.T, newStore func(t *testing.T) storage.Store)
 	stores := []storage.Store{s, newStore(t)}
 	put(t, s, "race/claim", []byte("held by nobody"))
 	held := stat(t, s, "race/claim").ETag
-	const n = 12
-	var (
-		start = make(chan struct{})
-		wg    sync.WaitGroup
-		errs  = make([]error, n)
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			body := fmt.Sprintf("taken over by %d", i)
-			errs[i] = stores[i%2].PutIfMatch(t.Context(), "race/claim", held, strings.NewReader(body), int64(len(body)))
-		})
-	}
-	close(start)
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Errorf("replacers %d and %d both succeeded", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, storage.ErrChanged):
-			t.Errorf("replacer %d: err = %v, want nil or ErrChanged", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no replacer succeeded")
-	}
+	errs := race(12, func(i int) error {
+		body := fmt.Sprintf("taken over by %d", i)
+		return stores[i%2].PutIfMatch(t.Context(), "race/claim", held, strings.NewReader(body), int64(len(body)))
+	})
+	winner := oneWinner(t, errs, storage.ErrChanged)
 	if got, want := string(read(t, s, "race/claim")), fmt.Sprintf("taken over by %d", winner); got != want {
 		t.Errorf("stored %q, want the winner's %q", got, want)
 	}
