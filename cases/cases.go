@@ -62,6 +62,7 @@ func closedIndexKey(caseID string) string { return "index/closed/" + caseID }
 type objectStore interface {
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
+	PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error
 	Open(ctx context.Context, key string) (storage.Object, error)
 	Delete(ctx context.Context, key string) error
 	List(ctx context.Context, prefix string) ([]storage.Info, error)
@@ -213,24 +214,31 @@ func (c *Catalog) RequireOpen(ctx context.Context, id string) (Case, error) {
 // getJSON reads the record under key. A record another instance replaces
 // meanwhile reads as the version opened (the storage contract).
 func getJSON(ctx context.Context, s objectStore, key string, v any) error {
+	_, err := readJSON(ctx, s, key, v)
+	return err
+}
+
+// readJSON is getJSON that also tells what it read: its ETag is what a
+// conditional replace of that version names (putJSONIfMatch).
+func readJSON(ctx context.Context, s objectStore, key string, v any) (storage.Info, error) {
 	obj, err := s.Open(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return ErrNotFound
+		return storage.Info{}, ErrNotFound
 	}
 	if err != nil {
-		return err
+		return storage.Info{}, err
 	}
 	defer obj.Close()
 	// Records are small; a cap keeps a corrupt or hostile object from
 	// exhausting memory.
 	data, err := io.ReadAll(io.LimitReader(obj, 1<<20))
 	if err != nil {
-		return fmt.Errorf("read %s: %w", key, err)
+		return storage.Info{}, fmt.Errorf("read %s: %w", key, err)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
+		return storage.Info{}, fmt.Errorf("decode %s: %w", key, err)
 	}
-	return nil
+	return obj.Info(), nil
 }
 
 func putJSON(ctx context.Context, s objectStore, key string, v any) error {
@@ -247,4 +255,12 @@ func putJSONIfAbsent(ctx context.Context, s objectStore, key string, v any) erro
 		return err
 	}
 	return s.PutIfAbsent(ctx, key, bytes.NewReader(data), int64(len(data)))
+}
+
+func putJSONIfMatch(ctx context.Context, s objectStore, key, etag string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.PutIfMatch(ctx, key, etag, bytes.NewReader(data), int64(len(data)))
 }

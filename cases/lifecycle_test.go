@@ -35,8 +35,13 @@ type instance struct {
 func newInstance(store storage.Store, clk *clock, name string) *instance {
 	cat := cases.New(store, clk.now)
 	in := upload.New(upload.Config{Store: store, Catalog: cat, Now: clk.now, PartSize: storage.MinPartSize})
-	return &instance{store: store, catalog: cat, ingest: in, purger: &cases.Purger{Catalog: cat, Uploads: in, Instance: name}}
+	purger := &cases.Purger{Catalog: cat, Uploads: in, Instance: name, Sleep: noSleep}
+	return &instance{store: store, catalog: cat, ingest: in, purger: purger}
 }
+
+// noSleep is a Purger's Sleep that does not wait: the pauses between
+// attempts only slow the tests down.
+func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 func (i *instance) upload(t *testing.T, caseID, name string, data []byte, finish bool) {
 	t.Helper()
@@ -232,6 +237,11 @@ func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) 
 		flaky := &failingStore{Store: newStore()}
 		flaky.deletesLeft.Store(2)
 		a := newInstance(flaky, clk, "a")
+		var paused atomic.Int64
+		a.purger.Sleep = func(ctx context.Context, d time.Duration) error {
+			paused.Add(int64(d))
+			return ctx.Err()
+		}
 		if _, _, err := a.catalog.Open(ctx, "half"); err != nil {
 			t.Fatal(err)
 		}
@@ -247,6 +257,9 @@ func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) 
 		}
 		if rec, _ := a.catalog.Get(ctx, "half"); rec.PurgedAt != nil {
 			t.Fatal("the case says purged after a failed purge")
+		}
+		if paused.Load() == 0 {
+			t.Error("failed deletes were retried without a pause")
 		}
 		// The same instance runs again (a restarted process keeps its name).
 		b := newInstance(newStore(), clk, "a")
@@ -305,6 +318,79 @@ func TestTwoInstancesPurgingAtOncePurgeEachCaseOnce(t *testing.T) {
 			if len(events) != 1 {
 				t.Fatalf("case twin-%d has %d purge records", i, len(events))
 			}
+		}
+	})
+}
+
+// claimBarrier holds every reader of a purge claim until two have read
+// it, so that two instances surely see the same claim before either
+// writes it.
+type claimBarrier struct {
+	storage.Store
+	readers *atomic.Int32
+	both    chan struct{}
+}
+
+func (b claimBarrier) Open(ctx context.Context, key string) (storage.Object, error) {
+	obj, err := b.Store.Open(ctx, key)
+	if strings.HasPrefix(key, "purges/") {
+		if b.readers.Add(1) == 2 {
+			close(b.both)
+		}
+		select {
+		case <-b.both:
+		case <-time.After(10 * time.Second): // a deadline, not a pause: the other never came
+		}
+	}
+	return obj, err
+}
+
+func TestTwoInstancesTakingOverAStaleClaimAtOnceOnePurges(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		clk := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+		// An instance claims the purge and dies: every delete fails.
+		dead := &failingStore{Store: newStore()}
+		d := newInstance(dead, clk, "dead")
+		if _, _, err := d.catalog.Open(ctx, "stale"); err != nil {
+			t.Fatal(err)
+		}
+		d.upload(t, "stale", "f.txt", []byte("evidence"), true)
+		if _, err := d.catalog.Close(ctx, "stale"); err != nil {
+			t.Fatal(err)
+		}
+		clk.advance(30 * 24 * time.Hour)
+		if _, err := d.purger.PurgeDue(ctx, clk.now(), false); err == nil {
+			t.Fatal("a purge whose deletes fail claims success")
+		}
+		clk.advance(11 * time.Minute) // past the claim's lease
+
+		var readers atomic.Int32
+		both := make(chan struct{})
+		var (
+			wg     sync.WaitGroup
+			purged atomic.Int32
+		)
+		for _, name := range []string{"b", "c"} {
+			inst := newInstance(claimBarrier{newStore(), &readers, both}, clk, name)
+			wg.Go(func() {
+				reports, err := inst.purger.PurgeDue(ctx, clk.now(), false)
+				if err != nil {
+					t.Errorf("instance %s: %v", name, err)
+				}
+				purged.Add(int32(len(reports)))
+			})
+		}
+		wg.Wait()
+		if readers.Load() != 2 {
+			t.Fatalf("%d instances read the stale claim, want both", readers.Load())
+		}
+		if purged.Load() != 1 {
+			t.Errorf("%d instances took the stale claim over and purged, want one", purged.Load())
+		}
+		events, err := d.catalog.AuditTrail(ctx, "stale", cases.AuditFilter{Types: []string{cases.EventCasePurged}})
+		if err != nil || len(events) != 1 || len(events[0].Files) != 1 {
+			t.Fatalf("purge records %+v (%v), want one listing the file", events, err)
 		}
 	})
 }

@@ -41,6 +41,10 @@ type Purger struct {
 	// each pass of Run drops older ones. Zero keeps the trail forever.
 	AuditRetention time.Duration
 	Logger         *slog.Logger
+	// Sleep pauses between attempts to delete an object: it waits d, or
+	// until ctx ends and then returns ctx's error. Nil waits on a timer;
+	// tests pass one that does not wait.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // PurgeReport says what a purge removed (or, dry, would remove).
@@ -213,7 +217,8 @@ func (p *Purger) claim(ctx context.Context, rec Case) (purgeClaim, error) {
 		return purgeClaim{}, err
 	}
 	var held purgeClaim
-	if err := getJSON(ctx, p.Catalog.store, claimKey(rec), &held); err != nil {
+	seen, err := readJSON(ctx, p.Catalog.store, claimKey(rec), &held)
+	if err != nil {
 		return purgeClaim{}, err
 	}
 	if held.Done {
@@ -226,9 +231,15 @@ func (p *Purger) claim(ctx context.Context, rec Case) (purgeClaim, error) {
 	if held.Instance != p.Instance && now.Sub(held.Started) < lease {
 		return purgeClaim{}, fmt.Errorf("%w: %s since %s", ErrPurgeInProgress, held.Instance, held.Started.Format(time.RFC3339))
 	}
-	// Take over with the list the first purger took before deleting.
+	// Take over with the list the first purger took before deleting, on
+	// condition that the claim is still the one read: of instances taking
+	// over at once, one wins and the others see the purge in progress.
 	held.Instance, held.Started = p.Instance, now
-	if err := putJSON(ctx, p.Catalog.store, claimKey(rec), held); err != nil {
+	err = putJSONIfMatch(ctx, p.Catalog.store, claimKey(rec), seen.ETag, held)
+	if errors.Is(err, storage.ErrChanged) {
+		return purgeClaim{}, fmt.Errorf("%w: %s: another instance took the claim over first", ErrPurgeInProgress, rec.ID)
+	}
+	if err != nil {
 		return purgeClaim{}, err
 	}
 	return held, nil
@@ -268,19 +279,37 @@ func (p *Purger) deleteFiles(ctx context.Context, caseID string) (int, error) {
 	return removed, nil
 }
 
+// deleteWithRetry deletes key in up to three attempts, pausing 200 ms
+// after the first failure and 400 ms after the second.
 func (p *Purger) deleteWithRetry(ctx context.Context, key string) error {
+	const attempts = 3
 	var err error
-	for attempt := range 3 {
+	for attempt := 1; ; attempt++ {
 		if err = p.Catalog.store.Delete(ctx, key); err == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		if attempt == attempts {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		if err := p.sleep(ctx, time.Duration(attempt)*200*time.Millisecond); err != nil {
+			return err
 		}
 	}
-	return fmt.Errorf("delete %s: %w", key, err)
+}
+
+// sleep is p.Sleep, or a timer.
+func (p *Purger) sleep(ctx context.Context, d time.Duration) error {
+	if p.Sleep != nil {
+		return p.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Run purges what is due every interval until ctx ends (the loop of

@@ -117,11 +117,11 @@ func faultKind(err error) string {
 type Watcher func(op string, room bool, start time.Time, err error)
 
 // observe times one store operation, counts its failure and tells the
-// watcher. A missing object or an existing one on a conditional write is
-// an answer, not a failure of the store.
+// watcher. A missing object, or a refused condition of a conditional
+// write, is an answer, not a failure of the store.
 func (i instrumented) observe(op string, room bool, start time.Time, err error) {
 	StorageLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrExists) {
+	if err != nil && !storage.Answered(err) {
 		StorageErrors.WithLabelValues(op, faultKind(err)).Inc()
 	}
 	if i.watch != nil {
@@ -129,18 +129,21 @@ func (i instrumented) observe(op string, room bool, start time.Time, err error) 
 	}
 }
 
-// Pinger is a store that can tell whether it is reachable.
-type Pinger interface {
-	storage.Store
-	Ping(ctx context.Context) error
+// Store wraps s so that every operation is timed and counted, and its
+// outcome told to watch, if not nil. The wrapper has the optional
+// capabilities of s (storage.Digester) and no others: a type assertion on
+// it answers as one on s would.
+func Store(s storage.Store, watch Watcher) storage.Store {
+	i := instrumented{s, watch}
+	if d, ok := s.(storage.Digester); ok {
+		return digesting{i, d}
+	}
+	return i
 }
 
-// Store wraps a store so that every operation is timed and counted, and
-// its outcome told to watch, if not nil.
-func Store(s Pinger, watch Watcher) Pinger { return instrumented{s, watch} }
-
+// instrumented is the wrapper of a store without optional capabilities.
 type instrumented struct {
-	s     Pinger
+	s     storage.Store
 	watch Watcher
 }
 
@@ -152,6 +155,11 @@ func (i instrumented) Put(ctx context.Context, key string, r io.Reader, size int
 func (i instrumented) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) (err error) {
 	defer func(t time.Time) { i.observe("put_if_absent", false, t, err) }(time.Now())
 	return i.s.PutIfAbsent(ctx, key, r, size)
+}
+
+func (i instrumented) PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) (err error) {
+	defer func(t time.Time) { i.observe("put_if_match", false, t, err) }(time.Now())
+	return i.s.PutIfMatch(ctx, key, etag, r, size)
 }
 
 func (i instrumented) Open(ctx context.Context, key string) (o storage.Object, err error) {
@@ -209,20 +217,18 @@ func (i instrumented) Ping(ctx context.Context) (err error) {
 	return i.s.Ping(ctx)
 }
 
-// SetDigest passes storage.Digester through; without it, it keeps nothing.
-func (i instrumented) SetDigest(ctx context.Context, key, sha256hex string) (err error) {
-	d, ok := i.s.(storage.Digester)
-	if !ok {
-		return nil
-	}
-	defer func(t time.Time) { i.observe("set_digest", false, t, err) }(time.Now())
-	return d.SetDigest(ctx, key, sha256hex)
+// digesting is the wrapper of a store that is a storage.Digester.
+type digesting struct {
+	instrumented
+	d storage.Digester
 }
 
-// Digest passes storage.Digester through; without it, there is none.
-func (i instrumented) Digest(ctx context.Context, key string) (string, error) {
-	if d, ok := i.s.(storage.Digester); ok {
-		return d.Digest(ctx, key)
-	}
-	return "", nil
+func (w digesting) SetDigest(ctx context.Context, key, sha256hex string) (err error) {
+	defer func(t time.Time) { w.observe("set_digest", false, t, err) }(time.Now())
+	return w.d.SetDigest(ctx, key, sha256hex)
+}
+
+func (w digesting) Digest(ctx context.Context, key string) (digest string, err error) {
+	defer func(t time.Time) { w.observe("digest", false, t, err) }(time.Now())
+	return w.d.Digest(ctx, key)
 }

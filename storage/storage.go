@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,6 +21,9 @@ var (
 	ErrNotFound = errors.New("storage: not found")
 	// ErrExists: PutIfAbsent found an object already stored under the key.
 	ErrExists = errors.New("storage: object exists")
+	// ErrChanged: PutIfMatch found the key holding another object than the
+	// one whose ETag it was given, or none at all.
+	ErrChanged = errors.New("storage: object changed")
 	// ErrInvalidKey: the key is not a valid object key (see ValidKey).
 	ErrInvalidKey = errors.New("storage: invalid key")
 
@@ -47,12 +51,37 @@ func Fault(err error) error {
 	return nil
 }
 
+// Answered reports whether err is the store's answer about a key rather
+// than a failure: no object there (ErrNotFound), or a condition of a
+// conditional write that did not hold (ErrExists, ErrChanged). The store
+// was reached and did its job.
+func Answered(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) || errors.Is(err, ErrChanged)
+}
+
 // MinPartSize is the smallest size of a multipart upload's part other than
 // the last, as S3 requires. Callers keep any smaller tail themselves.
 const MinPartSize = 5 << 20
 
 // MaxParts is the most parts one multipart upload may have (S3's limit).
 const MaxParts = 10000
+
+// MaxPartSize is the largest part of a multipart upload (S3's limit).
+// Every implementation refuses larger parts, so that code working on one
+// store works on S3.
+const MaxPartSize = 5 << 30
+
+// ValidPart reports whether part number of size bytes may be stored:
+// number in 1..MaxParts, size in 0..MaxPartSize.
+func ValidPart(number int, size int64) error {
+	if number < 1 || number > MaxParts {
+		return fmt.Errorf("part number %d outside 1..%d", number, MaxParts)
+	}
+	if size < 0 || size > MaxPartSize {
+		return fmt.Errorf("part size %d outside 0..%d", size, int64(MaxPartSize))
+	}
+	return nil
+}
 
 // Info describes a stored object.
 type Info struct {
@@ -83,7 +112,27 @@ type Multipart struct {
 	Started  time.Time
 }
 
-// Store is an object store. Every method is safe for concurrent use.
+// SortMultiparts sorts uploads as ListMultiparts returns them: by key,
+// then by start, then by upload id.
+func SortMultiparts(ups []Multipart) {
+	slices.SortFunc(ups, func(a, b Multipart) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return strings.Compare(a.UploadID, b.UploadID)
+	})
+}
+
+// Store is what every object store implements, and what every wrapper of
+// one (metrics, fault injection in tests) passes through: whole objects,
+// the multipart uploads the ingest streams files into, and a readiness
+// check. Consumers declare the few methods they use as interfaces of their
+// own. What only some stores can do is an optional interface of its own
+// (Digester), found by a type assertion. Every method is safe for
+// concurrent use.
 type Store interface {
 	// Put stores r (exactly size bytes) under key, replacing any object there.
 	// Readers never see a partly written object.
@@ -91,6 +140,14 @@ type Store interface {
 	// PutIfAbsent is Put that fails with ErrExists when key already holds an
 	// object; of two racing callers exactly one succeeds.
 	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
+	// PutIfMatch is Put that replaces only the object whose Info.ETag is
+	// etag: when key holds another object, or none, it fails with
+	// ErrChanged and stores nothing. Of racing callers naming the same
+	// ETag, exactly one succeeds, provided they store different bytes: on
+	// S3 an ETag is the content's MD5, so a replacement with the same bytes
+	// keeps it. Some S3-compatible stores ignore the condition (If-Match)
+	// and replace unconditionally; casedrop's are checked by the contract.
+	PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error
 	// Open opens the object under key for reading, or fails with ErrNotFound.
 	Open(ctx context.Context, key string) (Object, error)
 	// Stat describes the object under key, or fails with ErrNotFound.
@@ -118,30 +175,53 @@ type Store interface {
 	// unknown upload is no error.
 	AbortMultipart(ctx context.Context, key, uploadID string) error
 	// ListMultiparts returns the unfinished multipart uploads whose key
-	// starts with prefix.
+	// starts with prefix, sorted (SortMultiparts).
 	ListMultiparts(ctx context.Context, prefix string) ([]Multipart, error)
+
+	// Ping reports whether the store takes writes now, failing with
+	// ErrUnavailable or ErrNoSpace when it does not; /readyz asks it.
+	Ping(ctx context.Context) error
 }
 
 // Digester is an optional capability of a store: it keeps a file's SHA-256
 // on the stored object itself (S3 object tagging), so that the store's own
 // tools can tell what the bytes should hash to without casedrop's catalog.
+// s3store has it; diskstore has not (a file has no tags). A wrapper has it
+// only when the store it wraps has it.
 type Digester interface {
 	SetDigest(ctx context.Context, key, sha256hex string) error
 	// Digest returns what SetDigest kept, or "" when nothing was.
 	Digest(ctx context.Context, key string) (string, error)
 }
 
+// maxKey is the most bytes a key may have; maxSegment the most one segment
+// may have: each segment is a file or directory name on disk, for diskstore
+// and for MinIO's drives alike (Linux's NAME_MAX).
+const (
+	maxKey     = 900
+	maxSegment = 255
+)
+
 // ValidKey reports whether key is a well-formed object key: slash-separated
-// segments, each non-empty, not "." or "..", of printable ASCII without
-// backslash; at most 900 bytes. Both implementations refuse other keys with
-// ErrInvalidKey, so a key that works on one works on the other.
+// segments, each non-empty, of printable ASCII without backslash, not
+// starting with "." (which also refuses "." and ".."), at most 255 bytes;
+// at most 900 bytes in all. These are the rules of every implementation:
+// each refuses other keys with ErrInvalidKey, so a key that works on one
+// works on the others. The dot keeps diskstore's hidden directories (and
+// any a store keeps beside the objects) out of reach of every key.
 func ValidKey(key string) error {
-	if key == "" || len(key) > 900 {
+	if key == "" || len(key) > maxKey {
 		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
 	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "" {
 			return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+		}
+		if seg[0] == '.' {
+			return fmt.Errorf("%w: %q: a segment starts with a dot", ErrInvalidKey, key)
+		}
+		if len(seg) > maxSegment {
+			return fmt.Errorf("%w: %q: a segment is longer than %d bytes", ErrInvalidKey, key, maxSegment)
 		}
 		for i := 0; i < len(seg); i++ {
 			if c := seg[i]; c < 0x21 || c > 0x7e || c == '\\' {
@@ -150,4 +230,18 @@ func ValidKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// ValidPrefix reports whether some valid key could start with prefix: the
+// segments before its last slash make a valid key, and its last segment
+// does not start with a dot. Listing any other prefix finds nothing.
+func ValidPrefix(prefix string) bool {
+	last := prefix
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		if ValidKey(prefix[:i]) != nil {
+			return false
+		}
+		last = prefix[i+1:]
+	}
+	return !strings.HasPrefix(last, ".")
 }

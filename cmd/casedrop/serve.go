@@ -34,12 +34,7 @@ import (
 // so that instances behind different URLs accept each other's credentials.
 const tokenIssuer = "casedrop"
 
-type pinger interface {
-	storage.Store
-	Ping(ctx context.Context) error
-}
-
-func openStore(ctx context.Context, cfg *config) (pinger, string, error) {
+func openStore(ctx context.Context, cfg *config) (storage.Store, string, error) {
 	if cfg.S3Endpoint == "" {
 		root := filepath.Join(cfg.DataDir, "store")
 		s, err := diskstore.New(root)

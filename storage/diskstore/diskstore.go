@@ -7,11 +7,9 @@
 // for unfinished multipart uploads, one directory per upload holding its key
 // and its parts. Everything is on disk, so uploads survive a restart.
 //
-// To keep those directories out of reach of any key, diskstore refuses, in
-// addition to what storage.ValidKey refuses, every key with a segment that
-// starts with "." (ErrInvalidKey); it also refuses segments longer than a
-// file name may be (255 bytes). s3store refuses the same keys, so a key
-// that works on one store works on the other.
+// Those directories, and the lock file .lock (see lock), start with a dot,
+// which no segment of a valid key does (storage.ValidKey), so no key
+// reaches them.
 package diskstore
 
 import (
@@ -37,6 +35,7 @@ import (
 const (
 	tmpDir       = ".tmp"
 	multipartDir = ".multipart"
+	lockFile     = ".lock"
 	dirPerm      = 0o750
 )
 
@@ -46,6 +45,7 @@ type Store struct {
 	root      string
 	tmp       string
 	multipart string
+	lockFile  string
 	minFree   atomic.Int64
 
 	pingMu  sync.Mutex
@@ -65,6 +65,7 @@ func New(root string) (*Store, error) {
 		root:      abs,
 		tmp:       filepath.Join(abs, tmpDir),
 		multipart: filepath.Join(abs, multipartDir),
+		lockFile:  filepath.Join(abs, lockFile),
 	}
 	s.minFree.Store(DefaultMinFree)
 	for _, dir := range []string{s.root, s.tmp, s.multipart} {
@@ -158,14 +159,14 @@ var pingData [4096]byte
 
 // Put stores exactly size bytes of r under key, replacing any object there.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
 	if err != nil {
 		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
-	if err := s.place(tmp, key, os.Rename); err != nil {
+	if err := s.placeLocked(tmp, key, os.Rename); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
@@ -176,7 +177,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 // holds an object. The new file is hard-linked into place, which fails when
 // the name exists, so of two racing callers exactly one succeeds.
 func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
@@ -184,7 +185,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size i
 		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
 	}
 	defer os.Remove(tmp)
-	err = s.place(tmp, key, os.Link)
+	err = s.placeLocked(tmp, key, os.Link)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("diskstore: put %q: %w", key, storage.ErrExists)
 	}
@@ -194,10 +195,42 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size i
 	return nil
 }
 
+// PutIfMatch is Put that fails with storage.ErrChanged unless key holds
+// the object whose ETag is match. The new file is written first; the check
+// and the rename into place then happen under the store's lock, held
+// exclusively, while every other write to an object holds it shared (see
+// lock): no write comes between the check and the rename.
+func (s *Store) PutIfMatch(ctx context.Context, key, match string, r io.Reader, size int64) error {
+	if err := storage.ValidKey(key); err != nil {
+		return err
+	}
+	tmp, _, err := writeTemp(ctx, s.tmp, "put-*", r, size)
+	if err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
+	}
+	defer os.Remove(tmp) // gone once renamed; left behind when refused
+	unlock, err := s.lock(syscall.LOCK_EX)
+	if err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
+	}
+	defer unlock()
+	fi, err := os.Stat(s.path(key))
+	switch {
+	case isNotExist(err) || err == nil && (!fi.Mode().IsRegular() || etag(fi) != strings.Trim(match, `"`)):
+		return fmt.Errorf("diskstore: put %q: %w", key, storage.ErrChanged)
+	case err != nil:
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
+	}
+	if err := s.place(tmp, key, os.Rename); err != nil {
+		return fmt.Errorf("diskstore: put %q: %w", key, fault(err))
+	}
+	return nil
+}
+
 // Open opens the object under key for reading. The Object is an *os.File
 // underneath, so io.Copy from it to a socket can use sendfile.
 func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -220,7 +253,7 @@ func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
 
 // Stat describes the object under key.
 func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Info{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -239,12 +272,17 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
 // Delete removes the object under key and any directories left empty by
 // that; deleting a missing key is no error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	unlock, err := s.lock(syscall.LOCK_SH)
+	if err != nil {
+		return fmt.Errorf("diskstore: delete %q: %w", key, fault(err))
+	}
+	defer unlock()
 	p := s.path(key)
 	fi, err := os.Lstat(p)
 	if isNotExist(err) || (err == nil && fi.IsDir()) {
@@ -265,7 +303,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Info, error) {
 	start := s.root
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		if checkKey(prefix[:i]) != nil {
+		if !storage.ValidPrefix(prefix) {
 			return nil, nil // no valid key starts with this prefix
 		}
 		start = s.path(prefix[:i])
@@ -347,6 +385,42 @@ func (s *Store) place(tmp, key string, op func(oldname, newname string) error) e
 	return syncDir(dir)
 }
 
+// placeLocked is place under the store's lock, held shared.
+func (s *Store) placeLocked(tmp, key string, op func(oldname, newname string) error) error {
+	unlock, err := s.lock(syscall.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.place(tmp, key, op)
+}
+
+// lock takes the store's lock (flock on the file .lock in the root) in
+// mode how, LOCK_SH or LOCK_EX, and returns its release. Every write that
+// puts or removes an object holds it shared, just for that step; a
+// PutIfMatch holds it exclusively from its check to its rename. flock
+// works between processes (`casedrop purge` run on the data directory of
+// a running server) and, since each call opens the file anew, between
+// goroutines. One lock for all keys: a conditional replace is rare and
+// short, and per-key lock files would be left behind.
+func (s *Store) lock(how int) (unlock func(), err error) {
+	f, err := os.OpenFile(s.lockFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil // closing the file releases the lock
+}
+
 // prune removes dir and its parents up to the root while they are empty.
 func (s *Store) prune(dir string) {
 	for dir != s.root && strings.HasPrefix(dir, s.root) {
@@ -412,27 +486,6 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
-}
-
-// maxSegment is the longest file name Linux file systems take (NAME_MAX).
-const maxSegment = 255
-
-// checkKey refuses what storage.ValidKey refuses, segments longer than a
-// file name may be, and, to keep the hidden directories unreachable,
-// segments starting with ".". s3store refuses the same keys.
-func checkKey(key string) error {
-	if err := storage.ValidKey(key); err != nil {
-		return err
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if strings.HasPrefix(seg, ".") {
-			return fmt.Errorf("%w: %q: a segment starts with a dot", storage.ErrInvalidKey, key)
-		}
-		if len(seg) > maxSegment {
-			return fmt.Errorf("%w: %q: a segment is longer than %d bytes", storage.ErrInvalidKey, key, maxSegment)
-		}
-	}
-	return nil
 }
 
 // info describes the file fi as the object key.

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/casedrop/casedrop/storage"
@@ -23,13 +22,9 @@ const (
 	partFile = "part.%05d"
 )
 
-// maxPartSize is S3's largest part; diskstore refuses larger parts too, so
-// that code working on disk works on S3.
-const maxPartSize = 5 << 30
-
 // NewMultipart starts a multipart upload that will become the object key.
 func (s *Store) NewMultipart(ctx context.Context, key string) (string, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return "", err
 	}
 	if err := ctx.Err(); err != nil {
@@ -64,14 +59,11 @@ func (s *Store) NewMultipart(ctx context.Context, key string) (string, error) {
 // PutPart stores part number of the upload, exactly size bytes from r,
 // replacing any part stored under that number before.
 func (s *Store) PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (storage.Part, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Part{}, err
 	}
-	if number < 1 || number > storage.MaxParts {
-		return storage.Part{}, fmt.Errorf("diskstore: put part %d of %q: number outside 1..%d", number, key, storage.MaxParts)
-	}
-	if size > maxPartSize {
-		return storage.Part{}, fmt.Errorf("diskstore: put part %d of %q: %d bytes is over the %d a part may have", number, key, size, maxPartSize)
+	if err := storage.ValidPart(number, size); err != nil {
+		return storage.Part{}, fmt.Errorf("diskstore: put part %d of %q: %w", number, key, err)
 	}
 	dir, err := s.upload(key, uploadID)
 	if err != nil {
@@ -99,7 +91,7 @@ func (s *Store) PutPart(ctx context.Context, key, uploadID string, number int, r
 // srcKey from offset. io.Copy between two files uses copy_file_range, so
 // the bytes stay in the kernel (or are shared, on file systems that clone).
 func (s *Store) CopyPart(ctx context.Context, key, uploadID string, number int, srcKey string, offset, size int64) (storage.Part, error) {
-	if err := checkKey(srcKey); err != nil {
+	if err := storage.ValidKey(srcKey); err != nil {
 		return storage.Part{}, err
 	}
 	if offset < 0 || size < 0 {
@@ -128,7 +120,7 @@ func (s *Store) CopyPart(ctx context.Context, key, uploadID string, number int, 
 // the stored part's, and parts but the last smaller than MinPartSize; the
 // upload stays as it was then.
 func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (storage.Info, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Info{}, err
 	}
 	dir, err := s.upload(key, uploadID)
@@ -144,7 +136,7 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 	}
 	fi, err := s.join(ctx, f, dir, parts)
 	if err == nil {
-		err = s.place(f.Name(), key, os.Rename)
+		err = s.placeLocked(f.Name(), key, os.Rename)
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
@@ -231,7 +223,7 @@ func checkParts(dir string, parts []storage.Part) error {
 // AbortMultipart ends the upload and drops its parts; aborting an unknown
 // upload is no error.
 func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -281,15 +273,7 @@ func (s *Store) ListMultiparts(ctx context.Context, prefix string) ([]storage.Mu
 			ups = append(ups, storage.Multipart{Key: string(key), UploadID: e.Name(), Started: fi.ModTime()})
 		}
 	}
-	slices.SortFunc(ups, func(a, b storage.Multipart) int {
-		if c := strings.Compare(a.Key, b.Key); c != 0 {
-			return c
-		}
-		if c := a.Started.Compare(b.Started); c != 0 {
-			return c
-		}
-		return strings.Compare(a.UploadID, b.UploadID)
-	})
+	storage.SortMultiparts(ups)
 	return ups, nil
 }
 

@@ -92,7 +92,7 @@ func (t *Tracker) Current() error {
 // of the store's health.
 func (t *Tracker) Observe(op string, room bool, start time.Time, err error) {
 	fault := storage.Fault(err)
-	answered := err == nil || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExists)
+	answered := err == nil || storage.Answered(err)
 	if fault == nil && !answered {
 		return
 	}

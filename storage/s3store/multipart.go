@@ -13,12 +13,9 @@ import (
 	"github.com/casedrop/casedrop/storage"
 )
 
-// maxPartSize is the largest part S3 takes.
-const maxPartSize = 5 << 30
-
 // NewMultipart starts a multipart upload that will become the object key.
 func (s *Store) NewMultipart(ctx context.Context, key string) (string, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return "", err
 	}
 	id, err := s.core.NewMultipartUpload(ctx, s.bucket, s.name(key), minio.PutObjectOptions{})
@@ -31,14 +28,11 @@ func (s *Store) NewMultipart(ctx context.Context, key string) (string, error) {
 // PutPart stores part number of the upload, streaming exactly size bytes
 // from r, replacing any part stored under that number before.
 func (s *Store) PutPart(ctx context.Context, key, uploadID string, number int, r io.Reader, size int64) (storage.Part, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Part{}, err
 	}
-	if number < 1 || number > storage.MaxParts {
-		return storage.Part{}, fmt.Errorf("s3store: put part %d of %q: number outside 1..%d", number, key, storage.MaxParts)
-	}
-	if size < 0 || size > maxPartSize {
-		return storage.Part{}, fmt.Errorf("s3store: put part %d of %q: size %d outside 0..%d", number, key, size, maxPartSize)
+	if err := storage.ValidPart(number, size); err != nil {
+		return storage.Part{}, fmt.Errorf("s3store: put part %d of %q: %w", number, key, err)
 	}
 	if !possibleID(uploadID) {
 		return storage.Part{}, fmt.Errorf("s3store: put part %d of %q: upload %q: %w", number, key, uploadID, storage.ErrNotFound)
@@ -58,16 +52,16 @@ func (s *Store) PutPart(ctx context.Context, key, uploadID string, number int, r
 // CopyPart stores as part number of the upload size bytes of the object
 // srcKey from offset, copied by the server (UploadPartCopy).
 func (s *Store) CopyPart(ctx context.Context, key, uploadID string, number int, srcKey string, offset, size int64) (storage.Part, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Part{}, err
 	}
-	if err := checkKey(srcKey); err != nil {
+	if err := storage.ValidKey(srcKey); err != nil {
 		return storage.Part{}, err
 	}
-	if number < 1 || number > storage.MaxParts {
-		return storage.Part{}, fmt.Errorf("s3store: copy part %d of %q: number outside 1..%d", number, key, storage.MaxParts)
+	if err := storage.ValidPart(number, size); err != nil {
+		return storage.Part{}, fmt.Errorf("s3store: copy part %d of %q: %w", number, key, err)
 	}
-	if offset < 0 || size <= 0 || size > maxPartSize {
+	if offset < 0 || size == 0 {
 		return storage.Part{}, fmt.Errorf("s3store: copy part %d of %q: range %d+%d", number, key, offset, size)
 	}
 	if !possibleID(uploadID) {
@@ -84,7 +78,7 @@ func (s *Store) CopyPart(ctx context.Context, key, uploadID string, number int, 
 // upload. The server checks the parts (ETags, MinPartSize) and this their
 // order; when they are refused the upload stays as it was.
 func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (storage.Info, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Info{}, err
 	}
 	if !possibleID(uploadID) {
@@ -109,7 +103,7 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 // AbortMultipart ends the upload and drops its parts; aborting an unknown
 // upload is no error.
 func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	if !possibleID(uploadID) {
@@ -152,15 +146,7 @@ func (s *Store) ListMultiparts(ctx context.Context, prefix string) ([]storage.Mu
 			return nil, s.err(ctx, "list multiparts", prefix, err)
 		}
 	}
-	slices.SortFunc(ups, func(a, b storage.Multipart) int {
-		if c := strings.Compare(a.Key, b.Key); c != 0 {
-			return c
-		}
-		if c := a.Started.Compare(b.Started); c != 0 {
-			return c
-		}
-		return strings.Compare(a.UploadID, b.UploadID)
-	})
+	storage.SortMultiparts(ups)
 	return ups, nil
 }
 

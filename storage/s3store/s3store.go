@@ -149,7 +149,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Put stores exactly size bytes of r under key, replacing any object there.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	return s.put(ctx, key, r, size, minio.PutObjectOptions{})
+	return s.put(ctx, key, r, size, minio.PutObjectOptions{}, nil)
 }
 
 // PutIfAbsent is Put that fails with storage.ErrExists when key already
@@ -158,18 +158,35 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
 	var opts minio.PutObjectOptions
 	opts.SetMatchETagExcept("*")
-	return s.put(ctx, key, r, size, opts)
+	return s.put(ctx, key, r, size, opts, storage.ErrExists)
 }
 
-func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions) error {
-	if err := checkKey(key); err != nil {
+// PutIfMatch is Put that fails with storage.ErrChanged unless key holds
+// the object whose ETag is etag, by a conditional write (If-Match: etag)
+// that the server decides. A store that ignores If-Match replaces the
+// object whatever it is (MinIO before August 2025 did so for a missing
+// key); the storage contract test finds such a store out.
+func (s *Store) PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error {
+	etag = strings.Trim(etag, `"`)
+	if etag == "" || etag == "*" { // "*" would match any object
+		return fmt.Errorf("s3store: put %q: %w: no ETag given", key, storage.ErrChanged)
+	}
+	var opts minio.PutObjectOptions
+	opts.SetMatchETag(etag)
+	return s.put(ctx, key, r, size, opts, storage.ErrChanged)
+}
+
+// put stores r under key with the conditions in opts; refused is the
+// error a condition that did not hold stands for (nil: no conditions).
+func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions, refused error) error {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	if size < 0 {
 		return fmt.Errorf("s3store: put %q: negative size %d", key, size)
 	}
 	if size > s.maxSinglePut {
-		return s.putMultipart(ctx, key, r, size, opts)
+		return s.putMultipart(ctx, key, r, size, opts, refused)
 	}
 	// Unsigned payload: no SHA-256 over the body; TLS or the caller's own
 	// digest protects it.
@@ -178,14 +195,14 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, op
 	_, err := s.core.PutObject(ctx, s.bucket, s.name(key), b, size, "", "", opts)
 	b.fence()
 	if err != nil {
-		return s.err(ctx, "put", key, err)
+		return s.putErr(ctx, key, err, refused)
 	}
 	return nil
 }
 
 // putMultipart stores an object too large for one PUT, part by part, each
 // streamed from r; conditions in opts apply to the completion.
-func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions) error {
+func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions, refused error) error {
 	partSize := max(s.multipartPartSize, (size+storage.MaxParts-1)/storage.MaxParts)
 	id, err := s.core.NewMultipartUpload(ctx, s.bucket, s.name(key), minio.PutObjectOptions{})
 	if err != nil {
@@ -202,9 +219,25 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 	}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.bucket, s.name(key), id, parts, opts); err != nil {
 		s.abortAfter(ctx, key, id)
-		return s.err(ctx, "put", key, err)
+		return s.putErr(ctx, key, err, refused)
 	}
 	return nil
+}
+
+// putErr wraps the error of a put. For a conditional put, the server's
+// answers that the condition did not hold are refused: 412; for If-Match
+// also 409 ConditionalRequestConflict (S3: another write to the key came
+// in meanwhile) and 404 (S3: no object to match; Ceph answers 412).
+func (s *Store) putErr(ctx context.Context, key string, err, refused error) error {
+	var resp minio.ErrorResponse
+	if refused != nil && errors.As(err, &resp) {
+		ifMatch := refused == storage.ErrChanged
+		if resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" ||
+			ifMatch && (resp.Code == "ConditionalRequestConflict" || resp.Code == "NoSuchKey") {
+			return fmt.Errorf("s3store: put %q: %w (%w)", key, refused, err)
+		}
+	}
+	return s.err(ctx, "put", key, err)
 }
 
 // abortAfter drops an upload that failed, even when ctx is what failed it.
@@ -220,7 +253,7 @@ func (s *Store) abortAfter(ctx context.Context, key, id string) {
 // starts a ranged GET pinned to the same version (If-Match), so an object
 // replaced meanwhile is an error rather than a mix of two versions.
 func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return nil, err
 	}
 	body, oi, _, err := s.core.GetObject(ctx, s.bucket, s.name(key), minio.GetObjectOptions{})
@@ -232,7 +265,7 @@ func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
 
 // Stat describes the object under key.
 func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return storage.Info{}, err
 	}
 	oi, err := s.client.StatObject(ctx, s.bucket, s.name(key), minio.StatObjectOptions{})
@@ -244,7 +277,7 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.Info, error) {
 
 // Delete removes the object under key; deleting a missing key is no error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	err := s.client.RemoveObject(ctx, s.bucket, s.name(key), minio.RemoveObjectOptions{})
@@ -257,7 +290,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // List returns every object whose key starts with prefix, sorted by key
 // (S3 lists in byte order).
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Info, error) {
-	if !possiblePrefix(prefix) {
+	if !storage.ValidPrefix(prefix) {
 		return nil, nil // MinIO refuses to list such prefixes, and no key has them
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -411,38 +444,6 @@ func (b *fencedBody) fence() {
 	b.mu.Unlock()
 }
 
-// maxSegment is the longest segment MinIO (and diskstore) can store: each
-// is a file or directory name on the server's disks.
-const maxSegment = 255
-
-// checkKey refuses the keys diskstore refuses, beyond storage.ValidKey: a
-// segment starting with "." or longer than 255 bytes. A key that works on
-// one store so works on the other.
-func checkKey(key string) error {
-	if err := storage.ValidKey(key); err != nil {
-		return err
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if strings.HasPrefix(seg, ".") {
-			return fmt.Errorf("%w: %q: a segment starts with a dot", storage.ErrInvalidKey, key)
-		}
-		if len(seg) > maxSegment {
-			return fmt.Errorf("%w: %q: a segment is longer than %d bytes", storage.ErrInvalidKey, key, maxSegment)
-		}
-	}
-	return nil
-}
-
-// possiblePrefix reports whether some valid key could start with prefix:
-// its segments before the last are valid, and none starts with a dot.
-func possiblePrefix(prefix string) bool {
-	dir, last := "", prefix
-	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		dir, last = prefix[:i], prefix[i+1:]
-	}
-	return (dir == "" && !strings.HasPrefix(prefix, "/") || checkKey(dir) == nil) && !strings.HasPrefix(last, ".")
-}
-
 // object is an open S3 object.
 type object struct {
 	s    *Store
@@ -522,7 +523,7 @@ func (o *object) Close() error {
 // request, no copy of the data (S3 metadata could only be replaced by
 // copying the whole object).
 func (s *Store) SetDigest(ctx context.Context, key, sha256hex string) error {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return err
 	}
 	t, err := tags.NewTags(map[string]string{"sha256": sha256hex}, true)
@@ -537,7 +538,7 @@ func (s *Store) SetDigest(ctx context.Context, key, sha256hex string) error {
 
 // Digest returns the object's "sha256" tag, or "" if it has none.
 func (s *Store) Digest(ctx context.Context, key string) (string, error) {
-	if err := checkKey(key); err != nil {
+	if err := storage.ValidKey(key); err != nil {
 		return "", err
 	}
 	t, err := s.client.GetObjectTagging(ctx, s.bucket, s.name(key), minio.GetObjectTaggingOptions{})

@@ -74,6 +74,9 @@ var contract = []contractTest{
 	{"a short reader fails the write and stores nothing", testShortReader},
 	{"PutIfAbsent refuses an existing key with ErrExists and keeps the first object", testPutIfAbsent},
 	{"of racing PutIfAbsent callers exactly one wins", testPutIfAbsentRace},
+	{"PutIfMatch replaces the object whose ETag it names and refuses a stale ETag or a missing object with ErrChanged", testPutIfMatch},
+	{"of racing PutIfMatch callers naming the same ETag exactly one wins", testPutIfMatchRace},
+	{"a Put between reading an ETag and PutIfMatch makes PutIfMatch fail", testPutIfMatchAfterPut},
 	{"Open and Stat of a missing key fail with ErrNotFound", testMissing},
 	{"a deleted object is gone and deleting it again is no error", testDelete},
 	{"List returns exactly the objects under a prefix, sorted", testList},
@@ -218,7 +221,18 @@ func testPutIfAbsent(t *testing.T, newStore func(t *testing.T) storage.Store) {
 
 func testPutIfAbsentRace(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	s := newStore(t)
-	const n = 12
+	errs := race(12, func(i int) error {
+		body := fmt.Sprintf("writer %d", i)
+		return s.PutIfAbsent(t.Context(), "race/file", strings.NewReader(body), int64(len(body)))
+	})
+	winner := oneWinner(t, errs, storage.ErrExists)
+	if got, want := string(read(t, s, "race/file")), fmt.Sprintf("writer %d", winner); got != want {
+		t.Errorf("stored %q, want the winner's %q", got, want)
+	}
+}
+
+// race runs op(0) to op(n-1) at once and returns their errors.
+func race(n int, op func(i int) error) []error {
 	var (
 		start = make(chan struct{})
 		wg    sync.WaitGroup
@@ -227,29 +241,33 @@ func testPutIfAbsentRace(t *testing.T, newStore func(t *testing.T) storage.Store
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			body := fmt.Sprintf("writer %d", i)
-			errs[i] = s.PutIfAbsent(t.Context(), "race/file", strings.NewReader(body), int64(len(body)))
+			errs[i] = op(i)
 		})
 	}
 	close(start)
 	wg.Wait()
+	return errs
+}
+
+// oneWinner fails the test unless exactly one of errs is nil and every
+// other is refused; it returns the index of the one.
+func oneWinner(t *testing.T, errs []error, refused error) int {
+	t.Helper()
 	winner := -1
 	for i, err := range errs {
 		switch {
 		case err == nil && winner >= 0:
-			t.Errorf("writers %d and %d both succeeded", winner, i)
+			t.Errorf("callers %d and %d both succeeded", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, storage.ErrExists):
-			t.Errorf("writer %d: err = %v, want nil or ErrExists", i, err)
+		case !errors.Is(err, refused):
+			t.Errorf("caller %d: err = %v, want nil or %v", i, err, refused)
 		}
 	}
 	if winner < 0 {
-		t.Fatal("no writer succeeded")
+		t.Fatal("no caller succeeded")
 	}
-	if got, want := string(read(t, s, "race/file")), fmt.Sprintf("writer %d", winner); got != want {
-		t.Errorf("stored %q, want the winner's %q", got, want)
-	}
+	return winner
 }
 
 func testMissing(t *testing.T, newStore func(t *testing.T) storage.Store) {

@@ -53,15 +53,12 @@ func (f *Faulty) fault(op string, write bool) error {
 	return fmt.Errorf("storagetest: %s: %w", op, err)
 }
 
-// Ping fails as a write does, else asks the store underneath if it can.
+// Ping fails as a write does, else asks the store underneath.
 func (f *Faulty) Ping(ctx context.Context) error {
 	if err := f.fault("ping", true); err != nil {
 		return err
 	}
-	if p, ok := f.Store.(interface{ Ping(context.Context) error }); ok {
-		return p.Ping(ctx)
-	}
-	return nil
+	return f.Store.Ping(ctx)
 }
 
 func (f *Faulty) Put(ctx context.Context, key string, r io.Reader, size int64) error {
@@ -76,6 +73,13 @@ func (f *Faulty) PutIfAbsent(ctx context.Context, key string, r io.Reader, size 
 		return err
 	}
 	return f.Store.PutIfAbsent(ctx, key, r, size)
+}
+
+func (f *Faulty) PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error {
+	if err := f.fault("put", true); err != nil {
+		return err
+	}
+	return f.Store.PutIfMatch(ctx, key, etag, r, size)
 }
 
 func (f *Faulty) Open(ctx context.Context, key string) (storage.Object, error) {
