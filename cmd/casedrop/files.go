@@ -83,7 +83,7 @@ func filesList(ctx context.Context, args []string, getenv func(string) string, s
 		Case  string      `json:"case"`
 		Files []fileEntry `json:"files"`
 	}
-	if err := client.getJSON(ctx, casePath(caseID, "files"), &list); err != nil {
+	if err := client.send(ctx, http.MethodGet, casePath(caseID, "files"), nil, &list); err != nil {
 		return err
 	}
 	if asJSON {
@@ -172,7 +172,7 @@ var errDigestMismatch = errors.New("SHA-256 mismatch")
 // of all of out must be the one the server recorded at upload.
 func (c *apiClient) download(ctx context.Context, caseID, name, out string, notes io.Writer, bar *progress) error {
 	path := casePath(caseID, "files", name)
-	head, err := c.do(ctx, http.MethodHead, path, nil, http.StatusOK)
+	head, err := c.do(ctx, http.MethodHead, path, nil, nil, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (c *apiClient) fetchRest(ctx context.Context, path, etag string, f *os.File
 		header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
 		header.Set("If-Range", etag)
 	}
-	resp, err := c.do(ctx, http.MethodGet, path, header, http.StatusOK, http.StatusPartialContent)
+	resp, err := c.do(ctx, http.MethodGet, path, header, nil, http.StatusOK, http.StatusPartialContent)
 	if err != nil {
 		return "", err
 	}
