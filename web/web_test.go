@@ -194,16 +194,8 @@ func (e *env) patch(token, path string, offset int, data []byte) *http.Response 
 
 func shaHex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-type fileList struct {
-	Files []struct {
-		Name, SHA256, State, Via string
-		Size                     int64
-		UploadedBy               string `json:"uploaded_by"`
-	}
-}
-
-func (e *env) files(caseID, token string) fileList {
-	var l fileList
+func (e *env) files(caseID, token string) web.FileList {
+	var l web.FileList
 	if err := json.Unmarshal(e.expect(e.do("GET", "/api/v1/cases/"+caseID+"/files", token, nil), 200), &l); err != nil {
 		e.t.Fatal(err)
 	}

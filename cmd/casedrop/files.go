@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/web"
 )
 
 // files runs `casedrop files list|get`, against a running server.
@@ -43,17 +44,6 @@ func files(args []string) error {
 // dataDirOnly keeps the one setting a client needs: where the admin token
 // and the server's certificate are.
 func dataDirOnly(s setting) bool { return s.flag == "data-dir" }
-
-// fileEntry is one file of a case's list, as the API gives it.
-type fileEntry struct {
-	Name       string     `json:"name"`
-	Size       int64      `json:"size"`
-	SHA256     string     `json:"sha256"`
-	State      string     `json:"state"`
-	Via        string     `json:"via"`
-	UploadedBy string     `json:"uploaded_by"`
-	UploadedAt *time.Time `json:"uploaded_at"`
-}
 
 func filesList(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var (
@@ -79,10 +69,7 @@ func filesList(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	var list struct {
-		Case  string      `json:"case"`
-		Files []fileEntry `json:"files"`
-	}
+	var list web.FileList
 	if err := client.send(ctx, http.MethodGet, casePath(caseID, "files"), nil, &list); err != nil {
 		return err
 	}
