@@ -22,6 +22,7 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/internal/miniotest"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
@@ -55,22 +56,7 @@ func diskStore(t *testing.T) storage.Store {
 }
 
 // clock is a settable clock shared by everything in an env.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type clock = testclock.Clock
 
 // logBuffer collects log lines from many goroutines.
 type logBuffer struct {
@@ -109,7 +95,7 @@ type env struct {
 func newEnv(t *testing.T, store storage.Store, configure ...func(*sftpd.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{store: store, clock: &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}, logs: &logBuffer{}}
+	e := &env{store: store, clock: testclock.New(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)), logs: &logBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.catalog = cases.New(store, e.clock.Now)
 	keys, err := auth.LoadKeys(ctx, store, e.clock.Now)

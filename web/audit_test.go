@@ -12,11 +12,11 @@ func TestTheAuditTrailsLimitAnswersTheNewestEvents(t *testing.T) {
 	e := newEnv(t)
 	e.openCase("lim") // case.opened, credential.issued
 	for range 3 {
-		e.clock.advance(time.Second)
+		e.clock.Advance(time.Second)
 		e.credential("lim", "staff")
 	}
 	for range 4 {
-		e.clock.advance(time.Second)
+		e.clock.Advance(time.Second)
 		e.expect(e.do("GET", "/api/v1/cases/lim/files", "not a token", nil), http.StatusUnauthorized) // the server-wide trail
 	}
 	trail := func(path string) []map[string]any {
