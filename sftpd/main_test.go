@@ -21,12 +21,12 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	backendpkg "github.com/casedrop/casedrop/internal/backends"
 	"github.com/casedrop/casedrop/internal/miniotest"
 	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
-	"github.com/casedrop/casedrop/storage/s3store"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -34,17 +34,7 @@ func TestMain(m *testing.M) { miniotest.Main(m) }
 
 // backends runs fn against local disk and a real MinIO.
 func backends(t *testing.T, fn func(t *testing.T, store storage.Store)) {
-	t.Run("on local disk", func(t *testing.T) { fn(t, diskStore(t)) })
-	t.Run("on MinIO", func(t *testing.T) {
-		srv := miniotest.Shared(t)
-		s, err := s3store.New(context.Background(), s3store.Config{
-			Endpoint: srv.Endpoint, Bucket: srv.NewBucket(t), AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Insecure: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fn(t, s)
-	})
+	backendpkg.Each(t, func(t *testing.T, newStore func() storage.Store) { fn(t, newStore()) })
 }
 
 func diskStore(t *testing.T) storage.Store {
