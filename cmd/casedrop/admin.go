@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/casedrop/casedrop/auth"
@@ -155,7 +156,7 @@ func (r remote) audit(ctx context.Context, caseID string, f cases.AuditFilter) (
 		q.Set("until", f.Until.Format(time.RFC3339))
 	}
 	if len(f.Types) > 0 {
-		q.Set("type", joinComma(f.Types))
+		q.Set("type", strings.Join(f.Types, ","))
 	}
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
@@ -166,17 +167,6 @@ func (r remote) audit(ctx context.Context, caseID string, f cases.AuditFilter) (
 	}
 	var out struct{ Events []cases.Event }
 	return out.Events, r.send(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &out)
-}
-
-func joinComma(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
 }
 
 // local does the admin actions directly on the data, as the operator.
