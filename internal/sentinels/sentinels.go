@@ -10,8 +10,10 @@ import (
 	"go/token"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"testing"
 )
 
 // Domain are the packages, by folder under the module root, whose errors
@@ -64,4 +66,25 @@ func errVars(f *ast.File) []string {
 		}
 	}
 	return names
+}
+
+// Check fails t unless listed names exactly the errors Exported finds under
+// root: a declared error missing from a door's table, or one listed that
+// is no longer declared. where says which table to add it to.
+func Check(t testing.TB, root string, listed []string, where string) {
+	t.Helper()
+	declared, err := Exported(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range declared {
+		if !slices.Contains(listed, name) {
+			t.Errorf("%s is not in the table: say what the door sends it as (%s)", name, where)
+		}
+	}
+	for _, name := range listed {
+		if !slices.Contains(declared, name) {
+			t.Errorf("%s is in the table but no longer declared", name)
+		}
+	}
 }
