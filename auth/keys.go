@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -15,15 +14,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/casedrop/casedrop/internal/storedkey"
 	"github.com/casedrop/casedrop/storage"
 )
 
 // keyPrefix is where the signing keys live in the object store.
 const keyPrefix = "system/keys/"
-
-// maxKeyObject bounds what is read from one key object; a PEM Ed25519 key
-// with its headers is a few hundred bytes.
-const maxKeyObject = 16 << 10
 
 // PEM headers kept with each key.
 const (
@@ -139,9 +135,8 @@ func (k *Keys) addGeneration(ctx context.Context, store KeyStore, now func() tim
 	if err != nil {
 		return err
 	}
-	err = store.PutIfAbsent(ctx, keyObject(gen), bytes.NewReader(data), int64(len(data)))
-	if err != nil && !errors.Is(err, storage.ErrExists) {
-		return fmt.Errorf("auth: storing signing key: %w", err)
+	if err := storedkey.Create(ctx, store, keyObject(gen), data); err != nil {
+		return fmt.Errorf("auth: signing key: %w", err)
 	}
 	return k.reload(ctx, store)
 }
@@ -179,14 +174,9 @@ func (k *Keys) reload(ctx context.Context, store KeyStore) error {
 }
 
 func readKey(ctx context.Context, store KeyStore, name string) (signingKey, error) {
-	obj, err := store.Open(ctx, name)
+	data, err := storedkey.Read(ctx, store, name)
 	if err != nil {
-		return signingKey{}, fmt.Errorf("auth: opening signing key %s: %w", name, err)
-	}
-	defer obj.Close()
-	data, err := io.ReadAll(io.LimitReader(obj, maxKeyObject))
-	if err != nil {
-		return signingKey{}, fmt.Errorf("auth: reading signing key %s: %w", name, err)
+		return signingKey{}, fmt.Errorf("auth: signing key: %w", err)
 	}
 	sk, err := decodeKey(data)
 	if err != nil {

@@ -27,7 +27,9 @@ type tokenClaims struct {
 type Issuer struct {
 	// Keys signs, with its newest key.
 	Keys *Keys
-	// Issuer is the "iss" claim, e.g. the public URL.
+	// Issuer is the "iss" claim. casedrop's is fixed ("casedrop"), not
+	// the public URL, so that instances behind different URLs accept each
+	// other's credentials.
 	Issuer string
 	// Now is the clock.
 	Now func() time.Time

@@ -16,6 +16,7 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
 )
@@ -48,19 +49,19 @@ type loginEnv struct {
 
 func newLoginEnv(t *testing.T) *loginEnv {
 	t.Helper()
-	e := &loginEnv{dir: t.TempDir(), clock: &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}}
+	e := &loginEnv{dir: t.TempDir(), clock: testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))}
 	disk, err := diskstore.New(e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.store = &countingStore{Store: disk}
-	e.catalog = cases.New(e.store, e.clock.now)
-	keys, err := auth.LoadKeys(context.Background(), disk, e.clock.now)
+	e.catalog = cases.New(e.store, e.clock.Now)
+	keys, err := auth.LoadKeys(context.Background(), disk, e.clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.issuer = &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: e.clock.now}
-	e.verifier = &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: e.clock.now, Revocations: e.catalog, Accounts: e.catalog}
+	e.issuer = &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: e.clock.Now}
+	e.verifier = &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: e.clock.Now, Revocations: e.catalog, Accounts: e.catalog}
 	return e
 }
 

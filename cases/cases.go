@@ -23,7 +23,6 @@ var (
 	ErrNotFound     = errors.New("not found")
 	ErrInvalidCase  = errors.New("invalid case id: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	ErrCaseClosed   = errors.New("case is closed")
-	ErrCasePurged   = errors.New("case files were purged")
 	ErrInvalidName  = errors.New("invalid file name")
 	ErrNameConflict = errors.New("a file of that name exists")
 )

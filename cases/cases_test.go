@@ -7,14 +7,12 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/storage/diskstore"
 )
 
 // clock is an injected clock the tests move by hand.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+type clock = testclock.Clock
 
 func newCatalog(t *testing.T) (*cases.Catalog, *clock) {
 	t.Helper()
@@ -22,8 +20,8 @@ func newCatalog(t *testing.T) (*cases.Catalog, *clock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	return cases.New(store, clk.now), clk
+	clk := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	return cases.New(store, clk.Now), clk
 }
 
 func TestCaseLifecycle(t *testing.T) {
@@ -41,12 +39,12 @@ func TestCaseLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("closing schedules the purge 30 days later", func(t *testing.T) {
-		clk.advance(time.Hour)
+		clk.Advance(time.Hour)
 		closed, err := cat.Close(ctx, "CASE-1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if closed.State != cases.StateClosed || !closed.PurgeAt.Equal(clk.now().Add(30*24*time.Hour)) {
+		if closed.State != cases.StateClosed || !closed.PurgeAt.Equal(clk.Now().Add(30*24*time.Hour)) {
 			t.Fatalf("closed: %+v", closed)
 		}
 		if _, err := cat.RequireOpen(ctx, "CASE-1"); !errors.Is(err, cases.ErrCaseClosed) {
@@ -87,7 +85,7 @@ func TestClosingRevokesEveryCredentialIssuedBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	add := func(id string) {
-		if err := cat.AddCredential(ctx, cases.Credential{ID: id, Case: "c1", IssuedAt: clk.now().Truncate(time.Second)}, ""); err != nil {
+		if err := cat.AddCredential(ctx, cases.Credential{ID: id, Case: "c1", IssuedAt: clk.Now().Truncate(time.Second)}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,11 +103,11 @@ func TestClosingRevokesEveryCredentialIssuedBefore(t *testing.T) {
 	if !revoked("unknown") {
 		t.Fatal("an unknown credential is accepted")
 	}
-	clk.advance(300 * time.Millisecond)
+	clk.Advance(300 * time.Millisecond)
 	if _, err := cat.Close(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(300 * time.Millisecond) // same second as the close
+	clk.Advance(300 * time.Millisecond) // same second as the close
 	if _, err := cat.Reopen(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/storage"
 )
 
@@ -45,8 +46,8 @@ func names(t *testing.T, cat *cases.Catalog, caseID string) []string {
 func TestNamesThatDifferOnlyByCaseOrNormalisationAreOneName(t *testing.T) {
 	stores(t, func(t *testing.T, newStore func() storage.Store) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-		cat := cases.New(newStore(), clk.now)
+		clk := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+		cat := cases.New(newStore(), clk.Now)
 		if _, _, err := cat.Open(ctx, "c1"); err != nil {
 			t.Fatal(err)
 		}
@@ -108,9 +109,9 @@ func TestNamesThatDifferOnlyByCaseOrNormalisationAreOneName(t *testing.T) {
 func TestEntriesOfAnOlderReleaseStayReadableAndAreListedOnce(t *testing.T) {
 	stores(t, func(t *testing.T, newStore func() storage.Store) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+		clk := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 		store := newStore()
-		cat := cases.New(store, clk.now)
+		cat := cases.New(store, clk.Now)
 		if _, _, err := cat.Open(ctx, "c1"); err != nil {
 			t.Fatal(err)
 		}

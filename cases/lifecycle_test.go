@@ -15,6 +15,7 @@ import (
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/internal/backends"
 	"github.com/casedrop/casedrop/internal/miniotest"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/upload"
 )
@@ -33,8 +34,8 @@ type instance struct {
 }
 
 func newInstance(store storage.Store, clk *clock, name string) *instance {
-	cat := cases.New(store, clk.now)
-	in := upload.New(upload.Config{Store: store, Catalog: cat, Now: clk.now, PartSize: storage.MinPartSize})
+	cat := cases.New(store, clk.Now)
+	in := upload.New(upload.Config{Store: store, Catalog: cat, Now: clk.Now, PartSize: storage.MinPartSize})
 	purger := &cases.Purger{Catalog: cat, Uploads: in, Instance: name, Sleep: noSleep}
 	return &instance{store: store, catalog: cat, ingest: in, purger: purger}
 }
@@ -94,7 +95,7 @@ func keysUnder(t *testing.T, s storage.Store, prefix string) (objects []string, 
 func TestTheWholeLifeOfACase(t *testing.T) {
 	stores(t, func(t *testing.T, newStore func() storage.Store) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+		clk := testclock.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 		a := newInstance(newStore(), clk, "a")
 		if _, _, err := a.catalog.Open(ctx, "life"); err != nil {
 			t.Fatal(err)
@@ -112,11 +113,11 @@ func TestTheWholeLifeOfACase(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Run("day 29: nothing is due and reopening keeps everything", func(t *testing.T) {
-			clk.advance(29 * 24 * time.Hour)
-			if due, _ := a.purger.Due(ctx, clk.now()); len(due) != 0 {
+			clk.Advance(29 * 24 * time.Hour)
+			if due, _ := a.purger.Due(ctx, clk.Now()); len(due) != 0 {
 				t.Fatalf("due on day 29: %+v", due)
 			}
-			if _, err := a.purger.Purge(ctx, "life", clk.now(), false); !errors.Is(err, cases.ErrPurgeNotDue) {
+			if _, err := a.purger.Purge(ctx, "life", clk.Now(), false); !errors.Is(err, cases.ErrPurgeNotDue) {
 				t.Fatalf("purge on day 29: %v", err)
 			}
 			if _, err := a.catalog.Reopen(ctx, "life"); err != nil {
@@ -128,24 +129,24 @@ func TestTheWholeLifeOfACase(t *testing.T) {
 			}
 		})
 		t.Run("day 30 after the second close: the purge removes files, uploads and catalog", func(t *testing.T) {
-			clk.advance(time.Hour)
+			clk.Advance(time.Hour)
 			closed, err = a.catalog.Close(ctx, "life")
 			if err != nil {
 				t.Fatal(err)
 			}
-			clk.advance(30*24*time.Hour - time.Second)
-			if due, _ := a.purger.Due(ctx, clk.now()); len(due) != 0 {
+			clk.Advance(30*24*time.Hour - time.Second)
+			if due, _ := a.purger.Due(ctx, clk.Now()); len(due) != 0 {
 				t.Fatal("due a second before 30 days")
 			}
-			clk.advance(time.Second)
-			reports, err := a.purger.PurgeDue(ctx, clk.now(), true)
+			clk.Advance(time.Second)
+			reports, err := a.purger.PurgeDue(ctx, clk.Now(), true)
 			if err != nil || len(reports) != 1 || len(reports[0].Files) != 3 {
 				t.Fatalf("dry run: %+v %v", reports, err)
 			}
 			if objs, _ := keysUnder(t, a.store, cases.Prefix("life")+"objects/"); len(objs) != 2 {
 				t.Fatalf("a dry run removed objects: %v", objs)
 			}
-			reports, err = a.purger.PurgeDue(ctx, clk.now(), false)
+			reports, err = a.purger.PurgeDue(ctx, clk.Now(), false)
 			if err != nil || len(reports) != 1 {
 				t.Fatalf("purge: %+v %v", reports, err)
 			}
@@ -173,7 +174,7 @@ func TestTheWholeLifeOfACase(t *testing.T) {
 			}
 		})
 		t.Run("the trail outlives the purge until its retention is over", func(t *testing.T) {
-			kept, err := a.catalog.PruneAudit(ctx, clk.now().Add(-365*24*time.Hour))
+			kept, err := a.catalog.PruneAudit(ctx, clk.Now().Add(-365*24*time.Hour))
 			if err != nil || kept != 0 {
 				t.Fatalf("a year's retention removed %d events (%v)", kept, err)
 			}
@@ -183,7 +184,7 @@ func TestTheWholeLifeOfACase(t *testing.T) {
 			}
 			// 20 days' retention, two months after the first events: the
 			// old ones go, the purge record (made just now) stays.
-			removed, err := a.catalog.PruneAudit(ctx, clk.now().Add(-20*24*time.Hour))
+			removed, err := a.catalog.PruneAudit(ctx, clk.Now().Add(-20*24*time.Hour))
 			if err != nil || removed == 0 {
 				t.Fatalf("pruning removed %d events (%v)", removed, err)
 			}
@@ -193,7 +194,7 @@ func TestTheWholeLifeOfACase(t *testing.T) {
 			}
 			purgeRecords := 0
 			for _, ev := range after {
-				if ev.Time.Before(clk.now().Add(-20 * 24 * time.Hour)) {
+				if ev.Time.Before(clk.Now().Add(-20 * 24 * time.Hour)) {
 					t.Fatalf("an event from %v outlived its retention", ev.Time)
 				}
 				if ev.Type == cases.EventCasePurged {
@@ -206,7 +207,7 @@ func TestTheWholeLifeOfACase(t *testing.T) {
 		})
 		t.Run("reopened after the purge, the case is empty and says when it was purged", func(t *testing.T) {
 			rec, err := a.catalog.Reopen(ctx, "life")
-			if err != nil || rec.PurgedAt == nil || !rec.PurgedAt.Equal(clk.now()) {
+			if err != nil || rec.PurgedAt == nil || !rec.PurgedAt.Equal(clk.Now()) {
 				t.Fatalf("reopened: %+v %v (closed %v)", rec, err, closed.ClosedAt)
 			}
 			if files, _ := a.catalog.Files(ctx, "life"); len(files) != 0 {
@@ -233,7 +234,7 @@ func (f *failingStore) Delete(ctx context.Context, key string) error {
 func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) {
 	stores(t, func(t *testing.T, newStore func() storage.Store) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+		clk := testclock.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 		flaky := &failingStore{Store: newStore()}
 		flaky.deletesLeft.Store(2)
 		a := newInstance(flaky, clk, "a")
@@ -251,8 +252,8 @@ func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) 
 		if _, err := a.catalog.Close(ctx, "half"); err != nil {
 			t.Fatal(err)
 		}
-		clk.advance(31 * 24 * time.Hour)
-		if _, err := a.purger.PurgeDue(ctx, clk.now(), false); err == nil {
+		clk.Advance(31 * 24 * time.Hour)
+		if _, err := a.purger.PurgeDue(ctx, clk.Now(), false); err == nil {
 			t.Fatal("a purge whose deletes fail claims success")
 		}
 		if rec, _ := a.catalog.Get(ctx, "half"); rec.PurgedAt != nil {
@@ -263,7 +264,7 @@ func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) 
 		}
 		// The same instance runs again (a restarted process keeps its name).
 		b := newInstance(newStore(), clk, "a")
-		reports, err := b.purger.PurgeDue(ctx, clk.now(), false)
+		reports, err := b.purger.PurgeDue(ctx, clk.Now(), false)
 		if err != nil || len(reports) != 1 {
 			t.Fatalf("second run: %+v %v", reports, err)
 		}
@@ -274,7 +275,7 @@ func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) 
 		if err != nil || len(events) != 1 || len(events[0].Files) != 4 {
 			t.Fatalf("purge records %+v (%v), want one listing 4 files", events, err)
 		}
-		if again, _ := b.purger.PurgeDue(ctx, clk.now(), false); len(again) != 0 {
+		if again, _ := b.purger.PurgeDue(ctx, clk.Now(), false); len(again) != 0 {
 			t.Fatalf("purged twice: %+v", again)
 		}
 	})
@@ -283,7 +284,7 @@ func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) 
 func TestTwoInstancesPurgingAtOncePurgeEachCaseOnce(t *testing.T) {
 	stores(t, func(t *testing.T, newStore func() storage.Store) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+		clk := testclock.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 		a, b := newInstance(newStore(), clk, "a"), newInstance(newStore(), clk, "b")
 		for i := range 3 {
 			id := fmt.Sprintf("twin-%d", i)
@@ -295,14 +296,14 @@ func TestTwoInstancesPurgingAtOncePurgeEachCaseOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		clk.advance(30 * 24 * time.Hour)
+		clk.Advance(30 * 24 * time.Hour)
 		var wg sync.WaitGroup
 		var purged atomic.Int32
 		for _, inst := range []*instance{a, b} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				reports, err := inst.purger.PurgeDue(ctx, clk.now(), false)
+				reports, err := inst.purger.PurgeDue(ctx, clk.Now(), false)
 				if err != nil {
 					t.Error(err)
 				}
@@ -348,7 +349,7 @@ func (b claimBarrier) Open(ctx context.Context, key string) (storage.Object, err
 func TestTwoInstancesTakingOverAStaleClaimAtOnceOnePurges(t *testing.T) {
 	stores(t, func(t *testing.T, newStore func() storage.Store) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+		clk := testclock.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 		// An instance claims the purge and dies: every delete fails.
 		dead := &failingStore{Store: newStore()}
 		d := newInstance(dead, clk, "dead")
@@ -359,11 +360,11 @@ func TestTwoInstancesTakingOverAStaleClaimAtOnceOnePurges(t *testing.T) {
 		if _, err := d.catalog.Close(ctx, "stale"); err != nil {
 			t.Fatal(err)
 		}
-		clk.advance(30 * 24 * time.Hour)
-		if _, err := d.purger.PurgeDue(ctx, clk.now(), false); err == nil {
+		clk.Advance(30 * 24 * time.Hour)
+		if _, err := d.purger.PurgeDue(ctx, clk.Now(), false); err == nil {
 			t.Fatal("a purge whose deletes fail claims success")
 		}
-		clk.advance(11 * time.Minute) // past the claim's lease
+		clk.Advance(11 * time.Minute) // past the claim's lease
 
 		var readers atomic.Int32
 		both := make(chan struct{})
@@ -374,7 +375,7 @@ func TestTwoInstancesTakingOverAStaleClaimAtOnceOnePurges(t *testing.T) {
 		for _, name := range []string{"b", "c"} {
 			inst := newInstance(claimBarrier{newStore(), &readers, both}, clk, name)
 			wg.Go(func() {
-				reports, err := inst.purger.PurgeDue(ctx, clk.now(), false)
+				reports, err := inst.purger.PurgeDue(ctx, clk.Now(), false)
 				if err != nil {
 					t.Errorf("instance %s: %v", name, err)
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
 )
@@ -74,13 +75,13 @@ func newOpsEnv(t *testing.T) *opsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	keys, err := auth.LoadKeys(context.Background(), disk, clk.now)
+	clk := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	keys, err := auth.LoadKeys(context.Background(), disk, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := &refusingStore{Store: disk}
-	return &opsEnv{clock: clk, store: store, catalog: cases.New(store, clk.now), signer: &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.now}}
+	return &opsEnv{clock: clk, store: store, catalog: cases.New(store, clk.Now), signer: &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.Now}}
 }
 
 // trail is the types of caseID's audit events, in order.
@@ -108,11 +109,11 @@ func TestCaseOperationsAreAuditedOnlyWhenDone(t *testing.T) {
 	if _, created, err := e.catalog.OpenCase(ctx, "c1", operator); err != nil || created {
 		t.Fatalf("OpenCase again: created %v, %v", created, err)
 	}
-	e.clock.advance(time.Second)
+	e.clock.Advance(time.Second)
 	if _, err := e.catalog.CloseCase(ctx, "c1", operator); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.advance(time.Second)
+	e.clock.Advance(time.Second)
 	if _, err := e.catalog.ReopenCase(ctx, "c1", operator); err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 
+	"github.com/casedrop/casedrop/internal/storedkey"
 	"github.com/casedrop/casedrop/storage"
 	"golang.org/x/crypto/ssh"
 )
@@ -19,18 +19,11 @@ import (
 // PEM), beside the credential keys under system/.
 const KeyObject = "system/manifest/signing-key.pem"
 
-// maxKeyObject bounds what is read from the key object; the PEM of an
-// Ed25519 key is about 120 bytes.
-const maxKeyObject = 16 << 10
-
 // ErrNoKey: the store holds no manifest key yet (no server has started on it).
 var ErrNoKey = errors.New("manifest: no signing key in the store yet; it is created when the server first starts")
 
 // KeyStore is the part of storage.Store the manifest key needs.
-type KeyStore interface {
-	Open(ctx context.Context, key string) (storage.Object, error)
-	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
-}
+type KeyStore = storedkey.Store
 
 // Signer signs manifests with the server's manifest key. It is its own
 // key, not a credential key: rotating credential keys must not change
@@ -45,49 +38,41 @@ type Signer struct {
 // store has none. Instances starting together race with a conditional
 // write; exactly one key is stored and every instance reads it back.
 func LoadSigner(ctx context.Context, store KeyStore) (*Signer, error) {
-	s, err := readSigner(ctx, store)
-	if !errors.Is(err, ErrNoKey) {
-		return s, err
-	}
-	_, private, err := ed25519.GenerateKey(rand.Reader)
+	data, err := storedkey.Load(ctx, store, KeyObject, func() ([]byte, error) {
+		_, private, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(private)
+		if err != nil {
+			return nil, err
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("manifest: generating the signing key: %w", err)
+		return nil, fmt.Errorf("manifest: signing key: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(private)
-	if err != nil {
-		return nil, fmt.Errorf("manifest: encoding the signing key: %w", err)
-	}
-	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	err = store.PutIfAbsent(ctx, KeyObject, bytes.NewReader(data), int64(len(data)))
-	if err != nil && !errors.Is(err, storage.ErrExists) {
-		return nil, fmt.Errorf("manifest: storing the signing key: %w", err)
-	}
-	return readSigner(ctx, store)
+	return parseSigner(data)
 }
 
 // PublicKeyPEM reads the public half of the manifest key kept in store
 // without creating one: ErrNoKey when there is none.
 func PublicKeyPEM(ctx context.Context, store KeyStore) ([]byte, error) {
-	s, err := readSigner(ctx, store)
+	data, err := storedkey.Read(ctx, store, KeyObject)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNoKey
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manifest: signing key: %w", err)
+	}
+	s, err := parseSigner(data)
 	if err != nil {
 		return nil, err
 	}
 	return s.PublicKeyPEM(), nil
 }
 
-func readSigner(ctx context.Context, store KeyStore) (*Signer, error) {
-	obj, err := store.Open(ctx, KeyObject)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, ErrNoKey
-	}
-	if err != nil {
-		return nil, fmt.Errorf("manifest: opening the signing key: %w", err)
-	}
-	defer obj.Close()
-	data, err := io.ReadAll(io.LimitReader(obj, maxKeyObject))
-	if err != nil {
-		return nil, fmt.Errorf("manifest: reading the signing key: %w", err)
-	}
+func parseSigner(data []byte) (*Signer, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PRIVATE KEY" {
 		return nil, fmt.Errorf("manifest: %s is not a PEM private key", KeyObject)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/upload"
@@ -74,7 +75,6 @@ var statusMap = []struct {
 	{storage.ErrNotFound, sftp.ErrSSHFxNoSuchFile},
 	{cases.ErrInvalidName, sftp.ErrSSHFxPermissionDenied},
 	{cases.ErrCaseClosed, sftp.ErrSSHFxPermissionDenied},
-	{cases.ErrCasePurged, sftp.ErrSSHFxPermissionDenied},
 	{upload.ErrCommitted, sftp.ErrSSHFxPermissionDenied},
 	{cases.ErrNameConflict, sftp.ErrSSHFxFailure},
 	{upload.ErrIncomplete, sftp.ErrSSHFxFailure},
@@ -85,6 +85,13 @@ var statusMap = []struct {
 	{upload.ErrNotYours, sftp.ErrSSHFxPermissionDenied},
 	{upload.ErrDigestMismatch, sftp.ErrSSHFxFailure},
 	{upload.ErrInvalidDigest, sftp.ErrSSHFxFailure},
+	// The store lost the upload's parts: the client resumes from the size
+	// the file now lists with, as after any failed write.
+	{upload.ErrRestarted, sftp.ErrSSHFxFailure},
+	// The session's credential ran out or was revoked (its case closed)
+	// while it wrote: the login it was let in with no longer holds.
+	{auth.ErrExpired, sftp.ErrSSHFxPermissionDenied},
+	{auth.ErrRevoked, sftp.ErrSSHFxPermissionDenied},
 }
 
 // retryLater is what clients are told of the store's faults, which pass:

@@ -1,7 +1,6 @@
 package sftpd
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -9,23 +8,15 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/casedrop/casedrop/storage"
+	"github.com/casedrop/casedrop/internal/storedkey"
 )
 
 // HostKeyStore is the part of storage.Store that LoadHostKeys uses.
-type HostKeyStore interface {
-	Open(ctx context.Context, key string) (storage.Object, error)
-	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
-}
-
-// maxHostKeyObject bounds what is read from one host key object.
-const maxHostKeyObject = 16 << 10
+type HostKeyStore = storedkey.Store
 
 // hostKeys are the keys the server presents, each in OpenSSH PEM format
 // under a fixed object name: Ed25519 for today's clients, ECDSA P-256 for
@@ -60,36 +51,19 @@ func LoadHostKeys(ctx context.Context, store HostKeyStore) ([]ssh.Signer, error)
 }
 
 func loadHostKey(ctx context.Context, store HostKeyStore, object string, generate func() (crypto.PrivateKey, error)) (ssh.Signer, error) {
-	s, err := readHostKey(ctx, store, object)
-	if !errors.Is(err, storage.ErrNotFound) {
-		return s, err
-	}
-	key, err := generate()
+	data, err := storedkey.Load(ctx, store, object, func() ([]byte, error) {
+		key, err := generate()
+		if err != nil {
+			return nil, err
+		}
+		block, err := ssh.MarshalPrivateKey(key, "casedrop host key")
+		if err != nil {
+			return nil, err
+		}
+		return pem.EncodeToMemory(block), nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("sftpd: generating host key: %w", err)
-	}
-	block, err := ssh.MarshalPrivateKey(key, "casedrop host key")
-	if err != nil {
-		return nil, fmt.Errorf("sftpd: encoding host key: %w", err)
-	}
-	data := pem.EncodeToMemory(block)
-	err = store.PutIfAbsent(ctx, object, bytes.NewReader(data), int64(len(data)))
-	if err != nil && !errors.Is(err, storage.ErrExists) {
-		return nil, fmt.Errorf("sftpd: storing host key %s: %w", object, err)
-	}
-	// Whoever won the race, the stored key is the one to present.
-	return readHostKey(ctx, store, object)
-}
-
-func readHostKey(ctx context.Context, store HostKeyStore, object string) (ssh.Signer, error) {
-	obj, err := store.Open(ctx, object)
-	if err != nil {
-		return nil, fmt.Errorf("sftpd: opening host key %s: %w", object, err)
-	}
-	defer obj.Close()
-	data, err := io.ReadAll(io.LimitReader(obj, maxHostKeyObject))
-	if err != nil {
-		return nil, fmt.Errorf("sftpd: reading host key %s: %w", object, err)
+		return nil, fmt.Errorf("sftpd: host key: %w", err)
 	}
 	s, err := ssh.ParsePrivateKey(data)
 	if err != nil {

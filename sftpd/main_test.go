@@ -21,11 +21,12 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	backendpkg "github.com/casedrop/casedrop/internal/backends"
 	"github.com/casedrop/casedrop/internal/miniotest"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
-	"github.com/casedrop/casedrop/storage/s3store"
 	"github.com/casedrop/casedrop/upload"
 )
 
@@ -33,17 +34,7 @@ func TestMain(m *testing.M) { miniotest.Main(m) }
 
 // backends runs fn against local disk and a real MinIO.
 func backends(t *testing.T, fn func(t *testing.T, store storage.Store)) {
-	t.Run("on local disk", func(t *testing.T) { fn(t, diskStore(t)) })
-	t.Run("on MinIO", func(t *testing.T) {
-		srv := miniotest.Shared(t)
-		s, err := s3store.New(context.Background(), s3store.Config{
-			Endpoint: srv.Endpoint, Bucket: srv.NewBucket(t), AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Insecure: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fn(t, s)
-	})
+	backendpkg.Each(t, func(t *testing.T, newStore func() storage.Store) { fn(t, newStore()) })
 }
 
 func diskStore(t *testing.T) storage.Store {
@@ -55,22 +46,7 @@ func diskStore(t *testing.T) storage.Store {
 }
 
 // clock is a settable clock shared by everything in an env.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type clock = testclock.Clock
 
 // logBuffer collects log lines from many goroutines.
 type logBuffer struct {
@@ -109,7 +85,7 @@ type env struct {
 func newEnv(t *testing.T, store storage.Store, configure ...func(*sftpd.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{store: store, clock: &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}, logs: &logBuffer{}}
+	e := &env{store: store, clock: testclock.New(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)), logs: &logBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.catalog = cases.New(store, e.clock.Now)
 	keys, err := auth.LoadKeys(ctx, store, e.clock.Now)

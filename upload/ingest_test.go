@@ -78,7 +78,6 @@ func readFile(t *testing.T, f *fixture, name string) []byte {
 	return data
 }
 
-// cutReader yields its data, then EOF: a client whose link dropped.
 func TestUploadIsResumedAcrossRestartsWithTheRightDigest(t *testing.T) {
 	backends(t, func(t *testing.T, newStore func() storage.Store) {
 		ctx := context.Background()

@@ -175,7 +175,9 @@ func (s *server) revokeCredential(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-type fileView struct {
+// File is one file of a case as the API lists it; the CLI and the tests
+// read the list with it too.
+type File struct {
 	Name       string     `json:"name"`
 	Size       int64      `json:"size"`
 	SHA256     string     `json:"sha256,omitempty"`
@@ -192,6 +194,12 @@ type fileView struct {
 	Received int64 `json:"received"`
 }
 
+// FileList is the answer to GET /api/v1/cases/{case}/files.
+type FileList struct {
+	Case  string `json:"case"`
+	Files []File `json:"files"`
+}
+
 func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 	caseID := r.PathValue("case")
 	if _, err := s.Catalog.Get(r.Context(), caseID); err != nil {
@@ -201,19 +209,19 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	views := make([]fileView, len(files))
+	views := make([]File, len(files))
 	for i, f := range files {
 		received, err := s.Ingest.StoredSize(r.Context(), caseID, f)
 		if err != nil {
 			return err
 		}
-		views[i] = fileView{
+		views[i] = File{
 			Name: f.Name, Size: f.Size, SHA256: f.SHA256, State: string(f.State), Via: f.Via,
 			UploadedBy: f.UploadedBy, StartedAt: f.StartedAt, UploadedAt: f.UploadedAt, Reason: f.Reason,
 			ModifiedAt: f.Modified(), Received: received,
 		}
 	}
 	s.auditListing(r, caseID, len(views))
-	writeJSON(w, http.StatusOK, map[string]any{"case": caseID, "files": views})
+	writeJSON(w, http.StatusOK, FileList{Case: caseID, Files: views})
 	return nil
 }

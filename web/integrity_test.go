@@ -153,7 +153,7 @@ func TestTheManifestSignatureVerifiesWithThePublishedKey(t *testing.T) {
 		}
 	})
 	t.Run("the manifest stays the same bytes while the case does not change", func(t *testing.T) {
-		e.clock.advance(time.Hour)
+		e.clock.Advance(time.Hour)
 		resp := e.do("GET", "/api/v1/cases/c1/SHA256SUMS", cred.Token, nil)
 		if again := e.expect(resp, 200); !bytes.Equal(again, sums) || resp.Header.Get("ETag") != sumsResp.Header.Get("ETag") {
 			t.Fatalf("an hour later the manifest is\n%s\nwas\n%s", again, sums)
@@ -458,7 +458,7 @@ func TestTheFileListAndArchiveCarryTheClientsModificationTime(t *testing.T) {
 	if err := json.Unmarshal(e.expect(e.do("GET", "/api/v1/cases/c1/files", cred.Token, nil), 200), &list); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]time.Time{"set.log": mtime, "unset.log": e.clock.now()}
+	want := map[string]time.Time{"set.log": mtime, "unset.log": e.clock.Now()}
 	for _, f := range list.Files {
 		if !f.ModifiedAt.Equal(want[f.Name]) {
 			t.Errorf("list: %s modified_at %v, want %v", f.Name, f.ModifiedAt, want[f.Name])

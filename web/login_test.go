@@ -57,7 +57,7 @@ func TestFailedLoginsNeverLockOutAValidCredential(t *testing.T) {
 	e.expect(e.patch(cred.Token, path, 0, []byte("ok")), http.StatusNoContent)
 	e.expect(e.do("GET", "/api/v1/cases/c1/files", "bad.12.token", nil), http.StatusTooManyRequests)
 
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	e.expect(e.do("GET", "/api/v1/cases/c1/files", "bad.13.token", nil), http.StatusUnauthorized)
 }
 
@@ -98,7 +98,7 @@ func TestRefusedLoginsGoToTheServerWideTrailNeverUnderTheNamedCase(t *testing.T)
 	e = newEnv(t, withLimiter(&e, "127.0.0.1"))
 	e.openCase("victim")
 	e.expect(e.do("GET", "/api/v1/cases/victim/files", "bad.bad.bad", nil, "X-Forwarded-For", "203.0.113.9"), http.StatusUnauthorized)
-	e.clock.advance(time.Second)
+	e.clock.Advance(time.Second)
 	e.expect(e.do("GET", "/api/v1/cases/nonexistent/files", "bad.bad.bad", nil), http.StatusUnauthorized)
 
 	var trail struct{ Events []map[string]any }
@@ -133,7 +133,7 @@ func TestAGuesserCannotFloodTheAuditTrail(t *testing.T) {
 	if n := len(e.serverTrail()); n != 11 {
 		t.Fatalf("200 bad tokens in a minute made %d records, want 11 (10 in the budget, 1 over it)", n)
 	}
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	e.do("GET", "/api/v1/cases/c1/files", "bad.bad.bad", nil)
 	events := e.serverTrail()
 	if n := len(events); n != 12 {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/manifest"
 	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/storage/storagetest"
@@ -29,17 +30,7 @@ import (
 const adminToken = "test-admin-token"
 
 // clock is the injected clock; tests move it to expire credentials.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = testclock.Clock
 
 type env struct {
 	t     testing.TB
@@ -79,12 +70,12 @@ func newEnv(t testing.TB, opts ...func(*web.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	faults := storagetest.NewFaulty(store)
-	catalog := cases.New(faults, clk.now)
-	keys, err := auth.LoadKeys(context.Background(), store, clk.now)
+	catalog := cases.New(faults, clk.Now)
+	keys, err := auth.LoadKeys(context.Background(), store, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,14 +86,14 @@ func newEnv(t testing.TB, opts ...func(*web.Config)) *env {
 	cfg := web.Config{
 		ManifestSigner: signer,
 		Catalog:        catalog,
-		Ingest:         upload.New(upload.Config{Store: faults, Catalog: catalog, Now: clk.now, Logger: logger}),
-		Issuer:         &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.now},
-		Verifier:       &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: clk.now, Revocations: catalog},
+		Ingest:         upload.New(upload.Config{Store: faults, Catalog: catalog, Now: clk.Now, Logger: logger}),
+		Issuer:         &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.Now},
+		Verifier:       &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: clk.Now, Revocations: catalog},
 		AdminToken:     adminToken,
 		PublicURL:      "https://casedrop.example",
 		SFTPHost:       "casedrop.example",
 		SFTPPort:       2222,
-		Now:            clk.now,
+		Now:            clk.Now,
 		Logger:         logger,
 	}
 	for _, o := range opts {
@@ -194,16 +185,8 @@ func (e *env) patch(token, path string, offset int, data []byte) *http.Response 
 
 func shaHex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-type fileList struct {
-	Files []struct {
-		Name, SHA256, State, Via string
-		Size                     int64
-		UploadedBy               string `json:"uploaded_by"`
-	}
-}
-
-func (e *env) files(caseID, token string) fileList {
-	var l fileList
+func (e *env) files(caseID, token string) web.FileList {
+	var l web.FileList
 	if err := json.Unmarshal(e.expect(e.do("GET", "/api/v1/cases/"+caseID+"/files", token, nil), 200), &l); err != nil {
 		e.t.Fatal(err)
 	}
@@ -428,9 +411,9 @@ func TestBadCredentialsAreRefused(t *testing.T) {
 	})
 	t.Run("an expired credential is refused at 120 hours, not before", func(t *testing.T) {
 		fresh := e.credential("case-a", "customer")
-		e.clock.advance(120*time.Hour - time.Minute)
+		e.clock.Advance(120*time.Hour - time.Minute)
 		e.expect(e.do("GET", "/api/v1/cases/case-a/files", fresh.Token, nil), 200)
-		e.clock.advance(time.Minute)
+		e.clock.Advance(time.Minute)
 		body := e.expect(e.do("GET", "/api/v1/cases/case-a/files", fresh.Token, nil), 401)
 		if !strings.Contains(string(body), "expired") {
 			t.Fatalf("expiry not said: %s", body)
@@ -455,7 +438,7 @@ func TestCredentialResponse(t *testing.T) {
 		t.Errorf("password %q: want a short password of its own, at most 64 characters", password)
 	}
 	exp, _ := time.Parse(time.RFC3339, got["expires_at"].(string))
-	if !exp.Equal(e.clock.now().Add(120 * time.Hour)) {
+	if !exp.Equal(e.clock.Now().Add(120 * time.Hour)) {
 		t.Errorf("expires_at %v, want 120 h after issue", exp)
 	}
 	e.expect(e.do("POST", "/api/v1/cases/c9/credentials", adminToken, strings.NewReader(`{"role":"root"}`)), 400)
@@ -603,7 +586,7 @@ func TestAPollingPageIsAuditedOnceAMinute(t *testing.T) {
 	if n := count(); n != 1 {
 		t.Fatalf("5 listings within a minute made %d records, want 1", n)
 	}
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	e.files("poll", cred.Token)
 	e.files("poll", adminToken) // another caller is recorded on its own
 	if n := count(); n != 3 {

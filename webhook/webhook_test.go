@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/upload"
 	"github.com/casedrop/casedrop/webhook"
@@ -86,17 +87,7 @@ func (rc *receiver) got() []webhook.Payload {
 	return append([]webhook.Payload(nil), rc.delivered...)
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = testclock.Clock
 
 // instance is a casedrop process over the shared data directory.
 func instance(t *testing.T, root string, clk *clock, url string) (*upload.Ingest, *cases.Catalog, *webhook.Deliverer) {
@@ -104,11 +95,11 @@ func instance(t *testing.T, root string, clk *clock, url string) (*upload.Ingest
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat := cases.New(store, clk.now)
+	cat := cases.New(store, clk.Now)
 	cat.EnableOutbox()
 	quiet := slog.New(slog.DiscardHandler)
-	in := upload.New(upload.Config{Store: store, Catalog: cat, Now: clk.now, Logger: quiet})
-	return in, cat, webhook.New(webhook.Config{URL: url, Key: key(t), Outbox: cat, Now: clk.now, Logger: quiet})
+	in := upload.New(upload.Config{Store: store, Catalog: cat, Now: clk.Now, Logger: quiet})
+	return in, cat, webhook.New(webhook.Config{URL: url, Key: key(t), Outbox: cat, Now: clk.Now, Logger: quiet})
 }
 
 func put(t *testing.T, in *upload.Ingest, name string, data []byte, declared string) {
@@ -125,8 +116,8 @@ func put(t *testing.T, in *upload.Ingest, name string, data []byte, declared str
 
 func TestTheCaseSystemHearsOfEveryFileAtLeastOnce(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	rc := &receiver{key: key(t), now: clk.now}
+	clk := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	rc := &receiver{key: key(t), now: clk.Now}
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	root := t.TempDir()
@@ -171,7 +162,7 @@ func TestTheCaseSystemHearsOfEveryFileAtLeastOnce(t *testing.T) {
 		if err := d.DeliverDue(ctx); err != nil || len(rc.got()) != 1 {
 			t.Fatal("retried before its backoff")
 		}
-		clk.advance(2 * time.Second)
+		clk.Advance(2 * time.Second)
 		if err := d.DeliverDue(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +190,7 @@ func TestTheCaseSystemHearsOfEveryFileAtLeastOnce(t *testing.T) {
 		rc.mu.Lock()
 		rc.failNext = 0
 		rc.mu.Unlock()
-		clk.advance(time.Hour)
+		clk.Advance(time.Hour)
 		_, _, d2 := instance(t, root, clk, srv.URL)
 		if err := d2.DeliverDue(ctx); err != nil {
 			t.Fatal(err)

@@ -1,22 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
-	"github.com/casedrop/casedrop/upload"
 	"github.com/casedrop/casedrop/web"
 )
 
@@ -80,66 +78,25 @@ func connect(ctx context.Context, name string, args []string, getenv func(string
 	if err := cfg.completeData(); err != nil {
 		return nil, nil, nil, usageError{err}
 	}
-	store, _, err := openDataStore(ctx, cfg)
+	cfg.Instance = "cli" // the name in purge claims
+	p, err := build(ctx, cfg, direct, slog.Default())
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	catalog := cases.New(store, time.Now)
-	keys, err := auth.LoadKeys(ctx, store, time.Now)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ingest := upload.New(upload.Config{Store: store, Catalog: catalog, Now: time.Now})
-	return &local{
-		catalog: catalog,
-		issuer:  &auth.Issuer{Keys: keys, Issuer: tokenIssuer, Now: time.Now},
-		purger:  &cases.Purger{Catalog: catalog, Uploads: ingest, Instance: "cli"},
-	}, af, rest, nil
+	return &local{catalog: p.catalog, issuer: p.issuer, purger: p.purger}, af, rest, nil
 }
 
 // remote does the admin actions through a running server's API.
 type remote struct{ c *apiClient }
 
-// send calls the API with an optional JSON body and decodes the answer.
+// send calls the API; an answer 404 is errNotFound (exit status 3).
 func (r remote) send(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+	err := r.c.send(ctx, method, path, in, out)
+	var ae *answerError
+	if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+		return fmt.Errorf("%w: %v", errNotFound, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, r.c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+r.c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct{ Error, Code string }
-		msg := resp.Status
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error + " (" + resp.Status + ")"
-		}
-		if resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("%s %s: %w: %s", method, path, errNotFound, msg)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, msg)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(data, out)
+	return err
 }
 
 func (r remote) openCase(ctx context.Context, id string) (c caseInfo, err error) {
@@ -200,7 +157,7 @@ func (r remote) audit(ctx context.Context, caseID string, f cases.AuditFilter) (
 		q.Set("until", f.Until.Format(time.RFC3339))
 	}
 	if len(f.Types) > 0 {
-		q.Set("type", joinComma(f.Types))
+		q.Set("type", strings.Join(f.Types, ","))
 	}
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
@@ -211,17 +168,6 @@ func (r remote) audit(ctx context.Context, caseID string, f cases.AuditFilter) (
 	}
 	var out struct{ Events []cases.Event }
 	return out.Events, r.send(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &out)
-}
-
-func joinComma(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
 }
 
 // local does the admin actions directly on the data, as the operator.

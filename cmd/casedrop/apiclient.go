@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -116,11 +117,20 @@ func casePath(caseID string, under ...string) string {
 	return p
 }
 
-// do sends a request to path (with the credential) and returns the
-// response when its status is one of ok; any other status becomes an
-// error carrying the server's message.
-func (c *apiClient) do(ctx context.Context, method, path string, header http.Header, ok ...int) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+// answerError is a server's answer whose status was not one asked for; it
+// carries the server's message.
+type answerError struct {
+	status int
+	msg    string
+}
+
+func (e *answerError) Error() string { return e.msg }
+
+// do sends a request to path (with the credential, and body if not nil)
+// and returns the response when its status is one of ok; any other status
+// becomes an *answerError.
+func (c *apiClient) do(ctx context.Context, method, path string, header http.Header, body io.Reader, ok ...int) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -141,19 +151,34 @@ func (c *apiClient) do(ctx context.Context, method, path string, header http.Hea
 	}
 	defer resp.Body.Close()
 	var e struct{ Error, Code string }
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return nil, fmt.Errorf("%s %s: %s (%s)", method, path, e.Error, resp.Status)
+	msg := resp.Status
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		msg = e.Error + " (" + resp.Status + ")"
 	}
-	return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	return nil, &answerError{status: resp.StatusCode, msg: method + " " + path + ": " + msg}
 }
 
-// getJSON decodes the JSON answer to GET path into v.
-func (c *apiClient) getJSON(ctx context.Context, path string, v any) error {
-	resp, err := c.do(ctx, http.MethodGet, path, nil, http.StatusOK)
+// send calls method on path with in, if not nil, as its JSON body and
+// decodes the JSON answer into out, if not nil.
+func (c *apiClient) send(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	header := http.Header{}
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+		header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.do(ctx, method, path, header, body, http.StatusOK, http.StatusCreated, http.StatusNoContent)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v)
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
 }

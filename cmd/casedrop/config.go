@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -52,12 +53,16 @@ type config struct {
 	proxies        clientaddr.Proxies
 }
 
-// setting describes one config entry, for flags, env and the README table.
+// setting describes one config entry, for flags, env, `casedrop help`
+// and the README's table (readme_test.go holds the two together).
 type setting struct {
 	flag, env, def, help string
-	str                  *string
-	boolean              *bool
-	integer              *int
+	// shown is the default as people read it, where def does not say it
+	// (an empty def that means "generated", "none", ...).
+	shown   string
+	str     *string
+	boolean *bool
+	integer *int
 	// data marks the settings that say where the data is: the commands
 	// that work on it directly (verify, manifest-key) take these.
 	data bool
@@ -68,10 +73,10 @@ func (c *config) settings() []setting {
 		{flag: "data-dir", env: "CASEDROP_DATA_DIR", def: "./casedrop-data", help: "directory for local storage, generated keys, certificate and admin token", str: &c.DataDir, data: true},
 		{flag: "https-addr", env: "CASEDROP_HTTPS_ADDR", def: ":8443", help: "address of the HTTPS listener", str: &c.HTTPSAddr},
 		{flag: "sftp-addr", env: "CASEDROP_SFTP_ADDR", def: ":2222", help: "address of the SFTP listener (given out in credentials)", str: &c.SFTPAddr},
-		{flag: "public-url", env: "CASEDROP_PUBLIC_URL", def: "", help: "base URL put into credentials and pages (default https://localhost:<https port>)", str: &c.PublicURL},
-		{flag: "tls-cert", env: "CASEDROP_TLS_CERT", def: "", help: "PEM certificate (default: generated self-signed <data-dir>/tls.crt)", str: &c.TLSCert},
-		{flag: "tls-key", env: "CASEDROP_TLS_KEY", def: "", help: "PEM private key for --tls-cert", str: &c.TLSKey},
-		{flag: "s3-endpoint", env: "CASEDROP_S3_ENDPOINT", def: "", help: "S3-compatible endpoint host:port; empty keeps files on local disk", str: &c.S3Endpoint, data: true},
+		{flag: "public-url", env: "CASEDROP_PUBLIC_URL", def: "", help: "base URL put into credentials and pages", shown: "https://localhost:<https port>", str: &c.PublicURL},
+		{flag: "tls-cert", env: "CASEDROP_TLS_CERT", def: "", help: "PEM certificate; the generated one is <data-dir>/tls.crt", shown: "generated self-signed", str: &c.TLSCert},
+		{flag: "tls-key", env: "CASEDROP_TLS_KEY", def: "", help: "PEM private key for --tls-cert", shown: "generated self-signed", str: &c.TLSKey},
+		{flag: "s3-endpoint", env: "CASEDROP_S3_ENDPOINT", def: "", help: "S3-compatible endpoint host:port; setting it stores in S3", shown: "local disk", str: &c.S3Endpoint, data: true},
 		{flag: "s3-bucket", env: "CASEDROP_S3_BUCKET", def: "casedrop", help: "bucket (created if missing)", str: &c.S3Bucket, data: true},
 		{flag: "s3-access-key", env: "CASEDROP_S3_ACCESS_KEY", def: "", help: "S3 access key", str: &c.S3AccessKey, data: true},
 		{flag: "s3-secret-key", env: "CASEDROP_S3_SECRET_KEY", def: "", help: "S3 secret key (prefer the environment variable)", str: &c.S3SecretKey, data: true},
@@ -82,12 +87,12 @@ func (c *config) settings() []setting {
 		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "128", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
 		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
-		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected, file.removed and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", str: &c.WebhookURL},
+		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected, file.removed and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", shown: "none", str: &c.WebhookURL},
 		{flag: "stall-timeout", env: "CASEDROP_STALL_TIMEOUT", def: "2m", help: "a response (a download, a zip) whose client reads nothing for this long is ended", str: &c.StallTimeout},
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
-		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year (0 keeps them forever)", str: &c.AuditRetention},
-		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client (default none)", str: &c.TrustedProxies},
-		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge claims (default host name and pid)", str: &c.Instance},
+		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year", shown: "0 (forever)", str: &c.AuditRetention},
+		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client", shown: "none", str: &c.TrustedProxies},
+		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge claims", shown: "host name and pid", str: &c.Instance},
 	}
 }
 
@@ -100,8 +105,8 @@ func parseConfig(name string, args []string, getenv func(string) string) (*confi
 	if len(rest) > 0 {
 		return nil, usageErrorf("unexpected argument %q", rest[0])
 	}
-	c.AdminToken = getenv("CASEDROP_ADMIN_TOKEN")
-	c.WebhookSecret = getenv("CASEDROP_WEBHOOK_SECRET")
+	c.AdminToken = getenv(envAdminToken)
+	c.WebhookSecret = getenv(envWebhookSecret)
 	if err := c.complete(); err != nil {
 		return nil, usageError{err}
 	}
@@ -258,9 +263,40 @@ func (c *config) completeData() error {
 	return nil
 }
 
-// usage prints the settings table (also the source of the README's table).
-func (c *config) usage(w *os.File) {
-	for _, s := range c.settings() {
-		fmt.Fprintf(w, "  --%-15s %-24s %s (default %q)\n", s.flag, s.env, s.help, s.def)
+// The settings only the environment gives: secrets, which a flag would
+// show in ps.
+const (
+	envAdminToken    = "CASEDROP_ADMIN_TOKEN"
+	envWebhookSecret = "CASEDROP_WEBHOOK_SECRET"
+)
+
+// envOnly describes the settings without a flag, like settings does.
+var envOnly = []setting{
+	{env: envWebhookSecret, help: "the webhook's Standard Webhooks secret, whsec_ and the base64 of 24 to 64 random bytes; required with --webhook-url"},
+	{env: envAdminToken, shown: "<data-dir>/admin-token", help: "the admin token, at least 32 characters (generated on first start if unset)"},
+}
+
+// defaultText is the default of s as people read it; "" for none.
+func (s setting) defaultText() string {
+	if s.shown != "" {
+		return s.shown
+	}
+	return s.def
+}
+
+// usage prints the settings of serve, flags first, then those only the
+// environment gives.
+func (c *config) usage(w io.Writer) {
+	fmt.Fprintln(w, "\nsettings of serve (a flag, else its environment variable, else the default):")
+	for _, s := range append(c.settings(), envOnly...) {
+		name := "--" + s.flag
+		if s.flag == "" {
+			name = "(environment only)"
+		}
+		line := fmt.Sprintf("  %-24s %-32s %s", name, s.env, s.help)
+		if d := s.defaultText(); d != "" {
+			line += " (default " + d + ")"
+		}
+		fmt.Fprintln(w, line)
 	}
 }

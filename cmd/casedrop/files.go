@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/web"
 )
 
 // files runs `casedrop files list|get`, against a running server.
@@ -43,17 +44,6 @@ func files(args []string) error {
 // dataDirOnly keeps the one setting a client needs: where the admin token
 // and the server's certificate are.
 func dataDirOnly(s setting) bool { return s.flag == "data-dir" }
-
-// fileEntry is one file of a case's list, as the API gives it.
-type fileEntry struct {
-	Name       string     `json:"name"`
-	Size       int64      `json:"size"`
-	SHA256     string     `json:"sha256"`
-	State      string     `json:"state"`
-	Via        string     `json:"via"`
-	UploadedBy string     `json:"uploaded_by"`
-	UploadedAt *time.Time `json:"uploaded_at"`
-}
 
 func filesList(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var (
@@ -79,11 +69,8 @@ func filesList(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	var list struct {
-		Case  string      `json:"case"`
-		Files []fileEntry `json:"files"`
-	}
-	if err := client.getJSON(ctx, casePath(caseID, "files"), &list); err != nil {
+	var list web.FileList
+	if err := client.send(ctx, http.MethodGet, casePath(caseID, "files"), nil, &list); err != nil {
 		return err
 	}
 	if asJSON {
@@ -172,7 +159,7 @@ var errDigestMismatch = errors.New("SHA-256 mismatch")
 // of all of out must be the one the server recorded at upload.
 func (c *apiClient) download(ctx context.Context, caseID, name, out string, notes io.Writer, bar *progress) error {
 	path := casePath(caseID, "files", name)
-	head, err := c.do(ctx, http.MethodHead, path, nil, http.StatusOK)
+	head, err := c.do(ctx, http.MethodHead, path, nil, nil, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -241,7 +228,7 @@ func (c *apiClient) fetchRest(ctx context.Context, path, etag string, f *os.File
 		header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
 		header.Set("If-Range", etag)
 	}
-	resp, err := c.do(ctx, http.MethodGet, path, header, http.StatusOK, http.StatusPartialContent)
+	resp, err := c.do(ctx, http.MethodGet, path, header, nil, http.StatusOK, http.StatusPartialContent)
 	if err != nil {
 		return "", err
 	}

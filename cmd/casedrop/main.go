@@ -41,7 +41,7 @@ func version() string {
 const usage = `casedrop: file exchange for support cases
 
 usage:
-  casedrop serve [flags]   run the HTTPS (tus, API) server
+  casedrop serve [flags]   run the server: HTTPS (API, tus, pages) and SFTP
   casedrop files list --case C [--json]
                            list a case's files, from a running server (--server)
   casedrop files get --case C NAME [-o PATH]

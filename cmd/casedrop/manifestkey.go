@@ -41,7 +41,7 @@ func runManifestKey(ctx context.Context, args []string, getenv func(string) stri
 		if err := cfg.completeData(); err != nil {
 			return usageError{err}
 		}
-		store, _, openErr := openDataStore(ctx, cfg)
+		store, _, openErr := openData(ctx, cfg, direct)
 		if openErr != nil {
 			return openErr
 		}
@@ -59,7 +59,7 @@ func fetchManifestKey(ctx context.Context, cf *clientFlags, dataDir string, gete
 	if err != nil {
 		return nil, err
 	}
-	resp, err := client.do(ctx, http.MethodGet, "/api/v1/manifest-key.pem", nil, http.StatusOK)
+	resp, err := client.do(ctx, http.MethodGet, "/api/v1/manifest-key.pem", nil, nil, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}

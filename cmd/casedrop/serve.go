@@ -22,30 +22,10 @@ import (
 	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
-	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/storage/outage"
-	"github.com/casedrop/casedrop/storage/s3store"
-	"github.com/casedrop/casedrop/upload"
 	"github.com/casedrop/casedrop/web"
 	"github.com/casedrop/casedrop/webhook"
 )
-
-// tokenIssuer is the iss and the audience check of every credential; fixed,
-// so that instances behind different URLs accept each other's credentials.
-const tokenIssuer = "casedrop"
-
-func openStore(ctx context.Context, cfg *config) (storage.Store, string, error) {
-	if cfg.S3Endpoint == "" {
-		root := filepath.Join(cfg.DataDir, "store")
-		s, err := diskstore.New(root)
-		return s, "local disk " + root, err
-	}
-	s, err := s3store.New(ctx, s3store.Config{
-		Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey,
-		SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, Insecure: cfg.S3Insecure,
-	})
-	return s, "S3 " + cfg.S3Endpoint + "/" + cfg.S3Bucket, err
-}
 
 func newLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
@@ -55,6 +35,8 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
+// serve runs `casedrop serve`: the HTTPS door (API, tus, pages) and the
+// SFTP door over the parts the config makes, until a signal ends it.
 func serve(args []string) error {
 	cfg, err := parseConfig("serve", args, os.Getenv)
 	if err != nil {
@@ -66,72 +48,61 @@ func serve(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	now := time.Now
-
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	p, err := build(ctx, cfg, serving, log)
+	if err != nil {
 		return err
 	}
-	rawStore, where, err := openStore(ctx, cfg)
+	metrics.ObserveBuffers(p.ingest.BufferStats)
+	limitHeap(log, int64(cfg.MemoryBudgetMiB)<<20)
+	d, err := openDoors(ctx, cfg, p)
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return err
 	}
-	var catalog *cases.Catalog // set below, before any outage can end
-	outages := outage.New(outage.Config{Now: now, Logger: log, Ended: func(o outage.Outage) {
-		auditOutage(catalog, cfg.Instance, log, o)
-	}})
-	metrics.ObserveStorage(outages.Current)
-	if disk, ok := rawStore.(*diskstore.Store); ok {
-		disk.SetMinFree(int64(cfg.PartSizeMiB) << 20) // room for a part, or not ready
-	}
-	store := metrics.Store(rawStore, outages.Observe)
-	catalog = cases.New(store, now)
-	if cfg.WebhookURL != "" {
-		catalog.EnableOutbox()
-	}
-	keys, err := auth.LoadKeys(ctx, store, now)
-	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
-	}
+	startLoops(ctx, cfg, p)
+	return d.run(ctx, log)
+}
+
+// doors are the two listeners and their servers.
+type doors struct {
+	https, sftp      net.Listener
+	httpsSrv         *http.Server
+	interruptUploads func()
+	sftpSrv          *sftpd.Server
+}
+
+// openDoors makes the HTTPS and SFTP servers over p, with the secrets
+// they present (admin token, certificate, manifest and host keys), and
+// listens on their addresses.
+func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 	tokenPath := filepath.Join(cfg.DataDir, "admin-token")
 	adminToken, created, err := auth.LoadAdminToken(cfg.AdminToken, tokenPath)
 	if err != nil {
-		return fmt.Errorf("admin token: %w", err)
+		return nil, fmt.Errorf("admin token: %w", err)
 	}
 	if created {
-		log.Info("generated the admin token; it is in the file named here (mode 0600)", "path", tokenPath)
+		p.log.Info("generated the admin token; it is in the file named here (mode 0600)", "path", tokenPath)
 	}
-	cert, certPath, err := loadCertificate(cfg, log)
+	cert, certPath, err := loadCertificate(cfg, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	manifestSigner, err := manifest.LoadSigner(ctx, store)
+	manifestSigner, err := manifest.LoadSigner(ctx, p.store)
 	if err != nil {
-		return fmt.Errorf("manifest signing key: %w", err)
+		return nil, fmt.Errorf("manifest signing key: %w", err)
 	}
-	hostKeys, err := sftpd.LoadHostKeys(ctx, store)
+	hostKeys, err := sftpd.LoadHostKeys(ctx, p.store)
 	if err != nil {
-		return fmt.Errorf("SSH host keys: %w", err)
+		return nil, fmt.Errorf("SSH host keys: %w", err)
 	}
-	// One ingest, one verifier and one login limiter for both doors.
-	ingest := upload.New(upload.Config{Store: store, Catalog: catalog, Now: now, Logger: log,
-		PartSize: int64(cfg.PartSizeMiB) << 20, MaxFileSize: int64(cfg.MaxFileGiB) << 30,
-		MemoryBudget: int64(cfg.MemoryBudgetMiB) << 20, MaxWritersPerCredential: cfg.UploadsPerCredential})
-	if largest := ingest.LargestPart(); largest > int64(cfg.MemoryBudgetMiB)<<20 {
-		return fmt.Errorf("--memory-budget-mib %d cannot hold one part of the largest file (%d MiB at --max-file-gib %d): raise the budget or lower the largest file",
-			cfg.MemoryBudgetMiB, largest>>20, cfg.MaxFileGiB)
-	}
-	metrics.ObserveBuffers(ingest.BufferStats)
-	limitHeap(log, int64(cfg.MemoryBudgetMiB)<<20)
-	verifier := &auth.Verifier{Keys: keys, Issuer: tokenIssuer, Now: now, Revocations: catalog, Accounts: catalog}
-	limiter := auth.NewLimiter(10, time.Minute, now)
+	// One login limiter for both doors.
+	limiter := auth.NewLimiter(10, time.Minute, p.now)
 	sftpHost, sftpPort := sftpEndpoint(cfg)
-	purger := &cases.Purger{Catalog: catalog, Uploads: ingest, Instance: cfg.Instance, AuditRetention: cfg.auditKeep, Logger: log}
 	handler, err := web.New(web.Config{
-		Purger:         purger,
-		Catalog:        catalog,
-		Ingest:         ingest,
-		Issuer:         &auth.Issuer{Keys: keys, Issuer: tokenIssuer, Now: now},
-		Verifier:       verifier,
+		Purger:         p.purger,
+		Catalog:        p.catalog,
+		Ingest:         p.ingest,
+		Issuer:         p.issuer,
+		Verifier:       p.verifier,
 		AdminToken:     adminToken,
 		ManifestSigner: manifestSigner,
 		Limiter:        limiter,
@@ -139,45 +110,52 @@ func serve(args []string) error {
 		PublicURL:      cfg.PublicURL,
 		SFTPHost:       sftpHost,
 		SFTPPort:       sftpPort,
-		Ready:          store.Ping,
+		Ready:          p.store.Ping,
 		StallTimeout:   cfg.stallAfter,
-		Now:            now,
-		Logger:         log,
+		Now:            p.now,
+		Logger:         p.log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sftpServer, err := sftpd.New(sftpd.Config{
-		Catalog: catalog, Ingest: ingest, Verifier: verifier, Limiter: limiter, TrustedProxies: cfg.proxies,
-		HostKeys: hostKeys, Logger: log, Now: now,
+	d := &doors{}
+	d.sftpSrv, err = sftpd.New(sftpd.Config{
+		Catalog: p.catalog, Ingest: p.ingest, Verifier: p.verifier, Limiter: limiter, TrustedProxies: cfg.proxies,
+		HostKeys: hostKeys, Logger: p.log, Now: p.now,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPSAddr)
-	if err != nil {
-		return err
+	if d.https, err = net.Listen("tcp", cfg.HTTPSAddr); err != nil {
+		return nil, err
 	}
-	sftpLn, err := net.Listen("tcp", cfg.SFTPAddr)
-	if err != nil {
-		ln.Close()
-		return err
+	if d.sftp, err = net.Listen("tcp", cfg.SFTPAddr); err != nil {
+		d.https.Close()
+		return nil, err
 	}
-	srv, interrupt := web.HTTPServer(cfg.HTTPSAddr, handler, cert, log)
-	log.Info("casedrop serving", "version", version(), "https", ln.Addr().String(), "sftp", sftpLn.Addr().String(),
-		"public_url", cfg.PublicURL, "storage", where, "certificate", certPath, "data_dir", cfg.DataDir)
+	d.httpsSrv, d.interruptUploads = web.HTTPServer(cfg.HTTPSAddr, handler, cert, p.log)
+	p.log.Info("casedrop serving", "version", version(), "https", d.https.Addr().String(), "sftp", d.sftp.Addr().String(),
+		"public_url", cfg.PublicURL, "storage", p.where, "certificate", certPath, "data_dir", cfg.DataDir)
+	return d, nil
+}
 
-	// The background loops end with ctx, at shutdown.
+// startLoops starts the purge and the webhook deliveries; they end with ctx.
+func startLoops(ctx context.Context, cfg *config, p *parts) {
 	if cfg.purgeEvery > 0 {
-		go purger.Run(ctx, cfg.purgeEvery)
+		go p.purger.Run(ctx, cfg.purgeEvery)
 	}
 	if cfg.WebhookURL != "" {
-		deliverer := webhook.New(webhook.Config{URL: cfg.WebhookURL, Key: cfg.webhookKey, Outbox: catalog, Now: now, Logger: log})
+		deliverer := webhook.New(webhook.Config{URL: cfg.WebhookURL, Key: cfg.webhookKey, Outbox: p.catalog, Now: p.now, Logger: p.log})
 		go deliverer.Run(ctx, 2*time.Second)
 	}
+}
+
+// run serves both doors until one fails or ctx ends, then shuts both down:
+// uploads in flight are interrupted and keep what they stored.
+func (d *doors) run(ctx context.Context, log *slog.Logger) error {
 	served := make(chan error, 2)
-	go func() { served <- srv.ServeTLS(ln, "", "") }()
-	go func() { served <- sftpServer.Serve(sftpLn) }()
+	go func() { served <- d.httpsSrv.ServeTLS(d.https, "", "") }()
+	go func() { served <- d.sftpSrv.Serve(d.sftp) }()
 	var serveErr error
 	select {
 	case serveErr = <-served:
@@ -187,9 +165,9 @@ func serve(args []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 2)
-	go func() { done <- srv.Shutdown(shutdownCtx) }()
-	go func() { done <- sftpServer.Shutdown(shutdownCtx) }()
-	interrupt()
+	go func() { done <- d.httpsSrv.Shutdown(shutdownCtx) }()
+	go func() { done <- d.sftpSrv.Shutdown(shutdownCtx) }()
+	d.interruptUploads()
 	for range 2 {
 		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) && serveErr == nil {
 			serveErr = err
@@ -217,7 +195,7 @@ func auditOutage(catalog *cases.Catalog, instance string, log *slog.Logger, o ou
 	}
 }
 
-func loadCertificate(cfg *config, log *slog.Logger) (cert tlsCert, path string, err error) {
+func loadCertificate(cfg *config, p *parts) (cert tlsCert, path string, err error) {
 	certPath, keyPath := cfg.TLSCert, cfg.TLSKey
 	if certPath == "" {
 		certPath, keyPath = filepath.Join(cfg.DataDir, "tls.crt"), filepath.Join(cfg.DataDir, "tls.key")
@@ -229,12 +207,12 @@ func loadCertificate(cfg *config, log *slog.Logger) (cert tlsCert, path string, 
 	if h, err := os.Hostname(); err == nil {
 		hosts = append(hosts, h)
 	}
-	cert, created, err := web.LoadOrCreateCertificate(certPath, keyPath, hosts, time.Now())
+	cert, created, err := web.LoadOrCreateCertificate(certPath, keyPath, hosts, p.now())
 	if err != nil {
 		return cert, "", err
 	}
 	if created {
-		log.Info("generated a self-signed TLS certificate; use --tls-cert/--tls-key for a real one", "path", certPath)
+		p.log.Info("generated a self-signed TLS certificate; use --tls-cert/--tls-key for a real one", "path", certPath)
 	}
 	return cert, certPath, nil
 }

@@ -8,12 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/storage"
@@ -48,43 +47,21 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	if err := cfg.completeData(); err != nil {
 		return usageError{err}
 	}
-	store, where, err := openDataStore(ctx, cfg)
+	p, err := build(ctx, cfg, direct, slog.Default())
 	if err != nil {
 		return err
 	}
-	catalog := cases.New(store, time.Now)
-	v := &verifier{
-		catalog: catalog,
-		ingest:  upload.New(upload.Config{Store: store, Catalog: catalog, Now: time.Now}),
-		out:     stdout,
-		bar:     newProgress(stderr),
-	}
+	v := &verifier{catalog: p.catalog, ingest: p.ingest, out: stdout, bar: newProgress(stderr)}
 	if err := v.run(ctx, caseID, name); err != nil {
 		return err
 	}
 	r := v.report
 	fmt.Fprintf(stdout, "verify %s: %d files (%s) in %d cases: %d ok, %d mismatched, %d missing, %d unreadable\n",
-		where, r.files, humanBytes(r.bytes), r.cases, r.ok, r.mismatched, r.missing, r.unreadable)
+		p.where, r.files, humanBytes(r.bytes), r.cases, r.ok, r.mismatched, r.missing, r.unreadable)
 	if n := r.mismatched + r.missing + r.unreadable; n > 0 {
 		return fmt.Errorf("%w: %d of %d files", errProblemsFound, n, r.files)
 	}
 	return nil
-}
-
-// openDataStore opens the store that cfg names, refusing a data directory
-// with no store in it rather than creating one.
-func openDataStore(ctx context.Context, cfg *config) (storage.Store, string, error) {
-	if cfg.S3Endpoint == "" {
-		root := filepath.Join(cfg.DataDir, "store")
-		if _, err := os.Stat(root); err != nil {
-			return nil, "", fmt.Errorf("no casedrop data in %s (use --data-dir, or the --s3-* settings): %w", cfg.DataDir, err)
-		}
-	}
-	store, where, err := openStore(ctx, cfg)
-	if err != nil {
-		return nil, "", fmt.Errorf("storage: %w", err)
-	}
-	return store, where, nil
 }
 
 // verifyReport counts what a verify run found.

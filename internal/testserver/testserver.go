@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/internal/miniotest"
+	"github.com/casedrop/casedrop/web"
 )
 
 const (
@@ -375,16 +376,7 @@ type Credential struct {
 }
 
 // File is one entry of a case's file list.
-type File struct {
-	Name       string     `json:"name"`
-	Size       int64      `json:"size"`
-	SHA256     string     `json:"sha256"`
-	State      string     `json:"state"`
-	Via        string     `json:"via"`
-	UploadedBy string     `json:"uploaded_by"`
-	UploadedAt *time.Time `json:"uploaded_at"`
-	Reason     string     `json:"reason"`
-}
+type File = web.File
 
 // OpenCase opens the case (idempotent).
 func (s *Server) OpenCase(t testing.TB, id string) {
@@ -447,10 +439,7 @@ func (s *Server) Log() string {
 // Files lists the case's files, as the admin sees them.
 func (s *Server) Files(t testing.TB, caseID string) []File {
 	t.Helper()
-	var list struct {
-		Case  string `json:"case"`
-		Files []File `json:"files"`
-	}
+	var list web.FileList
 	s.call(t, http.MethodGet, "/api/v1/cases/"+url.PathEscape(caseID)+"/files", s.AdminToken, nil, &list, http.StatusOK)
 	return list.Files
 }
