@@ -20,7 +20,7 @@ func isFilepart(name string) bool { return strings.HasSuffix(name, filepartSuffi
 
 // finishRenamed finishes the partial upload id, just renamed from a
 // .filepart to name, if its last handle closed whole with exactly the
-// bytes now stored. The caller holds the upload's lease.
+// bytes now stored. The caller holds the upload's lock.
 func (s *session) finishRenamed(ctx context.Context, id, name string) error {
 	up, err := s.srv.cfg.Ingest.Partial(ctx, s.claims.Case, name)
 	if err != nil {

@@ -339,11 +339,11 @@ func (s *session) rename(ctx context.Context, from, to string) error {
 	// soon as it has stored what arrived; a live upload is not disturbed.
 	waitCtx, cancel := context.WithTimeout(ctx, renameWait)
 	defer cancel()
-	ls, err := s.srv.leases.await(waitCtx, f.Object)
+	unlock, err := s.srv.cfg.Ingest.Await(waitCtx, f.Object)
 	if err != nil {
 		return errBusy
 	}
-	defer ls.release()
+	defer unlock()
 	if _, err := s.srv.cfg.Ingest.Rename(ctx, s.claims.Case, fromName, toName); err != nil {
 		return err
 	}
@@ -381,11 +381,11 @@ func (s *session) remove(ctx context.Context, p string) error {
 	case f.Via != via:
 		return errOtherDoor
 	}
-	ls, err := s.srv.leases.acquire(ctx, f.Object, noStop)
+	unlock, err := s.srv.cfg.Ingest.Lock(ctx, f.Object, nil)
 	if err != nil {
 		return err
 	}
-	defer ls.release()
+	defer unlock()
 	up, err := s.srv.cfg.Ingest.Partial(ctx, s.claims.Case, name)
 	if err != nil {
 		return err
@@ -399,11 +399,11 @@ func (s *session) remove(ctx context.Context, p string) error {
 // removeComplete removes one's own complete file, audited (the case
 // system hears file.removed). A handle about to continue it lets go first.
 func (s *session) removeComplete(ctx context.Context, f cases.File) error {
-	ls, err := s.srv.leases.acquire(ctx, f.Object, noStop)
+	unlock, err := s.srv.cfg.Ingest.Lock(ctx, f.Object, nil)
 	if err != nil {
 		return err
 	}
-	defer ls.release()
+	defer unlock()
 	cur, err := s.file(ctx, f.Name)
 	if err != nil {
 		return err

@@ -109,11 +109,10 @@ type Config struct {
 
 // Server is the SFTP door.
 type Server struct {
-	cfg    Config
-	ssh    *ssh.ServerConfig
-	log    *slog.Logger
-	gate   *auth.Gate
-	leases *leases
+	cfg  Config
+	ssh  *ssh.ServerConfig
+	log  *slog.Logger
+	gate *auth.Gate
 	// writing holds the handles open for upload, by upload id: a size a
 	// client sets on a file it is writing is checked against what it wrote.
 	writing *openWrites
@@ -152,7 +151,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		leases:    newLeases(),
 		writing:   &openWrites{byID: make(map[string]*writeHandle)},
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),

@@ -98,7 +98,7 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 	}
 	name = f.Name // the client may spell it otherwise
 	h := s.newWriteHandle(name, slot)
-	ls, err := s.srv.leases.acquire(ctx, f.Object, h.stop)
+	unlock, err := s.srv.cfg.Ingest.Lock(ctx, f.Object, h.stop)
 	if err != nil {
 		return nil, err
 	}
@@ -107,18 +107,18 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 		err = errRace // finished, removed or replaced meanwhile
 	}
 	if err != nil {
-		ls.release()
+		unlock()
 		return nil, err
 	}
 	if flags.Trunc {
 		err := up.Terminate(ctx)
-		ls.release()
+		unlock()
 		if err != nil {
 			return nil, err
 		}
 		return s.create(ctx, name, slot)
 	}
-	h.start(up, ls)
+	h.start(up, unlock)
 	return h, nil
 }
 
@@ -160,11 +160,11 @@ func (s *session) create(ctx context.Context, name string, slot func()) (*writeH
 		return nil, errRace
 	}
 	h := s.newWriteHandle(name, slot)
-	ls, err := s.srv.leases.acquire(ctx, up.Info().ID, h.stop)
+	unlock, err := s.srv.cfg.Ingest.Lock(ctx, up.Info().ID, h.stop)
 	if err != nil {
 		return nil, err
 	}
-	h.start(up, ls)
+	h.start(up, unlock)
 	return h, nil
 }
 

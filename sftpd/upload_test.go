@@ -3,6 +3,7 @@ package sftpd_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -440,6 +441,61 @@ func TestASecondHandleOnAPartialTakesItOverWithoutCorruptingIt(t *testing.T) {
 	}
 	if got := e.catalogFile(t, "db.dump"); got.SHA256 != sha(data) || got.State != cases.FileComplete {
 		t.Fatalf("catalog entry %+v, want sha256 %s", got, sha(data))
+	}
+}
+
+// A rename waits for the handle writing the file to let go, without
+// asking it to (renameWait bounds the wait): a live upload goes on.
+func TestARenameDoesNotInterruptAHandleStillWriting(t *testing.T) {
+	e := newEnv(t, diskStore(t))
+	cr := e.issue(t, "case-1", 0)
+	data := randomBytes(100000, 11)
+	c := e.login(t, cr)
+	f, err := c.OpenFile("core.filepart", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data[:50000]); err != nil {
+		t.Fatal(err)
+	}
+	other := e.login(t, cr)
+	wantStatus(t, "a rename of a file still being written", other.Rename("core.filepart", "core"), codeFailure)
+	if _, err := f.Write(data[50000:]); err != nil {
+		t.Fatalf("the handle was interrupted by the rename: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Rename("core.filepart", "core"); err != nil {
+		t.Fatalf("rename once the handle let go: %v", err)
+	}
+	if got := e.catalogFile(t, "core"); got.SHA256 != sha(data) || got.State != cases.FileComplete {
+		t.Fatalf("catalog entry %+v, want complete with sha256 %s", got, sha(data))
+	}
+}
+
+// A remove asks the handle writing the file to let go, and drops it.
+func TestARemoveStopsAHandleStillWriting(t *testing.T) {
+	e := newEnv(t, diskStore(t))
+	cr := e.issue(t, "case-1", 0)
+	data := randomBytes(100000, 12)
+	c := e.login(t, cr)
+	f, err := c.OpenFile("core", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data[:50000]); err != nil {
+		t.Fatal(err)
+	}
+	other := e.login(t, cr)
+	if err := other.Remove("core"); err != nil {
+		t.Fatalf("remove of a file being written: %v", err)
+	}
+	_, err = f.Write(data[50000:])
+	wantStatus(t, "a write on the handle whose file was removed", err, codeFailure)
+	_ = f.Close()
+	if _, err := e.catalog.File(context.Background(), "case-1", "core"); !errors.Is(err, cases.ErrNotFound) {
+		t.Fatalf("catalog entry of the removed file: %v, want ErrNotFound", err)
 	}
 }
 

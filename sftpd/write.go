@@ -32,14 +32,14 @@ const maxAhead = 16 << 20
 // may continue a complete file from its end: a handle opened on it without
 // truncating reopens it (upload.Reopen) at its first write.
 type writeHandle struct {
-	sess  *session
-	name  string
-	ctx   context.Context // the server's: storing outlives the request
-	up    *upload.Upload
-	lease *lease
-	slot  func() // gives back the credential's writer slot
-	pw    *io.PipeWriter
-	done  chan struct{} // closed when upload.Write has returned
+	sess   *session
+	name   string
+	ctx    context.Context // the server's: storing outlives the request
+	up     *upload.Upload
+	unlock func() // lets go of the upload's lock
+	slot   func() // gives back the credential's writer slot
+	pw     *io.PipeWriter
+	done   chan struct{} // closed when upload.Write has returned
 
 	// grows is the complete file this handle continues from its end at its
 	// first write (upload.Reopen), until then; a handle that never writes
@@ -63,10 +63,11 @@ type segment struct {
 }
 
 // start begins storing at the upload's stored offset.
-func (h *writeHandle) start(up *upload.Upload, ls *lease) {
+// The handle holds the upload's lock (unlock lets go of it).
+func (h *writeHandle) start(up *upload.Upload, unlock func()) {
 	pr, pw := io.Pipe()
 	h.mu.Lock()
-	h.up, h.lease, h.pw = up, ls, pw
+	h.up, h.unlock, h.pw = up, unlock, pw
 	h.next = up.Info().Offset
 	h.done = make(chan struct{})
 	stopped := h.interrupted // another session took over while this one opened
@@ -114,7 +115,7 @@ func (h *writeHandle) reopen(f cases.File, off int64) error {
 	if off < f.Size {
 		return errOverwrite
 	}
-	ls, err := h.sess.srv.leases.acquire(h.ctx, f.Object, h.stop)
+	unlock, err := h.sess.srv.cfg.Ingest.Lock(h.ctx, f.Object, h.stop)
 	if err != nil {
 		return h.sess.status("open", h.name, err)
 	}
@@ -123,11 +124,11 @@ func (h *writeHandle) reopen(f cases.File, off int64) error {
 		err = errBusy // removed and uploaded again meanwhile
 	}
 	if err != nil {
-		ls.release()
+		unlock()
 		return h.sess.status("open", h.name, err)
 	}
 	h.sess.log.Info("sftp upload continues a complete file from its end", "file", h.name, "upload", f.Object, "size", f.Size)
-	h.start(up, ls)
+	h.start(up, unlock)
 	return nil
 }
 
@@ -261,7 +262,7 @@ func (h *writeHandle) stop() {
 	}
 }
 
-// halt ends the input and lets go of the lease once what arrived is stored.
+// halt ends the input and lets go of the lock once what arrived is stored.
 func (h *writeHandle) halt() {
 	_ = h.pw.Close()
 	go func() {
@@ -270,10 +271,10 @@ func (h *writeHandle) halt() {
 	}()
 }
 
-// letGo gives back the lease and the writer slot once storing has ended.
+// letGo gives back the lock and the writer slot once storing has ended.
 func (h *writeHandle) letGo() {
 	h.sess.srv.writing.remove(h.up.Info().ID, h)
-	h.lease.release()
+	h.unlock()
 	h.slot()
 }
 

@@ -1,13 +1,9 @@
 package upload
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 	"time"
@@ -79,25 +75,11 @@ func (in *Ingest) StoredSize(ctx context.Context, caseID string, f cases.File) (
 		return 0, err
 	}
 	defer obj.Close()
-	head := make([]byte, len(stateMagic)+4)
-	if _, err := io.ReadFull(obj, head); err != nil || !bytes.HasPrefix(head, []byte(stateMagic)) {
-		return 0, fmt.Errorf("upload %s: not an upload state (%v)", f.Object, err)
-	}
-	n := binary.BigEndian.Uint32(head[len(stateMagic):])
-	if n > maxStateSize {
-		return 0, fmt.Errorf("upload %s: state head of %d bytes", f.Object, n)
-	}
-	meta := make([]byte, n)
-	if _, err := io.ReadFull(obj, meta); err != nil {
+	s, err := readStateHead(obj)
+	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", f.Object, err)
 	}
-	var st struct {
-		Offset int64 `json:"offset"`
-	}
-	if err := json.Unmarshal(meta, &st); err != nil {
-		return 0, fmt.Errorf("upload %s: state: %w", f.Object, err)
-	}
-	return st.Offset, nil
+	return s.Offset, nil
 }
 
 // Rename gives the case's file from the free name to, with its bytes,

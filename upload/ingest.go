@@ -84,6 +84,9 @@ type Config struct {
 	// client, while others wait for a buffer, before it stores what it has
 	// and gives the buffer back (default DefaultIdleYield).
 	IdleYield time.Duration
+	// Locker gives one holder at a time the right to change an upload
+	// (see Locker); nil means an in-memory one, right for one instance.
+	Locker Locker
 }
 
 // Defaults of Config.
@@ -99,7 +102,7 @@ const (
 const idleBuffers = 16
 
 // Ingest stores uploads. It is safe for concurrent use; one Upload must be
-// written by one caller at a time (the doors lock per upload).
+// changed by one caller at a time: the holder of its lock (Lock, Await).
 type Ingest struct {
 	store       Store
 	catalog     *cases.Catalog
@@ -110,6 +113,7 @@ type Ingest struct {
 	idleYield   time.Duration
 	buffers     *bufferPool
 	writers     *slots.PerKey
+	locker      Locker
 }
 
 // New returns an Ingest ready to use.
@@ -136,6 +140,10 @@ func New(cfg Config) *Ingest {
 		writers = DefaultMaxWritersPerCredential
 	}
 	in.writers = slots.New(writers)
+	in.locker = cfg.Locker
+	if in.locker == nil {
+		in.locker = newMemoryLocker()
+	}
 	in.idleYield = cfg.IdleYield
 	if in.idleYield <= 0 {
 		in.idleYield = DefaultIdleYield

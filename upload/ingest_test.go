@@ -440,12 +440,22 @@ func TestClosingACaseStopsAnUploadInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The write may see the case closed before Close has written all it
+	// writes: the test ends only after Close did.
+	closeErr := make(chan error, 1)
 	r := &closingReader{r: bytes.NewReader(data), after: 2 * storage.MinPartSize, close: func() {
-		if _, err := f.catalog.Close(ctx, "case-1"); err != nil {
-			t.Error(err)
-		}
+		_, err := f.catalog.Close(ctx, "case-1")
+		closeErr <- err
 	}}
 	stored, err := up.Write(ctx, 0, r)
+	select {
+	case err := <-closeErr:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the case was never closed")
+	}
 	if !errors.Is(err, cases.ErrCaseClosed) {
 		t.Fatalf("write into a case closed mid-way: %v, want ErrCaseClosed", err)
 	}

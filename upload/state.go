@@ -107,25 +107,56 @@ func (s *state) encode() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// decodeState decodes a saved state: its head (readStateHead), then the
+// tail after it.
 func decodeState(data []byte) (*state, error) {
-	if !bytes.HasPrefix(data, []byte(stateMagic)) || len(data) < len(stateMagic)+4 {
-		return nil, errors.New("not an upload state")
-	}
-	data = data[len(stateMagic):]
-	n := int(binary.BigEndian.Uint32(data))
-	data = data[4:]
-	if n > len(data) {
-		return nil, errors.New("truncated upload state")
-	}
-	s := &state{}
-	if err := json.Unmarshal(data[:n], s); err != nil {
+	r := bytes.NewReader(data)
+	s, err := readStateHead(r)
+	if err != nil {
 		return nil, err
 	}
-	s.tail = data[n:]
+	s.tail = data[len(data)-r.Len():]
 	if want := s.Offset - s.partsSize(); !s.Stored && int64(len(s.tail)) != want {
 		return nil, fmt.Errorf("upload state: tail of %d bytes, want %d", len(s.tail), want)
 	}
 	return s, nil
+}
+
+// readStateHead reads the head of a saved state from r: the magic, the
+// length of the JSON and the JSON, leaving r at the tail. It is the one
+// decoder of the head, for a whole state and for a look at its progress
+// that skips the tail.
+func readStateHead(r io.Reader) (*state, error) {
+	head := make([]byte, len(stateMagic)+4)
+	errNotState := errors.New("not an upload state")
+	if err := readStatePart(r, head, errNotState); err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(head, []byte(stateMagic)) {
+		return nil, errNotState
+	}
+	n := binary.BigEndian.Uint32(head[len(stateMagic):])
+	if n > maxStateSize {
+		return nil, fmt.Errorf("upload state: head of %d bytes", n)
+	}
+	meta := make([]byte, n)
+	if err := readStatePart(r, meta, errors.New("truncated upload state")); err != nil {
+		return nil, err
+	}
+	s := &state{}
+	if err := json.Unmarshal(meta, s); err != nil {
+		return nil, fmt.Errorf("upload state: %w", err)
+	}
+	return s, nil
+}
+
+// readStatePart fills p from r, or fails with short when r ends first.
+func readStatePart(r io.Reader, p []byte, short error) error {
+	_, err := io.ReadFull(r, p)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return short
+	}
+	return err
 }
 
 func (in *Ingest) saveState(ctx context.Context, s *state) error {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/casedrop/casedrop/cases"
 	"github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
 )
 
 // Uploader is who is uploading, as the door authenticated them.
@@ -55,9 +54,6 @@ type TusConfig struct {
 	// (the web package's one error map).
 	HTTPError func(error) (status int, header http.Header, body string)
 	Logger    *slog.Logger
-	// Locker serialises requests on one upload; nil means an in-memory
-	// locker, right for one instance.
-	Locker handler.Locker
 }
 
 // TusHandler returns the tus 1.0 endpoint (creation, creation-with-upload,
@@ -69,11 +65,8 @@ func (in *Ingest) TusHandler(cfg TusConfig) (*handler.Handler, error) {
 	composer.UseCore(store)
 	composer.UseTerminater(store)
 	composer.UseLengthDeferrer(store)
-	locker := cfg.Locker
-	if locker == nil {
-		locker = memorylocker.New()
-	}
-	composer.UseLocker(locker)
+	// Requests on one upload hold the ingest's lock, the one SFTP takes.
+	composer.UseLocker(tusLocker{store})
 	return handler.NewHandler(handler.Config{
 		BasePath:             cfg.BasePath,
 		MaxSize:              in.maxFileSize,

@@ -66,25 +66,6 @@ func partFor(size int64, parts int64) int64 {
 	return (need + 1<<20 - 1) &^ (1<<20 - 1)
 }
 
-// partJob is a full part on its way to the store, with the hash state
-// after its last byte, so that the state saved with it is exact.
-type partJob struct {
-	key    string
-	upload string // the multipart upload id
-	buf    []byte
-	hash   []byte
-	number int
-	part   storage.Part
-	err    error
-	done   chan struct{}
-}
-
-// partsInFlight is how many full parts of one upload may be on their way
-// to the store at once, besides the one being filled: memory per transfer
-// is at most partsInFlight+1 part buffers, fewer when the process's
-// memory budget is short (then parts are sent one at a time).
-const partsInFlight = 3
-
 // Write stores the bytes of r at offset, which must be the upload's stored
 // offset. It returns how many bytes of r are now stored, also when it stops
 // early: the upload can always be resumed from Info().Offset. Reading
@@ -106,20 +87,26 @@ func (u *Upload) WriteChecked(ctx context.Context, offset int64, r io.Reader, c 
 	return u.write(ctx, offset, r, &c)
 }
 
-func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Checksum) (stored int64, err error) {
-	s := u.s
-	if s.Committed || s.Stored {
+func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Checksum) (int64, error) {
+	if u.s.Committed || u.s.Stored {
 		return 0, ErrCommitted
 	}
-	if offset != s.Offset {
-		return 0, fmt.Errorf("%w: at %d, stored %d", ErrOffset, offset, s.Offset)
+	if offset != u.s.Offset {
+		return 0, fmt.Errorf("%w: at %d, stored %d", ErrOffset, offset, u.s.Offset)
 	}
-	// Registered first, so it runs last: after a checked write's restore.
-	defer func() {
-		if err != nil {
-			err = u.lost(ctx, err)
-		}
-	}()
+	stored, err := u.writeAuthorized(ctx, r, check)
+	if err != nil {
+		// Last, after a checked write's restore: the store may have lost
+		// the upload's parts.
+		err = u.lost(ctx, err)
+	}
+	return stored, err
+}
+
+// writeAuthorized writes r for an uploader still allowed to, holding a
+// writer slot of its credential, counted in the metrics.
+func (u *Upload) writeAuthorized(ctx context.Context, r io.Reader, check *Checksum) (int64, error) {
+	s := u.s
 	if err := u.authorized(ctx); err != nil {
 		return 0, err
 	}
@@ -139,223 +126,41 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 	}
 	inFlight := metrics.UploadsInFlight.WithLabelValues(s.Via)
 	inFlight.Inc()
-	defer func() {
-		inFlight.Dec()
-		metrics.BytesReceived.WithLabelValues(s.Via).Add(float64(max(stored, 0)))
-	}()
-	var requestHash hash.Hash
-	if check != nil {
-		if requestHash, err = check.newHash(); err != nil {
-			return 0, err
-		}
-		r = io.TeeReader(r, requestHash)
-		// Until the check passes, parts are committed in memory only; a
-		// failed or mismatched request leaves the upload as it was.
-		saved := *s
-		saved.Parts = slices.Clone(s.Parts)
-		defer func() {
-			if err != nil {
-				*u.s, stored = saved, 0
-			}
-		}()
-	}
-	start := s.Offset
-	// pos is where buf starts in the file; parts counts parts sent.
-	pos, parts := s.partsSize(), len(s.Parts)
-	var queue []*partJob
-	// commit waits for the oldest part in flight, saves the state that
-	// includes it and hands back its buffer.
-	commit := func() ([]byte, error) {
-		job := queue[0]
-		queue = queue[1:]
-		<-job.done
-		if job.err != nil {
-			u.in.buffers.put(job.buf)
-			return nil, job.err
-		}
-		return job.buf, u.commitPart(ctx, job.part, job.hash, check == nil)
-	}
-	// nextBuffer returns the buffer for the next part: a new one while the
-	// budget has room and nobody waits (parts then travel while the next
-	// is read), else the buffer of the oldest part in flight once stored.
-	// It blocks on the budget only when this upload holds no buffer, so
-	// uploads never wait on each other's buffers.
-	nextBuffer := func(size int64) ([]byte, error) {
-		for {
-			if len(queue) < partsInFlight {
-				if b := u.in.buffers.tryGet(size); b != nil {
-					return b, nil
-				}
-			}
-			if len(queue) == 0 {
-				return u.in.buffers.get(ctx, size)
-			}
-			b, err := commit()
-			if err != nil {
-				u.in.buffers.put(b)
-				return nil, err
-			}
-			if int64(cap(b)) == size && !u.in.buffers.waiting() {
-				return b[:size], nil
-			}
-			u.in.buffers.put(b) // someone waits: take turns
-		}
-	}
-	// oldestDone is closed once the oldest part in flight is stored.
-	oldestDone := func() <-chan struct{} {
-		if len(queue) == 0 {
-			return nil
-		}
-		return queue[0].done
-	}
-	// commitStored commits, in order, the parts already stored.
-	commitStored := func() error {
-		for len(queue) > 0 && isClosed(queue[0].done) {
-			b, err := commit()
-			u.in.buffers.put(b)
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// On an early return, parts still in flight are waited for (their
-	// buffers are in use) but not committed: a resume sends them again.
-	defer func() {
-		for _, job := range queue {
-			<-job.done
-			u.in.buffers.put(job.buf)
-		}
-	}()
+	defer inFlight.Dec()
+	stored, err := u.writeRequest(ctx, r, h, check)
+	metrics.BytesReceived.WithLabelValues(s.Via).Add(float64(max(stored, 0)))
+	return stored, err
+}
 
-	// The client is read by a pump, so that filling a part can give up on
-	// a client gone quiet while others wait for a buffer. No buffer is
-	// taken before the client sends a byte: a stalled client holds none,
-	// and a request without bytes needs none.
-	p := newPump(r)
-	defer p.stop()
-	var yield func() bool // checked writes keep their bytes to the end
+// writeRequest runs one request's bytes through a pipeline. A checked
+// write keeps nothing unless all of r arrived and matched: until the check
+// passes its parts are committed in memory only, and a failed or
+// mismatched request leaves the upload as it was.
+func (u *Upload) writeRequest(ctx context.Context, r io.Reader, h hash.Hash, check *Checksum) (int64, error) {
 	if check == nil {
-		yield = u.in.buffers.waiting
+		return u.pipe(ctx, r, h, nil, nil)
 	}
-	var (
-		buf     []byte
-		pooled  bool // buf is the pool's
-		fill    int
-		readErr error
-	)
-	defer func() {
-		if pooled {
-			u.in.buffers.put(buf)
-		}
-	}()
-	for {
-		more, err := p.wait(ctx)
-		if err != nil {
-			return s.Offset - start, err
-		}
-		if !more {
-			buf, readErr = slices.Clone(s.tail), p.ended
-			if readErr == io.ErrUnexpectedEOF {
-				readErr = io.EOF
-			}
-		} else {
-			if buf, err = u.in.buffers.get(ctx, u.in.nextPartSize(s.Size, parts)); err != nil {
-				return s.Offset - start, err
-			}
-			pooled = true
-		}
-		fill = copy(buf, s.tail)
-		for readErr == nil {
-			var n int
-			n, readErr = p.readFull(ctx, buf[fill:], u.in.idleYield, yield, oldestDone())
-			if s.Size >= 0 && pos+int64(fill+n) > s.Size {
-				return s.Offset - start, ErrTooLong
-			}
-			if s.Size < 0 && pos+int64(fill+n) > u.in.maxUnknownSize() {
-				return s.Offset - start, u.in.tooLarge(pos + int64(fill+n))
-			}
-			h.Write(buf[fill : fill+n])
-			fill += n
-			if readErr == io.ErrUnexpectedEOF {
-				readErr = io.EOF
-			}
-			if readErr == errPartStored {
-				// A part reached the store: record it now, so that a
-				// crash while this one fills does not send it again.
-				if err := commitStored(); err != nil {
-					return s.Offset - start, err
-				}
-				readErr = nil
-			}
-			if fill < len(buf) {
-				continue
-			}
-			// A case closed, or a credential revoked or expired, while a
-			// long request streams stops it here.
-			if err := u.authorized(ctx); err != nil {
-				return s.Offset - start, err
-			}
-			if err := u.ensureMultipart(ctx); err != nil {
-				return s.Offset - start, err
-			}
-			parts++
-			job := u.newJob(buf, parts)
-			job.hash = marshalHash(h)
-			queue = append(queue, job)
-			go u.sendPart(ctx, job)
-			pos += int64(len(buf))
-			buf, pooled, fill = nil, false, 0
-			if buf, err = nextBuffer(u.in.nextPartSize(s.Size, parts)); err != nil {
-				return s.Offset - start, err
-			}
-			pooled = true
-		}
-		for len(queue) > 0 {
-			b, err := commit()
-			u.in.buffers.put(b)
-			if err != nil {
-				return s.Offset - start, err
-			}
-		}
-		if readErr != errYield {
-			break
-		}
-		// The client went quiet and others wait: store what arrived, as
-		// at the end of a request, and wait for the client bufferless.
-		if err := u.storeSome(ctx, buf[:fill], marshalHash(h)); err != nil {
-			return s.Offset - start, err
-		}
-		u.in.buffers.put(buf)
-		buf, pooled, readErr = nil, false, nil
-		pos, parts = s.partsSize(), len(s.Parts)
+	sum, err := check.newHash()
+	if err != nil {
+		return 0, err
 	}
-	if readErr != io.EOF {
-		// The request ended early (its connection dropped): what arrived
-		// is kept, as at a normal end, unless it came with a checksum it
-		// did not complete or the server is stopping.
-		if check == nil && ctx.Err() == nil {
-			if err := u.storeSome(ctx, buf[:fill], marshalHash(h)); err != nil {
-				return s.Offset - start, errors.Join(readErr, err)
-			}
-		}
-		return s.Offset - start, readErr
+	saved := *u.s
+	saved.Parts = slices.Clone(u.s.Parts)
+	stored, err := u.pipe(ctx, io.TeeReader(r, sum), h, check, sum)
+	if err != nil {
+		*u.s = saved
+		return 0, err
 	}
-	if check != nil && !bytes.Equal(requestHash.Sum(nil), check.Sum) {
-		return 0, fmt.Errorf("%w: %s of the %d bytes received differs from Upload-Checksum", ErrChecksumMismatch, check.Algorithm, pos+int64(fill)-start)
-	}
-	// Everything read is hashed; store what is in buf: as the last bytes of
-	// the file, as one more part, or as the tail kept with the state.
-	hs := marshalHash(h)
-	switch {
-	case s.Size >= 0 && pos+int64(fill) == s.Size:
-		err = u.storeLast(ctx, buf[:fill], hs)
-	case check != nil && fill <= len(s.tail) && s.Offset > start:
-		err = u.in.saveState(ctx, s) // parts committed in memory only
-	default:
-		err = u.storeSome(ctx, buf[:fill], hs)
-	}
-	return s.Offset - start, err
+	return stored, nil
+}
+
+// pipe stores r at the upload's offset through a pipeline, which it closes
+// however the write ended, and reports how many bytes of r are stored.
+func (u *Upload) pipe(ctx context.Context, r io.Reader, h hash.Hash, check *Checksum, sum hash.Hash) (int64, error) {
+	pl := u.newPipeline(ctx, r, h, check, sum)
+	defer pl.close()
+	err := pl.run()
+	return pl.stored(), err
 }
 
 // storeSome stores the bytes of a part not yet full, whose first bytes are
@@ -391,17 +196,6 @@ type authorizationKey struct{}
 // credential) stops the write with what was stored so far kept.
 func WithAuthorization(ctx context.Context, check func(context.Context) error) context.Context {
 	return context.WithValue(ctx, authorizationKey{}, check)
-}
-
-// newJob prepares part number of the upload; the job carries everything
-// sendPart needs, as sendPart runs while the state changes.
-func (u *Upload) newJob(buf []byte, number int) *partJob {
-	return &partJob{key: objectKey(u.s.Case, u.s.ID), upload: u.s.Multipart, buf: buf, number: number, done: make(chan struct{})}
-}
-
-func (u *Upload) sendPart(ctx context.Context, job *partJob) {
-	defer close(job.done)
-	job.part, job.err = u.in.store.PutPart(ctx, job.key, job.upload, job.number, bytes.NewReader(job.buf), int64(len(job.buf)))
 }
 
 // ensureMultipart starts the multipart upload of the object on the first
