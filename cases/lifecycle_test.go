@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,6 +254,8 @@ func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) 
 			t.Fatal(err)
 		}
 		clk.Advance(31 * 24 * time.Hour)
+		var runs purgeRuns
+		a.purger.Metrics = &runs
 		if _, err := a.purger.PurgeDue(ctx, clk.Now(), false); err == nil {
 			t.Fatal("a purge whose deletes fail claims success")
 		}
@@ -264,9 +267,13 @@ func TestAPurgeThatDiesHalfWayIsFinishedByTheNextRunWithOneRecord(t *testing.T) 
 		}
 		// The same instance runs again (a restarted process keeps its name).
 		b := newInstance(newStore(), clk, "a")
+		b.purger.Metrics = &runs
 		reports, err := b.purger.PurgeDue(ctx, clk.Now(), false)
 		if err != nil || len(reports) != 1 {
 			t.Fatalf("second run: %+v %v", reports, err)
+		}
+		if want := []string{"error 0", fmt.Sprintf("ok %d", reports[0].Objects)}; !slices.Equal(runs.told, want) || reports[0].Objects == 0 {
+			t.Errorf("the metrics were told %q, want %q", runs.told, want)
 		}
 		if objs, _ := keysUnder(t, b.store, cases.Prefix("half")+"objects/"); len(objs) != 0 {
 			t.Fatalf("objects left: %v", objs)
@@ -394,4 +401,11 @@ func TestTwoInstancesTakingOverAStaleClaimAtOnceOnePurges(t *testing.T) {
 			t.Fatalf("purge records %+v (%v), want one listing the file", events, err)
 		}
 	})
+}
+
+// purgeRuns records what a Purger tells its metrics.
+type purgeRuns struct{ told []string }
+
+func (p *purgeRuns) PurgeRun(result string, objects int) {
+	p.told = append(p.told, fmt.Sprintf("%s %d", result, objects))
 }

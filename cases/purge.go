@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/storage"
 )
 
@@ -45,6 +44,15 @@ type Purger struct {
 	// until ctx ends and then returns ctx's error. Nil waits on a timer;
 	// tests pass one that does not wait.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Metrics, if not nil, is told of each pass of PurgeDue (metrics.Registry
+	// fills it).
+	Metrics PurgeMetrics
+}
+
+// PurgeMetrics is what a Purger counts: each pass, ok or error, and the
+// objects it removed.
+type PurgeMetrics interface {
+	PurgeRun(result string, objects int)
 }
 
 // PurgeReport says what a purge removed (or, dry, would remove).
@@ -117,20 +125,23 @@ func (p *Purger) PurgeDue(ctx context.Context, asOf time.Time, dryRun bool) ([]P
 	var (
 		reports  []PurgeReport
 		firstErr error
+		objects  int
 	)
 	defer func() {
 		result := "ok"
 		if firstErr != nil {
 			result = "error"
 		}
-		metrics.PurgeRuns.WithLabelValues(result).Inc()
+		if p.Metrics != nil {
+			p.Metrics.PurgeRun(result, objects)
+		}
 	}()
 	for _, rec := range due {
 		r, err := p.Purge(ctx, rec.ID, asOf, dryRun)
 		switch {
 		case err == nil:
 			reports = append(reports, r)
-			metrics.PurgedObjects.WithLabelValues().Add(float64(r.Objects))
+			objects += r.Objects
 		case errors.Is(err, ErrPurgeInProgress), errors.Is(err, ErrPurgeNotDue):
 			// Another instance holds it, or finished it since Due.
 			p.log().InfoContext(ctx, "purge skipped", "case", rec.ID, "reason", err)

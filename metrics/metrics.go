@@ -1,6 +1,9 @@
-// Package metrics holds casedrop's Prometheus metrics, served at /metrics.
-// The collectors are package-level, registered once; the packages that do
-// the work count into them.
+// Package metrics adapts casedrop's counters to Prometheus, served at
+// /metrics. A Registry is one server's metrics: cmd/casedrop builds one and
+// hands it to the parts that count. The domain packages do not import this
+// package: upload and cases declare the few counts they make as small
+// interfaces (upload.Metrics, cases.PurgeMetrics) that a Registry fills, so
+// two servers in one test count apart and a package works without metrics.
 package metrics
 
 import (
@@ -8,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,46 +21,95 @@ import (
 	"github.com/casedrop/casedrop/storage"
 )
 
-var registry = prometheus.NewRegistry()
-
-func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "casedrop", Name: name, Help: help}, labels)
-	registry.MustRegister(c)
-	return c
+// Registry holds one server's collectors and the Prometheus registry that
+// serves them.
+type Registry struct {
+	reg             *prometheus.Registry
+	uploadsInFlight *prometheus.GaugeVec
+	bytesReceived   *prometheus.CounterVec
+	uploadsFinished *prometheus.CounterVec
+	failedLogins    *prometheus.CounterVec
+	purgeRuns       *prometheus.CounterVec
+	purgedObjects   prometheus.Counter
+	storageErrors   *prometheus.CounterVec
+	storageLatency  *prometheus.HistogramVec
+	requestDuration *prometheus.HistogramVec
 }
 
-// The metrics.
-var (
-	UploadsInFlight = func() *prometheus.GaugeVec {
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "casedrop", Name: "uploads_in_flight",
-			Help: "Requests or SFTP handles writing upload bytes right now, per door."}, []string{"door"})
-		registry.MustRegister(g)
-		return g
-	}()
-	BytesReceived   = counterVec("upload_bytes_received_total", "Upload bytes stored, per door.", "door")
-	UploadsFinished = counterVec("uploads_finished_total", "Uploads committed, per door and result (complete or rejected).", "door", "result")
-	FailedLogins    = counterVec("failed_logins_total", "Refused credentials, per door.", "door")
-	PurgeRuns       = counterVec("purge_runs_total", "Purge passes, per result (ok or error).", "result")
-	PurgedObjects   = counterVec("purged_objects_total", "Objects removed by purges.")
-	StorageErrors   = counterVec("storage_errors_total", "Object store operations that failed, per operation and kind (unavailable, no_space, other).", "op", "kind")
-	StorageLatency  = func() *prometheus.HistogramVec {
-		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "casedrop", Name: "storage_operation_seconds",
-			Help: "Object store operation latency, per operation.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}, []string{"op"})
-		registry.MustRegister(h)
+// New returns a Registry with every casedrop metric and the Go runtime's
+// and the process's.
+func New() *Registry {
+	r := &Registry{reg: prometheus.NewRegistry()}
+	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "casedrop", Name: name, Help: help}, labels)
+		r.reg.MustRegister(c)
+		return c
+	}
+	histogramVec := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "casedrop", Name: name, Help: help, Buckets: buckets}, labels)
+		r.reg.MustRegister(h)
 		return h
-	}()
-	RequestDuration = func() *prometheus.HistogramVec {
-		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "casedrop", Name: "http_request_seconds",
-			Help: "HTTP request duration, per route, method and status class.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 12)}, []string{"route", "method", "code"})
-		registry.MustRegister(h)
-		return h
-	}()
-)
+	}
+	r.uploadsInFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "casedrop", Name: "uploads_in_flight",
+		Help: "Requests or SFTP handles writing upload bytes right now, per door."}, []string{"door"})
+	r.reg.MustRegister(r.uploadsInFlight)
+	r.bytesReceived = counterVec("upload_bytes_received_total", "Upload bytes stored, per door.", "door")
+	r.uploadsFinished = counterVec("uploads_finished_total", "Uploads committed, per door and result (complete or rejected).", "door", "result")
+	r.failedLogins = counterVec("failed_logins_total", "Refused credentials, per door.", "door")
+	r.purgeRuns = counterVec("purge_runs_total", "Purge passes, per result (ok or error).", "result")
+	r.purgedObjects = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "casedrop", Name: "purged_objects_total", Help: "Objects removed by purges."})
+	r.reg.MustRegister(r.purgedObjects)
+	r.storageErrors = counterVec("storage_errors_total", "Object store operations that failed, per operation and kind (unavailable, no_space, other).", "op", "kind")
+	r.storageLatency = histogramVec("storage_operation_seconds", "Object store operation latency, per operation.",
+		prometheus.ExponentialBuckets(0.001, 2.5, 12), "op")
+	r.requestDuration = histogramVec("http_request_seconds", "HTTP request duration, per route, method and status class.",
+		prometheus.ExponentialBuckets(0.001, 3, 12), "route", "method", "code")
+	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (r *Registry) Handler() http.Handler { return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}) }
+
+// Writing counts an upload request or handle of door starting (+1) or
+// ending (-1) its writing (upload.Metrics).
+func (r *Registry) Writing(door string, delta int) {
+	r.uploadsInFlight.WithLabelValues(door).Add(float64(delta))
+}
+
+// Received counts upload bytes stored through door (upload.Metrics).
+func (r *Registry) Received(door string, n int64) {
+	r.bytesReceived.WithLabelValues(door).Add(float64(n))
+}
+
+// Finished counts an upload committed through door, complete or rejected
+// (upload.Metrics).
+func (r *Registry) Finished(door, result string) {
+	r.uploadsFinished.WithLabelValues(door, result).Inc()
+}
+
+// PurgeRun counts a purge pass, ok or error, and the objects it removed
+// (cases.PurgeMetrics).
+func (r *Registry) PurgeRun(result string, objects int) {
+	r.purgeRuns.WithLabelValues(result).Inc()
+	r.purgedObjects.Add(float64(objects))
+}
+
+// FailedLogin counts a refused credential at door (auth.Gate's
+// CountRefusal).
+func (r *Registry) FailedLogin(door string) { r.failedLogins.WithLabelValues(door).Inc() }
+
+// Request times an HTTP request. The method is one of the methods casedrop
+// serves or "other", so that no request can add label values.
+func (r *Registry) Request(route, method string, status int, d time.Duration) {
+	code := strconv.Itoa(status/100) + "xx"
+	r.requestDuration.WithLabelValues(route, Method(method), code).Observe(d.Seconds())
+}
 
 // ObserveBuffers reports, at each scrape, the bytes of upload part buffers
 // in use and the uploads waiting for one (the memory budget at work).
-func ObserveBuffers(stats func() (inUse int64, waiting int)) {
-	registry.MustRegister(
+func (r *Registry) ObserveBuffers(stats func() (inUse int64, waiting int)) {
+	r.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "casedrop", Name: "upload_buffer_bytes",
 			Help: "Bytes of upload part buffers in use, both doors (bounded by the memory budget)."},
 			func() float64 { n, _ := stats(); return float64(n) }),
@@ -76,18 +129,11 @@ func Method(m string) string {
 	return "other"
 }
 
-func init() {
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-}
-
-// Handler serves the metrics in the Prometheus text format.
-func Handler() http.Handler { return promhttp.HandlerFor(registry, promhttp.HandlerOpts{}) }
-
 // ObserveStorage reports, at each scrape, the store's fault under way as
 // a gauge per kind: 1 while the store is unavailable, or out of space.
-func ObserveStorage(fault func() error) {
+func (r *Registry) ObserveStorage(fault func() error) {
 	for kind, err := range map[string]error{"unavailable": storage.ErrUnavailable, "no_space": storage.ErrNoSpace} {
-		registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "casedrop", Name: "storage_fault",
+		r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "casedrop", Name: "storage_fault",
 			Help:        "1 while the object store is unavailable (kind unavailable) or out of space (kind no_space), as its operations tell.",
 			ConstLabels: prometheus.Labels{"kind": kind}},
 			func() float64 {
@@ -120,9 +166,9 @@ type Watcher func(op string, room bool, start time.Time, err error)
 // watcher. A missing object, or a refused condition of a conditional
 // write, is an answer, not a failure of the store.
 func (i instrumented) observe(op string, room bool, start time.Time, err error) {
-	StorageLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	i.r.storageLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil && !storage.Answered(err) {
-		StorageErrors.WithLabelValues(op, faultKind(err)).Inc()
+		i.r.storageErrors.WithLabelValues(op, faultKind(err)).Inc()
 	}
 	if i.watch != nil {
 		i.watch(op, room, start, err)
@@ -133,8 +179,8 @@ func (i instrumented) observe(op string, room bool, start time.Time, err error) 
 // outcome told to watch, if not nil. The wrapper has the optional
 // capabilities of s (storage.Digester) and no others: a type assertion on
 // it answers as one on s would.
-func Store(s storage.Store, watch Watcher) storage.Store {
-	i := instrumented{s, watch}
+func (r *Registry) Store(s storage.Store, watch Watcher) storage.Store {
+	i := instrumented{s, watch, r}
 	if d, ok := s.(storage.Digester); ok {
 		return digesting{i, d}
 	}
@@ -145,6 +191,7 @@ func Store(s storage.Store, watch Watcher) storage.Store {
 type instrumented struct {
 	s     storage.Store
 	watch Watcher
+	r     *Registry
 }
 
 func (i instrumented) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {

@@ -2,6 +2,8 @@ package metrics_test
 
 import (
 	"context"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/casedrop/casedrop/metrics"
@@ -28,13 +30,13 @@ func TestTheWrapperHasTheOptionalCapabilitiesOfTheStoreItWrapsAndNoOthers(t *tes
 		t.Fatal(err)
 	}
 	t.Run("a store without Digester is wrapped without it", func(t *testing.T) {
-		if _, ok := metrics.Store(disk, nil).(storage.Digester); ok {
+		if _, ok := metrics.New().Store(disk, nil).(storage.Digester); ok {
 			t.Error("the wrapper of diskstore claims storage.Digester")
 		}
 	})
 	t.Run("a Digester is wrapped as one, and its calls reach it", func(t *testing.T) {
 		inner := &tagging{Store: disk, tags: map[string]string{}}
-		d, ok := metrics.Store(inner, nil).(storage.Digester)
+		d, ok := metrics.New().Store(inner, nil).(storage.Digester)
 		if !ok {
 			t.Fatal("the wrapper of a Digester is not one")
 		}
@@ -45,4 +47,23 @@ func TestTheWrapperHasTheOptionalCapabilitiesOfTheStoreItWrapsAndNoOthers(t *tes
 			t.Errorf("Digest = %q, %v; stored %q; want abc", got, err, inner.tags["k"])
 		}
 	})
+}
+
+// Two registries count apart: two servers in one test process do not see
+// each other's numbers.
+func TestTwoRegistriesCountApart(t *testing.T) {
+	a, b := metrics.New(), metrics.New()
+	a.Received("tus", 5)
+	a.FailedLogin("sftp")
+	scrape := func(r *metrics.Registry) string {
+		rec := httptest.NewRecorder()
+		r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	if got := scrape(a); !strings.Contains(got, `casedrop_upload_bytes_received_total{door="tus"} 5`) || !strings.Contains(got, `casedrop_failed_logins_total{door="sftp"} 1`) {
+		t.Errorf("the registry counted into lacks its counts:\n%s", got)
+	}
+	if got := scrape(b); strings.Contains(got, "casedrop_upload_bytes_received_total{") || strings.Contains(got, "casedrop_failed_logins_total{") {
+		t.Errorf("another registry shows the first one's counts:\n%s", got)
+	}
 }

@@ -85,6 +85,8 @@ type Config struct {
 	Verifier *auth.Verifier
 	// Limiter, if not nil, slows down sources with too many failed logins.
 	Limiter *auth.Limiter
+	// Metrics, if not nil, counts refused logins.
+	Metrics *metrics.Registry
 	// TrustedProxies may open a connection with a PROXY protocol header
 	// naming the client; from anyone else such a header closes it.
 	TrustedProxies clientaddr.Proxies
@@ -160,8 +162,12 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	countRefusal := func(string) {}
+	if cfg.Metrics != nil {
+		countRefusal = cfg.Metrics.FailedLogin
+	}
 	s.gate = &auth.Gate{Verifier: cfg.Verifier, Limiter: cfg.Limiter, Trail: cfg.Catalog, Log: s.log,
-		CountRefusal: func(door string) { metrics.FailedLogins.WithLabelValues(door).Inc() }}
+		CountRefusal: countRefusal}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ssh = &ssh.ServerConfig{
 		Config:                      ssh.Config{KeyExchanges: kexAlgorithms, Ciphers: ciphers, MACs: macs},

@@ -84,10 +84,31 @@ type Config struct {
 	// client, while others wait for a buffer, before it stores what it has
 	// and gives the buffer back (default DefaultIdleYield).
 	IdleYield time.Duration
+	// Metrics, if not nil, is told what the ingest does (metrics.Registry
+	// fills it).
+	Metrics Metrics
 	// Locker gives one holder at a time the right to change an upload
 	// (see Locker); nil means an in-memory one, right for one instance.
 	Locker Locker
 }
+
+// Metrics is what the ingest counts, per door (Via).
+type Metrics interface {
+	// Writing is told of a request or handle starting (+1) or ending (-1)
+	// its writing.
+	Writing(door string, delta int)
+	// Received is told of bytes stored.
+	Received(door string, n int64)
+	// Finished is told of an upload committed, "complete" or "rejected".
+	Finished(door, result string)
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) Writing(string, int)     {}
+func (noMetrics) Received(string, int64)  {}
+func (noMetrics) Finished(string, string) {}
 
 // Defaults of Config.
 const (
@@ -114,6 +135,7 @@ type Ingest struct {
 	buffers     *bufferPool
 	writers     *slots.PerKey
 	locker      Locker
+	metrics     Metrics
 }
 
 // New returns an Ingest ready to use.
@@ -147,6 +169,10 @@ func New(cfg Config) *Ingest {
 	in.idleYield = cfg.IdleYield
 	if in.idleYield <= 0 {
 		in.idleYield = DefaultIdleYield
+	}
+	in.metrics = cfg.Metrics
+	if in.metrics == nil {
+		in.metrics = noMetrics{}
 	}
 	return in
 }

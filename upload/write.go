@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/casedrop/casedrop/cases"
-	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/storage"
 )
 
@@ -124,11 +123,10 @@ func (u *Upload) writeAuthorized(ctx context.Context, r io.Reader, check *Checks
 	if err != nil {
 		return 0, err
 	}
-	inFlight := metrics.UploadsInFlight.WithLabelValues(s.Via)
-	inFlight.Inc()
-	defer inFlight.Dec()
+	u.in.metrics.Writing(s.Via, +1)
+	defer u.in.metrics.Writing(s.Via, -1)
 	stored, err := u.writeRequest(ctx, r, h, check)
-	metrics.BytesReceived.WithLabelValues(s.Via).Add(float64(max(stored, 0)))
+	u.in.metrics.Received(s.Via, max(stored, 0))
 	return stored, err
 }
 
@@ -439,12 +437,12 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 	if mismatch != nil {
 		u.in.log.WarnContext(ctx, "upload rejected", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "sha256", digest, "declared_sha256", s.Declared)
 		u.in.audit(ctx, s, cases.EventUploadRejected, s.Size, digest)
-		metrics.UploadsFinished.WithLabelValues(s.Via, "rejected").Inc()
+		u.in.metrics.Finished(s.Via, "rejected")
 		return f, mismatch
 	}
 	u.in.log.InfoContext(ctx, "upload complete", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "sha256", digest)
 	u.in.audit(ctx, s, cases.EventUploadFinished, s.Size, digest)
-	metrics.UploadsFinished.WithLabelValues(s.Via, "complete").Inc()
+	u.in.metrics.Finished(s.Via, "complete")
 	return f, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +31,9 @@ type Config struct {
 	AdminToken string
 	// Limiter slows down sources that keep presenting bad credentials.
 	Limiter *auth.Limiter
+	// Metrics counts requests and refused logins and serves /metrics; nil
+	// makes one of the server's own. Give the ingest the same one.
+	Metrics *metrics.Registry
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
 	// Forwarded header names the client; nobody else's is believed.
 	TrustedProxies clientaddr.Proxies
@@ -68,8 +70,11 @@ func New(cfg Config) (http.Handler, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if s.Metrics == nil {
+		s.Metrics = metrics.New() // counted, and served, apart from any other
+	}
 	s.gate = &auth.Gate{Verifier: cfg.Verifier, Limiter: cfg.Limiter, Trail: cfg.Catalog, Log: s.log,
-		CountRefusal: func(door string) { metrics.FailedLogins.WithLabelValues(door).Inc() }}
+		CountRefusal: s.Metrics.FailedLogin}
 	if s.StallTimeout <= 0 {
 		s.StallTimeout = 2 * time.Minute
 	}
@@ -86,7 +91,7 @@ func New(cfg Config) (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", metrics.Handler())
+	mux.Handle("GET /metrics", s.Metrics.Handler())
 
 	admin := s.requireAdmin
 	mux.Handle("PUT /api/v1/cases/{case}", admin(s.openCase))
@@ -225,7 +230,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		method := metrics.Method(r.Method) // a closed set: the method is the client's
-		metrics.RequestDuration.WithLabelValues(route, method, strconv.Itoa(rec.status/100)+"xx").Observe(time.Since(start).Seconds())
+		s.Metrics.Request(route, r.Method, rec.status, time.Since(start))
 		s.log.InfoContext(r.Context(), "http", "method", method, "path", r.URL.Path, "status", rec.status,
 			"ms", time.Since(start).Milliseconds(), "remote", client, "proto", r.Proto)
 	})

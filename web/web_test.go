@@ -21,6 +21,7 @@ import (
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/manifest"
+	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/storage/storagetest"
 	"github.com/casedrop/casedrop/upload"
@@ -83,10 +84,12 @@ func newEnv(t testing.TB, opts ...func(*web.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := metrics.New() // the ingest and the server count into one
 	cfg := web.Config{
 		ManifestSigner: signer,
 		Catalog:        catalog,
-		Ingest:         upload.New(upload.Config{Store: faults, Catalog: catalog, Now: clk.Now, Logger: logger}),
+		Ingest:         upload.New(upload.Config{Store: faults, Catalog: catalog, Now: clk.Now, Logger: logger, Metrics: reg}),
+		Metrics:        reg,
 		Issuer:         &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: clk.Now},
 		Verifier:       &auth.Verifier{Keys: keys, Issuer: "casedrop", Now: clk.Now, Revocations: catalog},
 		AdminToken:     adminToken,

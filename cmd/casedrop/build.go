@@ -48,11 +48,14 @@ type parts struct {
 	verifier *auth.Verifier
 	ingest   *upload.Ingest
 	purger   *cases.Purger
+	// metrics is the process's one registry: every part counts into it
+	// and /metrics serves it.
+	metrics *metrics.Registry
 }
 
 // build is the one place where the config becomes casedrop's parts.
 func build(ctx context.Context, cfg *config, m mode, log *slog.Logger) (*parts, error) {
-	p := &parts{now: time.Now, log: log}
+	p := &parts{now: time.Now, log: log, metrics: metrics.New()}
 	store, where, err := openData(ctx, cfg, m)
 	if err != nil {
 		return nil, err
@@ -73,12 +76,14 @@ func build(ctx context.Context, cfg *config, m mode, log *slog.Logger) (*parts, 
 	// One ingest for both doors and every command.
 	p.ingest = upload.New(upload.Config{Store: p.store, Catalog: p.catalog, Now: p.now, Logger: log,
 		PartSize: int64(cfg.PartSizeMiB) << 20, MaxFileSize: int64(cfg.MaxFileGiB) << 30,
-		MemoryBudget: int64(cfg.MemoryBudgetMiB) << 20, MaxWritersPerCredential: cfg.UploadsPerCredential})
+		MemoryBudget: int64(cfg.MemoryBudgetMiB) << 20, MaxWritersPerCredential: cfg.UploadsPerCredential,
+		Metrics: p.metrics})
 	if largest := p.ingest.LargestPart(); largest > int64(cfg.MemoryBudgetMiB)<<20 {
 		return nil, fmt.Errorf("--memory-budget-mib %d cannot hold one part of the largest file (%d MiB at --max-file-gib %d): raise the budget or lower the largest file",
 			cfg.MemoryBudgetMiB, largest>>20, cfg.MaxFileGiB)
 	}
-	p.purger = &cases.Purger{Catalog: p.catalog, Uploads: p.ingest, Instance: cfg.Instance, AuditRetention: cfg.auditKeep, Logger: log}
+	p.purger = &cases.Purger{Catalog: p.catalog, Uploads: p.ingest, Instance: cfg.Instance, AuditRetention: cfg.auditKeep, Logger: log,
+		Metrics: p.metrics}
 	return p, nil
 }
 
@@ -88,11 +93,11 @@ func (p *parts) watch(store storage.Store, cfg *config) storage.Store {
 	outages := outage.New(outage.Config{Now: p.now, Logger: p.log, Ended: func(o outage.Outage) {
 		auditOutage(p.catalog, cfg.Instance, p.log, o) // p.catalog is set before any outage can end
 	}})
-	metrics.ObserveStorage(outages.Current)
+	p.metrics.ObserveStorage(outages.Current)
 	if disk, ok := store.(*diskstore.Store); ok {
 		disk.SetMinFree(int64(cfg.PartSizeMiB) << 20) // room for a part, or not ready
 	}
-	return metrics.Store(store, outages.Observe)
+	return p.metrics.Store(store, outages.Observe)
 }
 
 // openData opens the store that cfg names. Serving makes the data

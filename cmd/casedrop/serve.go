@@ -19,7 +19,6 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/manifest"
-	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/outage"
@@ -52,7 +51,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	metrics.ObserveBuffers(p.ingest.BufferStats)
+	p.metrics.ObserveBuffers(p.ingest.BufferStats)
 	limitHeap(log, int64(cfg.MemoryBudgetMiB)<<20)
 	d, err := openDoors(ctx, cfg, p)
 	if err != nil {
@@ -106,6 +105,7 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 		AdminToken:     adminToken,
 		ManifestSigner: manifestSigner,
 		Limiter:        limiter,
+		Metrics:        p.metrics,
 		TrustedProxies: cfg.proxies,
 		PublicURL:      cfg.PublicURL,
 		SFTPHost:       sftpHost,
@@ -120,7 +120,7 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 	}
 	d := &doors{}
 	d.sftpSrv, err = sftpd.New(sftpd.Config{
-		Catalog: p.catalog, Ingest: p.ingest, Verifier: p.verifier, Limiter: limiter, TrustedProxies: cfg.proxies,
+		Catalog: p.catalog, Ingest: p.ingest, Verifier: p.verifier, Limiter: limiter, Metrics: p.metrics, TrustedProxies: cfg.proxies,
 		HostKeys: hostKeys, Logger: p.log, Now: p.now,
 	})
 	if err != nil {
