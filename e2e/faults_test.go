@@ -301,7 +301,7 @@ func TestRepeatedKill9CostsLittle(t *testing.T) {
 	dir := t.TempDir()
 	const (
 		tusUploads, sftpUploads = 4, 2
-		size                    = 96 * mib
+		size                    = 160 * mib
 		kills                   = 3
 	)
 	var sent, done atomic.Int64
