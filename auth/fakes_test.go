@@ -28,6 +28,9 @@ type memStore struct {
 	listGate  *sync.WaitGroup
 	listGateN int32
 	listCalls atomic.Int32
+
+	listed  atomic.Int32 // calls to List, counted always
+	listErr error        // if set, what List answers
 }
 
 func newMemStore() *memStore { return &memStore{objects: make(map[string][]byte)} }
@@ -70,6 +73,10 @@ func (s *memStore) PutIfAbsent(_ context.Context, key string, r io.Reader, size 
 }
 
 func (s *memStore) List(_ context.Context, prefix string) ([]storage.Info, error) {
+	s.listed.Add(1)
+	if s.listErr != nil {
+		return nil, s.listErr
+	}
 	infos := s.list(prefix)
 	// Gated callers wait after taking their listing, so none of them can
 	// write before all of them have listed.

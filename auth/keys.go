@@ -52,24 +52,39 @@ type signingKey struct {
 // several instances starting (or rotating) at once converge: they race for
 // the same object name with PutIfAbsent, exactly one wins, and the others
 // load the winner's key.
+//
+// A key rotated by another instance is found when a token names a kid not
+// yet in memory: the set is read from the store again, at most once every
+// ReloadInterval, so tokens with made-up kids cannot turn every request into
+// a store read.
 type Keys struct {
+	store KeyStore
+	now   func() time.Time
+
 	mu      sync.RWMutex
 	byKID   map[string]signingKey
 	current signingKey
+
+	reloadMu   sync.Mutex // held while a verification reloads the set
+	lastReload time.Time  // when a verification last reloaded it
 }
+
+// ReloadInterval is the least time between two reloads of the key set
+// triggered by tokens naming unknown kids.
+const ReloadInterval = 10 * time.Second
 
 // LoadKeys loads every signing key kept in store. If there is none yet, it
 // creates the first one, so that all instances sharing the store end up with
 // the same key set.
 func LoadKeys(ctx context.Context, store KeyStore, now func() time.Time) (*Keys, error) {
-	k := &Keys{}
-	if err := k.reload(ctx, store); err != nil {
+	k := &Keys{store: store, now: now}
+	if err := k.reload(ctx); err != nil {
 		return nil, err
 	}
 	if k.current.private != nil {
 		return k, nil
 	}
-	if err := k.addGeneration(ctx, store, now, 1); err != nil {
+	if err := k.addGeneration(ctx, 1); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -77,15 +92,16 @@ func LoadKeys(ctx context.Context, store KeyStore, now func() time.Time) (*Keys,
 
 // Rotate adds a new signing key, which signs from now on; the older keys
 // still verify. If another instance rotates at the same moment, both end up
-// signing with the same new key.
-func (k *Keys) Rotate(ctx context.Context, store KeyStore, now func() time.Time) error {
-	if err := k.reload(ctx, store); err != nil {
+// signing with the same new key. Other instances verify the new key's
+// tokens once they meet the first one (see Keys).
+func (k *Keys) Rotate(ctx context.Context) error {
+	if err := k.reload(ctx); err != nil {
 		return err
 	}
 	k.mu.RLock()
 	next := k.current.gen + 1
 	k.mu.RUnlock()
-	return k.addGeneration(ctx, store, now, next)
+	return k.addGeneration(ctx, next)
 }
 
 // PublicKeys returns the public half of every known key, by kid.
@@ -120,9 +136,40 @@ func (k *Keys) publicKey(kid string) (ed25519.PublicKey, bool) {
 	return sk.private.Public().(ed25519.PublicKey), true
 }
 
+// verifyingKey is publicKey that, for a kid not in memory, reloads the set
+// from the store first, unless a reload happened less than ReloadInterval
+// ago. An unknown kid is ErrInvalid; any other error is the store's.
+func (k *Keys) verifyingKey(ctx context.Context, kid string) (ed25519.PublicKey, error) {
+	if pub, ok := k.publicKey(kid); ok {
+		return pub, nil
+	}
+	if !validKID(kid) || k.store == nil {
+		return nil, ErrInvalid // no kid we could ever have made
+	}
+	// One reload at a time: the others wait for it and look again, so a
+	// burst of tokens signed with a new key costs one read of the store.
+	k.reloadMu.Lock()
+	defer k.reloadMu.Unlock()
+	if pub, ok := k.publicKey(kid); ok {
+		return pub, nil
+	}
+	now := k.now()
+	if !k.lastReload.IsZero() && now.Sub(k.lastReload) < ReloadInterval {
+		return nil, ErrInvalid
+	}
+	k.lastReload = now
+	if err := k.reload(ctx); err != nil {
+		return nil, err
+	}
+	if pub, ok := k.publicKey(kid); ok {
+		return pub, nil
+	}
+	return nil, ErrInvalid
+}
+
 // addGeneration creates a key for generation gen, stores it unless another
 // instance already stored that generation, and reloads the set.
-func (k *Keys) addGeneration(ctx context.Context, store KeyStore, now func() time.Time, gen int) error {
+func (k *Keys) addGeneration(ctx context.Context, gen int) error {
 	kid, err := newKID()
 	if err != nil {
 		return err
@@ -131,18 +178,19 @@ func (k *Keys) addGeneration(ctx context.Context, store KeyStore, now func() tim
 	if err != nil {
 		return fmt.Errorf("auth: generating signing key: %w", err)
 	}
-	data, err := encodeKey(kid, now(), private)
+	data, err := encodeKey(kid, k.now(), private)
 	if err != nil {
 		return err
 	}
-	if err := storedkey.Create(ctx, store, keyObject(gen), data); err != nil {
+	if err := storedkey.Create(ctx, k.store, keyObject(gen), data); err != nil {
 		return fmt.Errorf("auth: signing key: %w", err)
 	}
-	return k.reload(ctx, store)
+	return k.reload(ctx)
 }
 
-// reload replaces the key set with what store holds.
-func (k *Keys) reload(ctx context.Context, store KeyStore) error {
+// reload replaces the key set with what the store holds.
+func (k *Keys) reload(ctx context.Context) error {
+	store := k.store
 	infos, err := store.List(ctx, keyPrefix)
 	if err != nil {
 		return fmt.Errorf("auth: listing signing keys: %w", err)

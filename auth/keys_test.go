@@ -3,12 +3,15 @@ package auth
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/casedrop/casedrop/storage"
 )
 
 func loadKeys(t testing.TB, store KeyStore, clock *fakeClock) *Keys {
@@ -116,7 +119,7 @@ func TestRotate(t *testing.T) {
 		oldKID := currentKID(t, env.keys)
 
 		env.clock.Advance(time.Hour)
-		if err := env.keys.Rotate(context.Background(), env.store, env.clock.Now); err != nil {
+		if err := env.keys.Rotate(context.Background()); err != nil {
 			t.Fatalf("Rotate: %v", err)
 		}
 		newKID := currentKID(t, env.keys)
@@ -147,8 +150,8 @@ func TestRotate(t *testing.T) {
 		store.gateLists(2)
 		var wg sync.WaitGroup
 		var errA, errB error
-		wg.Go(func() { errA = a.Rotate(context.Background(), store, clock.Now) })
-		wg.Go(func() { errB = b.Rotate(context.Background(), store, clock.Now) })
+		wg.Go(func() { errA = a.Rotate(context.Background()) })
+		wg.Go(func() { errB = b.Rotate(context.Background()) })
 		wg.Wait()
 		if errA != nil || errB != nil {
 			t.Fatalf("Rotate: %v, %v", errA, errB)
@@ -158,6 +161,97 @@ func TestRotate(t *testing.T) {
 		}
 		if currentKID(t, a) != currentKID(t, b) {
 			t.Fatal("instances sign with different kids after rotating at once")
+		}
+	})
+}
+
+func TestKeysRotatedByAnotherInstance(t *testing.T) {
+	ctx := context.Background()
+	// two instances on one store, each with its own Keys.
+	instances := func(t *testing.T) (store *memStore, clock *fakeClock, a, b *testEnv) {
+		store, clock = newMemStore(), newFakeClock()
+		env := func() *testEnv {
+			k := loadKeys(t, store, clock)
+			return &testEnv{store: store, clock: clock, keys: k,
+				issuer:   &Issuer{Keys: k, Issuer: testIssuer, Now: clock.Now},
+				verifier: &Verifier{Keys: k, Issuer: testIssuer, Now: clock.Now}}
+		}
+		return store, clock, env(), env()
+	}
+	claims := Claims{Case: "case-1", CredentialID: "cred-1", Username: "u1"}
+
+	t.Run("a token signed with a key rotated on one instance verifies on the other", func(t *testing.T) {
+		_, _, a, b := instances(t)
+		if err := a.keys.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		token := a.issue(t, claims, 0)
+		if _, err := b.verifier.Verify(ctx, token); err != nil {
+			t.Fatalf("the other instance refuses the rotated key's token: %v", err)
+		}
+		if currentKID(t, b.keys) != currentKID(t, a.keys) {
+			t.Fatal("the reload did not make the other instance sign with the new key too")
+		}
+	})
+
+	t.Run("unknown kids read the store at most once per interval, and are refused", func(t *testing.T) {
+		store, clock, _, b := instances(t)
+		forged := signWithNewKey(t, b.validClaims(), "0123456789abcdef")
+		before := store.listed.Load()
+		for range 5 {
+			if _, err := b.verifier.Verify(ctx, forged); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Verify = %v, want ErrInvalid", err)
+			}
+		}
+		if got := store.listed.Load() - before; got != 1 {
+			t.Fatalf("5 unknown-kid tokens listed the store %d times, want 1", got)
+		}
+		clock.Advance(ReloadInterval)
+		if _, err := b.verifier.Verify(ctx, forged); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Verify = %v, want ErrInvalid", err)
+		}
+		if got := store.listed.Load() - before; got != 2 {
+			t.Fatalf("after the interval the store was listed %d times in all, want 2", got)
+		}
+	})
+
+	t.Run("a kid no key of ours could have never reads the store", func(t *testing.T) {
+		store, _, _, b := instances(t)
+		before := store.listed.Load()
+		if _, err := b.verifier.Verify(ctx, signWithNewKey(t, b.validClaims(), "../../etc/passwd")); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Verify = %v, want ErrInvalid", err)
+		}
+		if store.listed.Load() != before {
+			t.Fatal("a malformed kid made the verifier list the store")
+		}
+	})
+
+	t.Run("a key rotated in just after a reload verifies once the interval has passed", func(t *testing.T) {
+		_, clock, a, b := instances(t)
+		_, _ = b.verifier.Verify(ctx, signWithNewKey(t, b.validClaims(), "0123456789abcdef"))
+		if err := a.keys.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		token := a.issue(t, claims, 0)
+		clock.Advance(ReloadInterval - time.Second)
+		if _, err := b.verifier.Verify(ctx, token); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("within the interval: %v, want ErrInvalid (no reload yet)", err)
+		}
+		clock.Advance(time.Second)
+		if _, err := b.verifier.Verify(ctx, token); err != nil {
+			t.Fatalf("after the interval: %v", err)
+		}
+	})
+
+	t.Run("a store failure while reloading is a failed check, not a refused token", func(t *testing.T) {
+		store, _, a, b := instances(t)
+		if err := a.keys.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		store.listErr = storage.ErrUnavailable
+		_, err := b.verifier.Verify(ctx, a.issue(t, claims, 0))
+		if !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, ErrInvalid) {
+			t.Fatalf("Verify = %v, want the store's ErrUnavailable", err)
 		}
 	})
 }

@@ -116,7 +116,17 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		return Claims{}, ErrInvalid
 	}
 	var tc tokenClaims
-	_, err := jwt.ParseWithClaims(token, &tc, v.key,
+	// A store failure while looking for the token's key is a failed check,
+	// not a refused token; the library would only say "unverifiable".
+	var keyErr error
+	keyfunc := func(t *jwt.Token) (any, error) {
+		pub, err := v.key(ctx, t)
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			keyErr = err
+		}
+		return pub, err
+	}
+	_, err := jwt.ParseWithClaims(token, &tc, keyfunc,
 		jwt.WithStrictDecoding(),
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithIssuer(v.Issuer),
@@ -129,6 +139,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	case err == nil:
 	case onlyExpired(err):
 		expired = true
+	case keyErr != nil:
+		return Claims{}, fmt.Errorf("auth: reloading signing keys: %w", keyErr)
 	default:
 		// The library's message may quote decoded parts of the token.
 		return Claims{}, ErrInvalid
@@ -190,15 +202,16 @@ func (v *Verifier) VerifyForCase(ctx context.Context, token, caseID string) (Cla
 	return c, nil
 }
 
-// key is the jwt.Keyfunc: the public key named by the token's kid.
-func (v *Verifier) key(t *jwt.Token) (any, error) {
+// key is the jwt.Keyfunc: the public key named by the token's kid, which
+// may be one another instance rotated in.
+func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
 	if _, ok := t.Method.(*jwt.SigningMethodEd25519); !ok {
 		return nil, ErrInvalid
 	}
 	kid, _ := t.Header["kid"].(string)
-	pub, ok := v.Keys.publicKey(kid)
-	if !ok {
-		return nil, ErrInvalid
+	pub, err := v.Keys.verifyingKey(ctx, kid)
+	if err != nil {
+		return nil, err
 	}
 	return pub, nil
 }

@@ -169,3 +169,23 @@ func TestAFilepartClosedWholeIsFinishedByARenameAfterARestart(t *testing.T) {
 		})
 	}
 }
+
+// Behind a load balancer the rename may reach another instance than the
+// close did: the closed offset is in the upload's saved state, not in the
+// memory of the server that saw the close.
+func TestAFilepartClosedOnOneInstanceIsFinishedByARenameOnAnother(t *testing.T) {
+	store := diskStore(t)
+	a, b := newEnv(t, store), newEnv(t, store)
+	cr := a.issue(t, "case-1", 0)
+	data := randomBytes(storage.MinPartSize+777, 29)
+	put(t, a.login(t, cr), "big.iso.filepart", data)
+	if got := b.catalogFile(t, "big.iso.filepart"); got.State != cases.FileUploading {
+		t.Fatalf("after the close on a the .filepart is %+v, want still uploading", got)
+	}
+	if err := b.login(t, cr).Rename("big.iso.filepart", "big.iso"); err != nil {
+		t.Fatalf("rename through b: %v", err)
+	}
+	if got := a.catalogFile(t, "big.iso"); got.State != cases.FileComplete || got.SHA256 != sha(data) || got.Size != int64(len(data)) {
+		t.Fatalf("after the rename through b: %+v, want complete with sha256 %s", got, sha(data))
+	}
+}

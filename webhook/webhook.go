@@ -78,6 +78,7 @@ type Outbox interface {
 	Outbox(ctx context.Context) ([]cases.Notification, error)
 	Delivered(ctx context.Context, id string) error
 	Postpone(ctx context.Context, n cases.Notification) error
+	Claim(ctx context.Context, n cases.Notification, instance string, lease time.Duration) (cases.Notification, bool, error)
 }
 
 // Config configures a Deliverer.
@@ -91,6 +92,14 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBackoff caps the wait between attempts (default 10 minutes).
 	MaxBackoff time.Duration
+	// Instance names this process in its claims on notifications; every
+	// instance sharing the outbox needs its own name.
+	Instance string
+	// ClaimLease is how long a claim keeps other instances from sending a
+	// notification (default 2 minutes); it must outlast one attempt
+	// (Client's timeout). A claim whose instance died expires, and another
+	// instance sends the notification again.
+	ClaimLease time.Duration
 }
 
 // Deliverer sends the outbox to the case system.
@@ -108,6 +117,9 @@ func New(cfg Config) *Deliverer {
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 10 * time.Minute
+	}
+	if cfg.ClaimLease <= 0 {
+		cfg.ClaimLease = 2 * time.Minute
 	}
 	return &Deliverer{cfg: cfg}
 }
@@ -162,9 +174,10 @@ func (d *Deliverer) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// DeliverDue sends every notification whose time has come, oldest first.
-// A failed delivery is postponed with exponential backoff; it is never
-// dropped.
+// DeliverDue sends every notification whose time has come, oldest first,
+// claiming each before sending it, so that of several instances sharing the
+// outbox one sends it. A failed delivery is postponed with exponential
+// backoff; it is never dropped.
 func (d *Deliverer) DeliverDue(ctx context.Context) error {
 	pending, err := d.cfg.Outbox.Outbox(ctx)
 	if err != nil {
@@ -174,6 +187,13 @@ func (d *Deliverer) DeliverDue(ctx context.Context) error {
 	for _, n := range pending {
 		if n.NextAttempt.After(now) {
 			continue
+		}
+		n, mine, err := d.cfg.Outbox.Claim(ctx, n, d.cfg.Instance, d.cfg.ClaimLease)
+		if err != nil {
+			return err
+		}
+		if !mine {
+			continue // another instance is sending it
 		}
 		if err := d.deliver(ctx, n); err != nil {
 			n.Attempts++

@@ -237,3 +237,110 @@ func TestParseSecretTakesOnlyAWhsecSecret(t *testing.T) {
 		})
 	}
 }
+
+// listedTogether is an outbox whose first readers wait for each other, so
+// that instances racing for the same notifications all see them unclaimed.
+type listedTogether struct {
+	*cases.Catalog
+	wg *sync.WaitGroup
+}
+
+func (o listedTogether) Outbox(ctx context.Context) ([]cases.Notification, error) {
+	pending, err := o.Catalog.Outbox(ctx)
+	o.wg.Done()
+	o.wg.Wait()
+	return pending, err
+}
+
+func TestSeveralInstancesSendEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	clk := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	rc := &receiver{key: key(t), now: clk.Now}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	root := t.TempDir()
+	in, cat, _ := instance(t, root, clk, srv.URL)
+	_, catB, _ := instance(t, root, clk, srv.URL)
+	if _, _, err := cat.Open(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	const lease = time.Minute
+	deliverer := func(name string, o webhook.Outbox) *webhook.Deliverer {
+		return webhook.New(webhook.Config{URL: srv.URL, Key: key(t), Outbox: o, Now: clk.Now, Logger: quiet, Instance: name, ClaimLease: lease})
+	}
+
+	t.Run("two instances delivering at once send each event once", func(t *testing.T) {
+		for _, name := range []string{"a.log", "b.log", "c.log"} {
+			put(t, in, name, []byte(name), "")
+		}
+		together := &sync.WaitGroup{}
+		together.Add(2)
+		a := deliverer("instance-a", listedTogether{cat, together})
+		b := deliverer("instance-b", listedTogether{catB, together})
+		var wg sync.WaitGroup
+		var errA, errB error
+		wg.Go(func() { errA = a.DeliverDue(ctx) })
+		wg.Go(func() { errB = b.DeliverDue(ctx) })
+		wg.Wait()
+		if errA != nil || errB != nil {
+			t.Fatalf("DeliverDue: %v, %v", errA, errB)
+		}
+		got := rc.got()
+		seen := map[string]int{}
+		for _, p := range got {
+			seen[p.File.Name]++
+		}
+		if len(got) != 3 || seen["a.log"] != 1 || seen["b.log"] != 1 || seen["c.log"] != 1 {
+			t.Fatalf("the receiver got %v, want each of the 3 files once", seen)
+		}
+		if pending, _ := cat.Outbox(ctx); len(pending) != 0 {
+			t.Fatalf("outbox not empty: %+v", pending)
+		}
+	})
+
+	t.Run("a claim whose instance died is taken over once it expires", func(t *testing.T) {
+		put(t, in, "d.log", []byte("d"), "")
+		// Instance a claims the notification and dies before sending it.
+		pending, err := cat.Outbox(ctx)
+		if err != nil || len(pending) != 1 {
+			t.Fatalf("outbox: %v, %+v", err, pending)
+		}
+		if _, mine, err := cat.Claim(ctx, pending[0], "instance-a", lease); err != nil || !mine {
+			t.Fatalf("Claim: %v, %v", mine, err)
+		}
+		b := deliverer("instance-b", catB)
+		if err := b.DeliverDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(rc.got()); n != 3 {
+			t.Fatalf("%d deliveries while a's claim holds, want still 3", n)
+		}
+		clk.Advance(lease)
+		if err := b.DeliverDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := rc.got()
+		if len(got) != 4 || got[3].File.Name != "d.log" {
+			t.Fatalf("after the claim expired: %+v", got)
+		}
+	})
+
+	t.Run("a failed attempt releases the claim, so any instance retries it", func(t *testing.T) {
+		rc.mu.Lock()
+		rc.failNext = 1
+		rc.mu.Unlock()
+		put(t, in, "e.log", []byte("e"), "")
+		if err := deliverer("instance-a", cat).DeliverDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(2 * time.Second) // the backoff, far shorter than the lease
+		if err := deliverer("instance-b", catB).DeliverDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := rc.got()
+		if len(got) != 5 || got[4].File.Name != "e.log" {
+			t.Fatalf("after the retry on the other instance: %+v", got)
+		}
+	})
+}

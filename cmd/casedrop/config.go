@@ -92,7 +92,7 @@ func (c *config) settings() []setting {
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year", shown: "0 (forever)", str: &c.AuditRetention},
 		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client", shown: "none", str: &c.TrustedProxies},
-		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge claims", shown: "host name and pid", str: &c.Instance},
+		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge and webhook claims", shown: "host name and pid", str: &c.Instance},
 	}
 }
 

@@ -145,7 +145,7 @@ func startLoops(ctx context.Context, cfg *config, p *parts) {
 		go p.purger.Run(ctx, cfg.purgeEvery)
 	}
 	if cfg.WebhookURL != "" {
-		deliverer := webhook.New(webhook.Config{URL: cfg.WebhookURL, Key: cfg.webhookKey, Outbox: p.catalog, Now: p.now, Logger: p.log})
+		deliverer := webhook.New(webhook.Config{URL: cfg.WebhookURL, Key: cfg.webhookKey, Outbox: p.catalog, Now: p.now, Logger: p.log, Instance: cfg.Instance})
 		go deliverer.Run(ctx, 2*time.Second)
 	}
 }
