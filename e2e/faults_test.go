@@ -86,22 +86,33 @@ func isPartUpload(r *http.Request) bool {
 	return r.Method == http.MethodPut && q.Has("uploadId") && q.Has("partNumber")
 }
 
-// sftpPut writes the pattern file path from offset off to name over
-// pkg/sftp's client, as a resuming client does, and closes it.
-func sftpPut(l sftpLogin, name, path string, off int64, counter *atomic.Int64) (sent int64, err error) {
+// dialSFTP logs in as l with pkg/sftp's client, failing as a client
+// would (no test failure): the server may be down. done closes the
+// session and its connection.
+func dialSFTP(l sftpLogin) (c *sftp.Client, done func(), err error) {
 	conn, err := ssh.Dial("tcp", l.addr, &ssh.ClientConfig{
 		User: l.user, Auth: []ssh.AuthMethod{ssh.Password(l.token)},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
 	})
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer conn.Close()
-	c, err := sftp.NewClient(conn)
+	c, err = sftp.NewClient(conn)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return c, func() { c.Close(); conn.Close() }, nil
+}
+
+// sftpPut writes the pattern file path from offset off to name over
+// pkg/sftp's client, as a resuming client does, and closes it.
+func sftpPut(l sftpLogin, name, path string, off int64, counter *atomic.Int64) (sent int64, err error) {
+	c, done, err := dialSFTP(l)
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	defer done()
 	src, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -127,19 +138,11 @@ func sftpPut(l sftpLogin, name, path string, off int64, counter *atomic.Int64) (
 
 // sftpStoredSize is the size name is listed with, 0 when it is not there.
 func sftpStoredSize(l sftpLogin, name string) (int64, error) {
-	conn, err := ssh.Dial("tcp", l.addr, &ssh.ClientConfig{
-		User: l.user, Auth: []ssh.AuthMethod{ssh.Password(l.token)},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
-	})
+	c, done, err := dialSFTP(l)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	c, err := sftp.NewClient(conn)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
+	defer done()
 	fi, err := c.Stat(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil

@@ -350,23 +350,17 @@ func get(t *testing.T, c *conn, name string) []byte {
 	return buf.Bytes()
 }
 
-// catalogFile returns the catalog entry of name in case-1.
 // events returns the case-1 audit events of type typ.
 func (e *env) events(t *testing.T, typ string) []cases.Event {
 	t.Helper()
-	all, err := e.catalog.AuditTrail(context.Background(), "case-1", cases.AuditFilter{})
+	evs, err := e.catalog.AuditTrail(context.Background(), "case-1", cases.AuditFilter{Types: []string{typ}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []cases.Event
-	for _, ev := range all {
-		if ev.Type == typ {
-			out = append(out, ev)
-		}
-	}
-	return out
+	return evs
 }
 
+// catalogFile returns the catalog entry of name in case-1.
 func (e *env) catalogFile(t *testing.T, name string) cases.File {
 	t.Helper()
 	f, err := e.catalog.File(context.Background(), "case-1", name)

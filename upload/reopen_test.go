@@ -33,17 +33,11 @@ func streamed(t *testing.T, f *fixture, name string, data []byte) *upload.Upload
 
 func eventsOf(t *testing.T, f *fixture, typ string) []cases.Event {
 	t.Helper()
-	all, err := f.catalog.AuditTrail(context.Background(), "case-1", cases.AuditFilter{})
+	evs, err := f.catalog.AuditTrail(context.Background(), "case-1", cases.AuditFilter{Types: []string{typ}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []cases.Event
-	for _, ev := range all {
-		if ev.Type == typ {
-			out = append(out, ev)
-		}
-	}
-	return out
+	return evs
 }
 
 // A file closed before its end (Ctrl-C) is complete with what arrived;
