@@ -327,3 +327,39 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// listCounting counts the listings of multipart uploads.
+type listCounting struct {
+	storage.Store
+	lists atomic.Int32
+}
+
+func (l *listCounting) ListMultiparts(ctx context.Context, prefix string) ([]storage.Multipart, error) {
+	l.lists.Add(1)
+	return l.Store.ListMultiparts(ctx, prefix)
+}
+
+// Looking for unrecorded multipart uploads costs a listing (on S3, of the
+// whole bucket's): only an upload another process saved last is looked
+// at, not each of this process's own, as every tus request resumes one.
+func TestOnlyAnUploadSavedByAnotherProcessLooksForUnrecordedParts(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	counting := &listCounting{}
+	f := newFixture(t, func() storage.Store { counting.Store = must(diskstore.New(root)); return counting })
+	data := randomBytes(2*storage.MinPartSize, 37)
+	up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "own.bin", Size: int64(len(data)), Via: "tus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err = f.in.Resume(ctx, "case-1", up.Info().ID) // the next request
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(ctx, 0, bytes.NewReader(data[:storage.MinPartSize+1])); err != nil {
+		t.Fatal(err)
+	}
+	if n := counting.lists.Load(); n != 0 {
+		t.Errorf("an upload this process saved was looked at for unrecorded parts (%d listings)", n)
+	}
+}

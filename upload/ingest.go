@@ -136,6 +136,8 @@ type Ingest struct {
 	writers     *slots.PerKey
 	locker      Locker
 	metrics     Metrics
+	// boot names this Ingest in the states it saves (state.SavedBy).
+	boot string
 }
 
 // New returns an Ingest ready to use.
@@ -170,6 +172,7 @@ func New(cfg Config) *Ingest {
 	if in.idleYield <= 0 {
 		in.idleYield = DefaultIdleYield
 	}
+	in.boot = newID()
 	in.metrics = cfg.Metrics
 	if in.metrics == nil {
 		in.metrics = noMetrics{}
@@ -263,7 +266,7 @@ func (in *Ingest) Resume(ctx context.Context, caseID, id string) (*Upload, error
 	if err != nil {
 		return nil, err
 	}
-	return &Upload{in: in, s: s, loaded: true}, nil
+	return &Upload{in: in, s: s, loaded: s.SavedBy != in.boot}, nil
 }
 
 func (in *Ingest) tooLarge(size int64) error {
@@ -290,9 +293,10 @@ func validID(id string) bool {
 type Upload struct {
 	in *Ingest
 	s  *state
-	// loaded: the upload was read from its saved state, which an earlier
-	// process may have left just after starting a multipart upload it
-	// never recorded.
+	// loaded: the upload was read from a state another process saved,
+	// which an earlier process may have left just after starting a
+	// multipart upload it never recorded. (This process aborts one whose
+	// recording failed at once.)
 	loaded bool
 }
 

@@ -56,6 +56,10 @@ type state struct {
 	// nothing missing (MarkClosed), nil once written again: what finishes
 	// a WinSCP ".filepart" at its rename, also after a restart.
 	ClosedAt *int64 `json:"closed_at,omitempty"`
+	// SavedBy names the process (Ingest) that saved the state last: one
+	// that reads a state another saved may follow a crash between starting
+	// a multipart upload and recording it.
+	SavedBy string `json:"saved_by,omitempty"`
 
 	tail []byte // not in JSON: stored after it
 }
@@ -160,6 +164,7 @@ func readStatePart(r io.Reader, p []byte, short error) error {
 }
 
 func (in *Ingest) saveState(ctx context.Context, s *state) error {
+	s.SavedBy = in.boot
 	data, err := s.encode()
 	if err != nil {
 		return err
