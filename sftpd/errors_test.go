@@ -55,6 +55,7 @@ var codes = []struct {
 	{name: "upload.ErrDigestMismatch", err: upload.ErrDigestMismatch, code: sftp.ErrSSHFxFailure},
 	{name: "upload.ErrInvalidDigest", err: upload.ErrInvalidDigest, code: sftp.ErrSSHFxFailure},
 	{name: "upload.ErrRestarted", err: upload.ErrRestarted, code: sftp.ErrSSHFxFailure},
+	{name: "upload.ErrLockLost", err: upload.ErrLockLost, code: sftp.ErrSSHFxFailure},
 	{name: "upload.ErrChecksumMismatch", err: upload.ErrChecksumMismatch, why: "per-request checksums are tus headers"},
 	{name: "upload.ErrChecksumUnsupported", err: upload.ErrChecksumUnsupported, why: "per-request checksums are tus headers"},
 }

@@ -43,11 +43,17 @@ var (
 	// expired); the upload goes on from byte 0 (from where the file ended,
 	// for a file continued after it was complete), which the client resends.
 	ErrRestarted = errors.New("the store no longer holds this upload's parts; it starts again from an earlier byte")
+	// ErrLockLost: another writer took the upload over (its lock's lease
+	// ran out while this writer was paused, or it was removed) and saved
+	// it since; this writer stops, and what the other stored stays.
+	ErrLockLost = errors.New("another writer took over this upload; this write stopped")
 )
 
 // Store is the part of storage.Store the ingest writes through.
 type Store interface {
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
+	PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error
 	Open(ctx context.Context, key string) (storage.Object, error)
 	Stat(ctx context.Context, key string) (storage.Info, error)
 	Delete(ctx context.Context, key string) error

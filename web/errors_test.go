@@ -50,6 +50,7 @@ var answers = []struct {
 	{name: "upload.ErrChecksumUnsupported", err: upload.ErrChecksumUnsupported, status: http.StatusBadRequest, code: "checksum_unsupported"},
 	{name: "upload.ErrOffset", err: upload.ErrOffset, status: http.StatusConflict, code: "offset_mismatch"},
 	{name: "upload.ErrRestarted", err: upload.ErrRestarted, status: http.StatusConflict, code: "upload_restarted"},
+	{name: "upload.ErrLockLost", err: upload.ErrLockLost, status: http.StatusLocked, code: "upload_taken_over"},
 	{name: "upload.ErrTooLong", err: upload.ErrTooLong, status: http.StatusRequestEntityTooLarge, code: "too_long"},
 	{name: "upload.ErrTooLarge", err: upload.ErrTooLarge, status: http.StatusRequestEntityTooLarge, code: "file_too_large"},
 	{name: "upload.ErrTooManyWriters", err: upload.ErrTooManyWriters, status: http.StatusTooManyRequests, code: "too_many_uploads"},
