@@ -42,6 +42,7 @@ var answers = []struct {
 	{name: "cases.ErrPurgeNotDue", err: cases.ErrPurgeNotDue, why: "PurgeDue skips such a case; it is never an answer"},
 	{name: "cases.ErrNotAudited", err: cases.ErrNotAudited, why: "comes with a valid result: the door logs it and answers with the result"},
 	{name: "storage.ErrChanged", err: storage.ErrChanged, why: "a conditional replace lost to another writer (the purge claim); handled where it is made"},
+	{name: "storage.ErrNotConditional", err: storage.ErrNotConditional, why: "the store's conditional-write probe fails at start-up, before any door serves"},
 	{name: "cases.ErrPurgeInProgress", err: cases.ErrPurgeInProgress, why: "PurgeDue skips such a case; it is never an answer"},
 	{name: "upload.ErrNotFound", err: upload.ErrNotFound, status: http.StatusNotFound, code: "not_found"},
 	{name: "upload.ErrInvalidDigest", err: upload.ErrInvalidDigest, status: http.StatusBadRequest, code: "invalid_digest"},
