@@ -88,6 +88,9 @@ var statusMap = []struct {
 	// The store lost the upload's parts: the client resumes from the size
 	// the file now lists with, as after any failed write.
 	{upload.ErrRestarted, sftp.ErrSSHFxFailure},
+	// Another writer took the upload over: this handle stops, as when a
+	// newer writer asks it to let go.
+	{upload.ErrLockLost, sftp.ErrSSHFxFailure},
 	// The session's credential ran out or was revoked (its case closed)
 	// while it wrote: the login it was let in with no longer holds.
 	{auth.ErrExpired, sftp.ErrSSHFxPermissionDenied},

@@ -29,6 +29,7 @@ var codes = []struct {
 	{name: "storage.ErrNotFound", err: storage.ErrNotFound, code: sftp.ErrSSHFxNoSuchFile},
 	{name: "cases.ErrNotAudited", err: cases.ErrNotAudited, why: "comes with a valid result: the door logs it and answers with the result"},
 	{name: "storage.ErrChanged", err: storage.ErrChanged, why: "a conditional replace lost to another writer (the purge claim); handled where it is made"},
+	{name: "storage.ErrNotConditional", err: storage.ErrNotConditional, why: "the store's conditional-write probe fails at start-up, before any door serves"},
 	{name: "storage.ErrExists", err: storage.ErrExists, why: "PutIfAbsent's answer, which its callers decide on"},
 	{name: "storage.ErrInvalidKey", err: storage.ErrInvalidKey, why: "keys are made from validated case ids and names"},
 	{name: "auth.ErrExpired", err: auth.ErrExpired, code: sftp.ErrSSHFxPermissionDenied},
@@ -55,6 +56,7 @@ var codes = []struct {
 	{name: "upload.ErrDigestMismatch", err: upload.ErrDigestMismatch, code: sftp.ErrSSHFxFailure},
 	{name: "upload.ErrInvalidDigest", err: upload.ErrInvalidDigest, code: sftp.ErrSSHFxFailure},
 	{name: "upload.ErrRestarted", err: upload.ErrRestarted, code: sftp.ErrSSHFxFailure},
+	{name: "upload.ErrLockLost", err: upload.ErrLockLost, code: sftp.ErrSSHFxFailure},
 	{name: "upload.ErrChecksumMismatch", err: upload.ErrChecksumMismatch, why: "per-request checksums are tus headers"},
 	{name: "upload.ErrChecksumUnsupported", err: upload.ErrChecksumUnsupported, why: "per-request checksums are tus headers"},
 }

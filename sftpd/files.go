@@ -339,7 +339,7 @@ func (s *session) rename(ctx context.Context, from, to string) error {
 	// soon as it has stored what arrived; a live upload is not disturbed.
 	waitCtx, cancel := context.WithTimeout(ctx, renameWait)
 	defer cancel()
-	unlock, err := s.srv.cfg.Ingest.Await(waitCtx, f.Object)
+	unlock, err := s.srv.cfg.Ingest.Await(waitCtx, s.claims.Case, f.Object)
 	if err != nil {
 		return errBusy
 	}
@@ -381,7 +381,7 @@ func (s *session) remove(ctx context.Context, p string) error {
 	case f.Via != via:
 		return errOtherDoor
 	}
-	unlock, err := s.srv.cfg.Ingest.Lock(ctx, f.Object, nil)
+	unlock, err := s.srv.cfg.Ingest.Lock(ctx, s.claims.Case, f.Object, nil)
 	if err != nil {
 		return err
 	}
@@ -399,7 +399,7 @@ func (s *session) remove(ctx context.Context, p string) error {
 // removeComplete removes one's own complete file, audited (the case
 // system hears file.removed). A handle about to continue it lets go first.
 func (s *session) removeComplete(ctx context.Context, f cases.File) error {
-	unlock, err := s.srv.cfg.Ingest.Lock(ctx, f.Object, nil)
+	unlock, err := s.srv.cfg.Ingest.Lock(ctx, s.claims.Case, f.Object, nil)
 	if err != nil {
 		return err
 	}

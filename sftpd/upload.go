@@ -98,7 +98,7 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 	}
 	name = f.Name // the client may spell it otherwise
 	h := s.newWriteHandle(name, slot)
-	unlock, err := s.srv.cfg.Ingest.Lock(ctx, f.Object, h.stop)
+	unlock, err := s.srv.cfg.Ingest.Lock(ctx, s.claims.Case, f.Object, h.stop)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func (s *session) create(ctx context.Context, name string, slot func()) (*writeH
 		return nil, errRace
 	}
 	h := s.newWriteHandle(name, slot)
-	unlock, err := s.srv.cfg.Ingest.Lock(ctx, up.Info().ID, h.stop)
+	unlock, err := s.srv.cfg.Ingest.Lock(ctx, s.claims.Case, up.Info().ID, h.stop)
 	if err != nil {
 		return nil, err
 	}

@@ -115,7 +115,7 @@ func (h *writeHandle) reopen(f cases.File, off int64) error {
 	if off < f.Size {
 		return errOverwrite
 	}
-	unlock, err := h.sess.srv.cfg.Ingest.Lock(h.ctx, f.Object, h.stop)
+	unlock, err := h.sess.srv.cfg.Ingest.Lock(h.ctx, h.sess.claims.Case, f.Object, h.stop)
 	if err != nil {
 		return h.sess.status("open", h.name, err)
 	}

@@ -121,6 +121,9 @@ func (in *Ingest) AbortUploads(ctx context.Context, caseID string) (int, error) 
 	}
 	aborted := map[string]bool{}
 	for _, info := range infos {
+		if !strings.HasSuffix(info.Key, ".state") {
+			continue // a lock record, or a request to let one go
+		}
 		id := strings.TrimSuffix(path.Base(info.Key), ".state")
 		s, err := in.loadState(ctx, caseID, id)
 		if errors.Is(err, ErrNotFound) {

@@ -43,11 +43,17 @@ var (
 	// expired); the upload goes on from byte 0 (from where the file ended,
 	// for a file continued after it was complete), which the client resends.
 	ErrRestarted = errors.New("the store no longer holds this upload's parts; it starts again from an earlier byte")
+	// ErrLockLost: another writer took the upload over (its lock's lease
+	// ran out while this writer was paused, or it was removed) and saved
+	// it since; this writer stops, and what the other stored stays.
+	ErrLockLost = errors.New("another writer took over this upload; this write stopped")
 )
 
 // Store is the part of storage.Store the ingest writes through.
 type Store interface {
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
+	PutIfMatch(ctx context.Context, key, etag string, r io.Reader, size int64) error
 	Open(ctx context.Context, key string) (storage.Object, error)
 	Stat(ctx context.Context, key string) (storage.Info, error)
 	Delete(ctx context.Context, key string) error
@@ -90,6 +96,11 @@ type Config struct {
 	// Locker gives one holder at a time the right to change an upload
 	// (see Locker); nil means an in-memory one, right for one instance.
 	Locker Locker
+	// FenceStates makes every save of an upload's state conditional on the
+	// state it replaces (see saveState): for several instances on one store
+	// with a shared Locker (NewStoreLocker), on a store that honours
+	// conditional writes (storage.ProbeConditional).
+	FenceStates bool
 }
 
 // Metrics is what the ingest counts, per door (Via).
@@ -138,6 +149,8 @@ type Ingest struct {
 	metrics     Metrics
 	// boot names this Ingest in the states it saves (state.SavedBy).
 	boot string
+	// fenced: state saves are conditional (Config.FenceStates).
+	fenced bool
 }
 
 // New returns an Ingest ready to use.
@@ -173,6 +186,7 @@ func New(cfg Config) *Ingest {
 		in.idleYield = DefaultIdleYield
 	}
 	in.boot = newID()
+	in.fenced = cfg.FenceStates
 	in.metrics = cfg.Metrics
 	if in.metrics == nil {
 		in.metrics = noMetrics{}

@@ -20,8 +20,12 @@ import (
 // several instances must give the same guarantees across them: at most one
 // holder per upload id, a release request that reaches the holder wherever
 // it runs, and a lock that frees itself when its holder's process dies.
+//
+// A lock is named by the case and the upload id, though the id alone is
+// unique: a lock kept in the store lives under the case's prefix, so that
+// the case's purge takes it with everything else of the case.
 type Locker interface {
-	// Lock takes the lock of upload id. While another holds it, Lock asks
+	// Lock takes the lock of upload id of case caseID. While another holds it, Lock asks
 	// the holder to let go (calls the release the holder passed) and waits
 	// until it has, or fails with ctx's cause when ctx ends first.
 	//
@@ -30,23 +34,23 @@ type Locker interface {
 	// nil release is never called: the holder is not interrupted and only
 	// finishes sooner or later. unlock lets go; calling it again is
 	// harmless.
-	Lock(ctx context.Context, id string, release func()) (unlock func(), err error)
-	// Await takes the lock of upload id once its holder lets go by itself,
+	Lock(ctx context.Context, caseID, id string, release func()) (unlock func(), err error)
+	// Await takes the lock of upload id of case caseID once its holder lets go by itself,
 	// without asking it to; it fails with ctx's cause when ctx ends first.
 	// Its holder is never asked to let go.
-	Await(ctx context.Context, id string) (unlock func(), err error)
+	Await(ctx context.Context, caseID, id string) (unlock func(), err error)
 }
 
 // Lock takes the lock of upload id through the ingest's Locker (see
 // Locker.Lock): the holder, if any, is asked to let go.
-func (in *Ingest) Lock(ctx context.Context, id string, release func()) (unlock func(), err error) {
-	return in.locker.Lock(ctx, id, release)
+func (in *Ingest) Lock(ctx context.Context, caseID, id string, release func()) (unlock func(), err error) {
+	return in.locker.Lock(ctx, caseID, id, release)
 }
 
 // Await takes the lock of upload id through the ingest's Locker once its
 // holder lets go by itself (see Locker.Await).
-func (in *Ingest) Await(ctx context.Context, id string) (unlock func(), err error) {
-	return in.locker.Await(ctx, id)
+func (in *Ingest) Await(ctx context.Context, caseID, id string) (unlock func(), err error) {
+	return in.locker.Await(ctx, caseID, id)
 }
 
 // memoryLocker is the Locker of one process.
@@ -74,13 +78,13 @@ func newMemoryLocker() *memoryLocker {
 }
 
 // Lock implements Locker.
-func (l *memoryLocker) Lock(ctx context.Context, id string, release func()) (func(), error) {
-	return l.take(ctx, id, release, true)
+func (l *memoryLocker) Lock(ctx context.Context, caseID, id string, release func()) (func(), error) {
+	return l.take(ctx, caseID+"/"+id, release, true)
 }
 
 // Await implements Locker.
-func (l *memoryLocker) Await(ctx context.Context, id string) (func(), error) {
-	return l.take(ctx, id, nil, false)
+func (l *memoryLocker) Await(ctx context.Context, caseID, id string) (func(), error) {
+	return l.take(ctx, caseID+"/"+id, nil, false)
 }
 
 func (l *memoryLocker) take(ctx context.Context, id string, release func(), preempt bool) (func(), error) {

@@ -40,7 +40,7 @@ func cancelled() context.Context {
 
 // held reports whether upload id's lock is held, without waiting.
 func held(l Locker, id string) bool {
-	unlock, err := l.Await(cancelled(), id)
+	unlock, err := l.Await(cancelled(), "c", id)
 	if err != nil {
 		return true
 	}
@@ -69,11 +69,11 @@ func unlockGot(t *testing.T, unlock func()) {
 func TestLockTheNewestWriterWins(t *testing.T) {
 	l := newMemoryLocker()
 	var first func()
-	first, err := l.Lock(bounded(t), "u", func() { first() })
+	first, err := l.Lock(bounded(t), "c", "u", func() { first() })
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := l.Lock(bounded(t), "u", nil)
+	second, err := l.Lock(bounded(t), "c", "u", nil)
 	if err != nil {
 		t.Fatalf("a newer writer did not get the lock its holder gave up: %v", err)
 	}
@@ -87,7 +87,7 @@ func TestLockAsksTheHolderAndWaitsUntilItLetsGo(t *testing.T) {
 	l := newMemoryLocker()
 	asked := make(chan struct{})
 	var asks atomic.Int32
-	first, err := l.Lock(bounded(t), "u", func() {
+	first, err := l.Lock(bounded(t), "c", "u", func() {
 		if asks.Add(1) == 1 {
 			close(asked)
 		}
@@ -98,7 +98,7 @@ func TestLockAsksTheHolderAndWaitsUntilItLetsGo(t *testing.T) {
 	got := make(chan func(), 2)
 	ctx := bounded(t)
 	for range 2 {
-		go func() { got <- lockOrNil(l.Lock(ctx, "u", nil)) }()
+		go func() { got <- lockOrNil(l.Lock(ctx, "c", "u", nil)) }()
 	}
 	within(t, asked, "the holder is asked to let go")
 	select {
@@ -128,11 +128,11 @@ func TestLockAsksTheHolderAndWaitsUntilItLetsGo(t *testing.T) {
 func TestAwaitDoesNotAskTheHolder(t *testing.T) {
 	l := newMemoryLocker()
 	var asked atomic.Bool
-	first, err := l.Lock(bounded(t), "u", func() { asked.Store(true) })
+	first, err := l.Lock(bounded(t), "c", "u", func() { asked.Store(true) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Await(cancelled(), "u"); !errors.Is(err, context.Canceled) {
+	if _, err := l.Await(cancelled(), "c", "u"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Await on a held lock with an ended context: %v, want context.Canceled", err)
 	}
 	if asked.Load() {
@@ -140,7 +140,7 @@ func TestAwaitDoesNotAskTheHolder(t *testing.T) {
 	}
 	got := make(chan func(), 1)
 	ctx := bounded(t)
-	go func() { got <- lockOrNil(l.Await(ctx, "u")) }()
+	go func() { got <- lockOrNil(l.Await(ctx, "c", "u")) }()
 	first()
 	select {
 	case unlock := <-got:
@@ -155,15 +155,15 @@ func TestAwaitDoesNotAskTheHolder(t *testing.T) {
 
 func TestLockOfAHolderWithoutReleaseWaitsForItsEnd(t *testing.T) {
 	l := newMemoryLocker()
-	first, err := l.Await(bounded(t), "u")
+	first, err := l.Await(bounded(t), "c", "u")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Lock(cancelled(), "u", nil); err == nil {
+	if _, err := l.Lock(cancelled(), "c", "u", nil); err == nil {
 		t.Fatal("Lock took a lock that is held")
 	}
 	first()
-	second, err := l.Lock(bounded(t), "u", nil)
+	second, err := l.Lock(bounded(t), "c", "u", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,13 +172,13 @@ func TestLockOfAHolderWithoutReleaseWaitsForItsEnd(t *testing.T) {
 
 func TestUnlockTwiceIsHarmless(t *testing.T) {
 	l := newMemoryLocker()
-	first, err := l.Lock(bounded(t), "u", nil)
+	first, err := l.Lock(bounded(t), "c", "u", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first()
 	first()
-	second, err := l.Lock(cancelled(), "u", nil)
+	second, err := l.Lock(cancelled(), "c", "u", nil)
 	if err != nil {
 		t.Fatalf("the lock is held after its holder let go: %v", err)
 	}
@@ -195,14 +195,14 @@ func TestUnlockTwiceIsHarmless(t *testing.T) {
 func TestLockGivesUpWhenItsContextEnds(t *testing.T) {
 	l := newMemoryLocker()
 	asked := make(chan struct{})
-	first, err := l.Lock(bounded(t), "u", func() { close(asked) })
+	first, err := l.Lock(bounded(t), "c", "u", func() { close(asked) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(bounded(t))
 	failed := make(chan error, 1)
 	go func() {
-		unlock, err := l.Lock(ctx, "u", nil)
+		unlock, err := l.Lock(ctx, "c", "u", nil)
 		if err == nil {
 			unlock()
 		}
@@ -229,12 +229,12 @@ func TestLockGivesUpWhenItsContextEnds(t *testing.T) {
 
 func TestLocksOfDifferentUploadsAreIndependent(t *testing.T) {
 	l := newMemoryLocker()
-	a, err := l.Lock(cancelled(), "a", nil)
+	a, err := l.Lock(cancelled(), "c", "a", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a()
-	b, err := l.Lock(cancelled(), "b", nil)
+	b, err := l.Lock(cancelled(), "c", "b", nil)
 	if err != nil {
 		t.Fatalf("the lock of one upload held another's: %v", err)
 	}
@@ -248,7 +248,7 @@ func TestTusRequestsShareTheIngestLock(t *testing.T) {
 	in := New(Config{})
 	tus := tusLocker{&tusStore{in: in}}
 	asked := make(chan struct{})
-	unlock, err := in.Lock(bounded(t), "u", func() { close(asked) })
+	unlock, err := in.Lock(bounded(t), "c", "u", func() { close(asked) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,12 +256,12 @@ func TestTusRequestsShareTheIngestLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lock.Lock(cancelled(), func() {}); !errors.Is(err, handler.ErrLockTimeout) {
+	if err := lock.Lock(WithUploader(cancelled(), Uploader{Case: "c"}), func() {}); !errors.Is(err, handler.ErrLockTimeout) {
 		t.Fatalf("tus lock on a held upload with an ended context: %v, want ErrLockTimeout", err)
 	}
 	within(t, asked, "the tus request asks the holder to let go")
 	unlock()
-	if err := lock.Lock(bounded(t), func() {}); err != nil {
+	if err := lock.Lock(WithUploader(bounded(t), Uploader{Case: "c"}), func() {}); err != nil {
 		t.Fatal(err)
 	}
 	if !held(in.locker, "u") {

@@ -60,8 +60,15 @@ type state struct {
 	// that reads a state another saved may follow a crash between starting
 	// a multipart upload and recording it.
 	SavedBy string `json:"saved_by,omitempty"`
+	// Save is new at every save, so that no two saves store the same
+	// bytes: an S3 ETag is the content's MD5, and two writers storing
+	// equal states would both pass the same If-Match.
+	Save string `json:"save,omitempty"`
 
 	tail []byte // not in JSON: stored after it
+	// etag is the ETag of the saved state this one was read as or saved
+	// as, "" before its first save: the next save replaces only that.
+	etag string
 }
 
 const stateMagic = "casedrop-upload-state/1\n"
@@ -163,13 +170,67 @@ func readStatePart(r io.Reader, p []byte, short error) error {
 	return err
 }
 
+// saveState saves s. With fencing (Config.FenceStates, for instances that
+// share the store) the first save is made only if no state is there
+// (PutIfAbsent) and every later one only over the state s was read or
+// last saved as (PutIfMatch): a save that finds another writer's state
+// fails with ErrLockLost, as a lock cannot stop a paused holder and the
+// state's ETag fences it off once another took the upload over. Without,
+// a save replaces the state: one process, whose lock is exact.
 func (in *Ingest) saveState(ctx context.Context, s *state) error {
 	s.SavedBy = in.boot
+	if !in.fenced {
+		data, err := s.encode()
+		if err != nil {
+			return err
+		}
+		return in.store.Put(ctx, stateKey(s.Case, s.ID), bytes.NewReader(data), int64(len(data)))
+	}
+	s.Save = newID()
 	data, err := s.encode()
 	if err != nil {
 		return err
 	}
-	return in.store.Put(ctx, stateKey(s.Case, s.ID), bytes.NewReader(data), int64(len(data)))
+	key := stateKey(s.Case, s.ID)
+	if s.etag == "" {
+		err = in.store.PutIfAbsent(ctx, key, bytes.NewReader(data), int64(len(data)))
+	} else {
+		err = in.store.PutIfMatch(ctx, key, s.etag, bytes.NewReader(data), int64(len(data)))
+	}
+	if errors.Is(err, storage.ErrExists) || errors.Is(err, storage.ErrChanged) {
+		return fmt.Errorf("%w: upload %s", ErrLockLost, s.ID)
+	}
+	if err != nil {
+		return err
+	}
+	etag, err := in.savedETag(ctx, s)
+	if err != nil {
+		return err
+	}
+	s.etag = etag
+	return nil
+}
+
+// savedETag reads back the head of the state just saved for its ETag:
+// the conditional writes do not tell it. The head must be this save's
+// (s.Save), else another writer saved after it.
+func (in *Ingest) savedETag(ctx context.Context, s *state) (string, error) {
+	obj, err := in.store.Open(ctx, stateKey(s.Case, s.ID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", fmt.Errorf("%w: upload %s", ErrLockLost, s.ID)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer obj.Close()
+	head, err := readStateHead(obj)
+	if err != nil {
+		return "", fmt.Errorf("upload %s: %w", s.ID, err)
+	}
+	if head.Save != s.Save {
+		return "", fmt.Errorf("%w: upload %s", ErrLockLost, s.ID)
+	}
+	return obj.Info().ETag, nil
 }
 
 // maxStateSize bounds what loadState reads: the JSON plus a tail that is
@@ -193,5 +254,6 @@ func (in *Ingest) loadState(ctx context.Context, caseID, id string) (*state, err
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", id, err)
 	}
+	s.etag = obj.Info().ETag
 	return s, nil
 }

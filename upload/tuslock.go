@@ -25,8 +25,14 @@ type tusLock struct {
 
 // Lock takes the lock, asking its holder to let go. tusd's requestRelease
 // cancels the holding request, whose write then stores what it has.
+// The case comes from the request (WithUploader): tusd names a lock by
+// the upload id alone.
 func (l *tusLock) Lock(ctx context.Context, requestRelease func()) error {
-	unlock, err := l.t.in.Lock(ctx, l.id, requestRelease)
+	who, err := uploaderFrom(ctx)
+	if err != nil {
+		return err
+	}
+	unlock, err := l.t.in.Lock(ctx, who.Case, l.id, requestRelease)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 			return handler.ErrLockTimeout

@@ -64,6 +64,9 @@ var errorMap = []struct {
 	// 429: the credential writes as many uploads as it may; one ends soon.
 	{upload.ErrTooManyWriters, http.StatusTooManyRequests, "too_many_uploads"},
 	{upload.ErrNotYours, http.StatusForbidden, "not_your_upload"},
+	// 423, as tusd answers a request that lost its lock: tus clients
+	// retry, ask for the offset and continue from what the new writer has.
+	{upload.ErrLockLost, http.StatusLocked, "upload_taken_over"},
 	{upload.ErrIncomplete, http.StatusConflict, "not_complete"},
 	{upload.ErrCommitted, http.StatusForbidden, "file_complete"},
 	{storage.ErrNotFound, http.StatusNotFound, "not_found"},

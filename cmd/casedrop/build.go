@@ -74,10 +74,18 @@ func build(ctx context.Context, cfg *config, m mode, log *slog.Logger) (*parts, 
 	p.issuer = &auth.Issuer{Keys: p.keys, Issuer: tokenIssuer, Now: p.now}
 	p.verifier = &auth.Verifier{Keys: p.keys, Issuer: tokenIssuer, Now: p.now, Revocations: p.catalog, Accounts: p.catalog}
 	// One ingest for both doors and every command.
-	p.ingest = upload.New(upload.Config{Store: p.store, Catalog: p.catalog, Now: p.now, Logger: log,
+	ingestCfg := upload.Config{Store: p.store, Catalog: p.catalog, Now: p.now, Logger: log,
 		PartSize: int64(cfg.PartSizeMiB) << 20, MaxFileSize: int64(cfg.MaxFileGiB) << 30,
 		MemoryBudget: int64(cfg.MemoryBudgetMiB) << 20, MaxWritersPerCredential: cfg.UploadsPerCredential,
-		Metrics: p.metrics})
+		Metrics: p.metrics}
+	if cfg.SharedLock {
+		if err := storage.ProbeConditional(ctx, p.store); err != nil {
+			return nil, fmt.Errorf("--shared-lock: %w", err)
+		}
+		ingestCfg.Locker = upload.NewStoreLocker(upload.StoreLockConfig{Store: p.store, Instance: cfg.Instance, Now: p.now})
+		ingestCfg.FenceStates = true
+	}
+	p.ingest = upload.New(ingestCfg)
 	if largest := p.ingest.LargestPart(); largest > int64(cfg.MemoryBudgetMiB)<<20 {
 		return nil, fmt.Errorf("--memory-budget-mib %d cannot hold one part of the largest file (%d MiB at --max-file-gib %d): raise the budget or lower the largest file",
 			cfg.MemoryBudgetMiB, largest>>20, cfg.MaxFileGiB)

@@ -49,6 +49,7 @@ type config struct {
 	AuditRetention string
 	auditKeep      time.Duration
 	Instance       string
+	SharedLock     bool
 	TrustedProxies string
 	proxies        clientaddr.Proxies
 }
@@ -93,6 +94,7 @@ func (c *config) settings() []setting {
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year", shown: "0 (forever)", str: &c.AuditRetention},
 		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client", shown: "none", str: &c.TrustedProxies},
 		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge and webhook claims", shown: "host name and pid", str: &c.Instance},
+		{flag: "shared-lock", env: "CASEDROP_SHARED_LOCK", def: "false", help: "several instances share the store: upload locks live in the store and every save of an upload's state is conditional (the store must honour conditional writes; checked at start)", boolean: &c.SharedLock, data: true},
 	}
 }
 

@@ -1,0 +1,243 @@
+package upload_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/casedrop/casedrop/cases"
+	"github.com/casedrop/casedrop/internal/testclock"
+	"github.com/casedrop/casedrop/storage"
+	"github.com/casedrop/casedrop/upload"
+)
+
+const testLease = 30 * time.Second
+
+// realTicks schedules a locker's looks every few milliseconds.
+func realTicks(time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(5 * time.Millisecond)
+	return t.C, t.Stop
+}
+
+// noTicks never schedules a look: a holder paused, or a process stopped.
+func noTicks(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+
+// instance is a StoreLocker as another process would have one: its own
+// store value over the shared data.
+func instance(newStore func() storage.Store, name string, clock *testclock.Clock, ticker func(time.Duration) (<-chan time.Time, func())) *upload.StoreLocker {
+	return upload.NewStoreLocker(upload.StoreLockConfig{
+		Store: newStore(), Instance: name, Lease: testLease, Now: clock.Now, Ticker: ticker,
+	})
+}
+
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+}
+
+func timeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func ended() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// heldBy reports whether l finds upload id's lock held, without waiting.
+func heldBy(l upload.Locker, id string) bool {
+	unlock, err := l.Await(ended(), "case-1", id)
+	if err != nil {
+		return true
+	}
+	unlock()
+	return false
+}
+
+func TestSharedLockIsHeldByOneInstanceAtATime(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		clock := newClock()
+		a, b := instance(newStore, "a", clock, realTicks), instance(newStore, "b", clock, realTicks)
+		unlock, err := a.Lock(timeout(t), "case-1", "u1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !heldBy(b, "u1") {
+			t.Fatal("another instance took a lock that is held")
+		}
+		if heldBy(b, "u2") {
+			t.Fatal("another upload's lock is held too")
+		}
+		unlock()
+		unlock()
+		second, err := b.Await(timeout(t), "case-1", "u1")
+		if err != nil {
+			t.Fatalf("the lock let go is not taken by the other instance: %v", err)
+		}
+		if !heldBy(a, "u1") {
+			t.Fatal("the first instance took the lock back while the other holds it")
+		}
+		second()
+	})
+}
+
+// readLease is the stored lock record of upload id.
+func readLease(t *testing.T, store storage.Store, id string) (expires time.Time) {
+	t.Helper()
+	obj, err := store.Open(context.Background(), cases.Prefix("case-1")+"uploads/"+id+".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	var rec struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := json.NewDecoder(obj).Decode(&rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.ExpiresAt
+}
+
+func TestSharedLockIsKeptByRenewalAndLostWithout(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		clock := newClock()
+		ticks := make(chan time.Time)
+		manual := func(time.Duration) (<-chan time.Time, func()) { return ticks, func() {} }
+		a, b := instance(newStore, "a", clock, manual), instance(newStore, "b", clock, realTicks)
+		unlock, err := a.Lock(timeout(t), "case-1", "u1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		first := readLease(t, newStore(), "u1")
+
+		clock.Advance(testLease / 2)
+		ticks <- clock.Now()
+		upload.WaitFor(t, func() bool { return readLease(t, newStore(), "u1").After(first) })
+		clock.Advance(testLease/2 + time.Second) // past the first lease, within the renewed one
+		if !heldBy(b, "u1") {
+			t.Fatal("a lock renewed in time was taken by another instance")
+		}
+
+		clock.Advance(testLease) // no tick: the holder stopped renewing
+		taken, err := b.Await(timeout(t), "case-1", "u1")
+		if err != nil {
+			t.Fatalf("a lock not renewed for its lease is not taken over: %v", err)
+		}
+		taken()
+	})
+}
+
+func TestSharedLockReleaseRequestReachesTheHolderOnAnotherInstance(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		clock := newClock()
+		a, b := instance(newStore, "a", clock, realTicks), instance(newStore, "b", clock, realTicks)
+		asked := make(chan struct{})
+		unlock, err := a.Lock(timeout(t), "case-1", "u1", func() { close(asked) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Await(ended(), "case-1", "u1"); err == nil {
+			t.Fatal("Await took a held lock")
+		}
+		got := make(chan error, 1)
+		go func() {
+			second, err := b.Lock(timeout(t), "case-1", "u1", nil)
+			if err == nil {
+				second()
+			}
+			got <- err
+		}()
+		select {
+		case <-asked:
+		case err := <-got:
+			t.Fatalf("Lock on the other instance returned (%v) before the holder was asked", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the holder was never asked to let go")
+		}
+		unlock()
+		if err := <-got; err != nil {
+			t.Fatalf("the newer writer did not get the lock the holder let go: %v", err)
+		}
+	})
+}
+
+// A holder paused past its lease (a stopped VM, a long GC) wakes up after
+// another instance took the upload over: its next save fails, and the
+// file is what the new writer stored.
+func TestAPausedHolderTakenOverCannotSave(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		clock := newClock()
+		ingest := func(ticker func(time.Duration) (<-chan time.Time, func()), name string) *upload.Ingest {
+			store := newStore()
+			return upload.New(upload.Config{Store: store, Catalog: cases.New(store, clock.Now), Now: clock.Now,
+				Locker: instance(newStore, name, clock, ticker), FenceStates: true})
+		}
+		paused, winner := ingest(noTicks, "a"), ingest(realTicks, "b")
+		if _, _, err := cases.New(newStore(), clock.Now).Open(ctx, "case-1"); err != nil {
+			t.Fatal(err)
+		}
+		up, err := paused.Create(ctx, upload.NewFile{Case: "case-1", Name: "log.txt", Size: 10, Via: "test", UploadedBy: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := up.Info().ID
+		pausedUnlock, err := paused.Lock(timeout(t), "case-1", id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pausedUnlock() // finds the lock taken over, and leaves it
+		if _, err := up.Write(ctx, 0, strings.NewReader("hello")); err != nil {
+			t.Fatal(err)
+		}
+
+		clock.Advance(testLease + time.Second)
+		unlock, err := winner.Lock(timeout(t), "case-1", id, nil)
+		if err != nil {
+			t.Fatalf("an expired lock was not taken over: %v", err)
+		}
+		defer unlock()
+		taken, err := winner.Resume(ctx, "case-1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := taken.Write(ctx, 5, strings.NewReader("world")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := taken.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		for what, write := range map[string]func() error{
+			"its tail": func() error { _, err := up.Write(ctx, 5, strings.NewReader("XX")); return err },
+			"its end":  func() error { _, err := up.Write(ctx, 5, strings.NewReader("XXXXX")); return err },
+		} {
+			if err := write(); !errors.Is(err, upload.ErrLockLost) {
+				t.Errorf("the paused holder wrote %s: err = %v, want ErrLockLost", what, err)
+			}
+		}
+		entry, err := cases.New(newStore(), clock.Now).File(ctx, "case-1", "log.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := winner.Open(ctx, "case-1", entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer obj.Close()
+		var got bytes.Buffer
+		if _, err := got.ReadFrom(obj); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != "helloworld" || entry.SHA256 != sha([]byte("helloworld")) {
+			t.Fatalf("stored %q (sha256 %s), want the winner's %q", got.String(), entry.SHA256, "helloworld")
+		}
+	})
+}
