@@ -262,20 +262,31 @@ func (s *session) setstat(ctx context.Context, r *sftp.Request) error {
 	if err != nil {
 		return err
 	}
-	fi, err := s.stat(ctx, name)
-	if err != nil {
-		return err
-	}
 	flags, attrs := r.AttrFlags(), r.Attributes()
-	if flags.Size && !s.isSize(ctx, name, fi.size, int64(attrs.Size)) {
-		return errSizeChange
-	}
-	if !flags.Acmodtime || name == "" {
+	if name == "" { // the case itself: times and permissions mean nothing
+		if _, err := s.rootInfo(ctx); err != nil {
+			return err
+		}
+		if flags.Size {
+			return errSizeChange
+		}
 		return nil
 	}
-	f, err := s.file(ctx, name)
+	f, err := s.file(ctx, name) // read once, for the size and the times
 	if err != nil {
 		return err
+	}
+	if flags.Size {
+		ok, err := s.isSize(ctx, f, int64(attrs.Size))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errSizeChange
+		}
+	}
+	if !flags.Acmodtime {
+		return nil
 	}
 	if f.UploadedBy != s.claims.Username {
 		return errNotYours
@@ -287,23 +298,21 @@ func (s *session) setstat(ctx context.Context, r *sftp.Request) error {
 	return s.srv.cfg.Catalog.SetModTime(ctx, s.claims.Case, f.Name, f.Object, mtime)
 }
 
-// isSize reports whether size is the size of file name: the stored size
-// it is listed with or, while this process writes it, as far as the
-// client's writes reach (they are stored a part at a time; scp sets the
-// size it wrote before its close). The root has no size to set.
-func (s *session) isSize(ctx context.Context, name string, stored, size int64) bool {
-	if name == "" {
-		return false
+// isSize reports whether size is the size of f: the stored size it is
+// listed with or, while this process writes it, as far as the client's
+// writes reach (they are stored a part at a time; scp sets the size it
+// wrote before its close).
+func (s *session) isSize(ctx context.Context, f cases.File, size int64) (bool, error) {
+	if f.State == cases.FileUploading {
+		if written, open := s.srv.writing.written(f.Object); open && size == written {
+			return true, nil
+		}
 	}
-	if size == stored {
-		return true
+	fi, err := s.info(ctx, f)
+	if err != nil {
+		return false, err
 	}
-	f, err := s.file(ctx, name)
-	if err != nil || f.State != cases.FileUploading {
-		return false
-	}
-	written, open := s.srv.writing.written(f.Object)
-	return open && size == written
+	return size == fi.size, nil
 }
 
 // renameWait bounds how long a rename waits for an upload of the file to end.

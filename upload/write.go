@@ -300,10 +300,13 @@ func (u *Upload) storeLast(ctx context.Context, buf, hashState []byte) error {
 	s := *u.s
 	size := s.Offset - int64(len(s.tail)) + int64(len(buf))
 	if s.Multipart == "" {
-		// The object is replaced unconditionally: a save of the state
-		// first makes sure this writer still holds the upload.
-		if err := u.in.saveState(ctx, &s); err != nil {
-			return err
+		// The object is replaced unconditionally: with fenced states, a
+		// save of the state first makes sure this writer still holds the
+		// upload. Without, this process's lock is exact and needs none.
+		if u.in.fenced {
+			if err := u.in.saveState(ctx, &s); err != nil {
+				return err
+			}
 		}
 		if err := u.in.store.Put(ctx, key, bytes.NewReader(buf), int64(len(buf))); err != nil {
 			return err
