@@ -12,8 +12,9 @@ STATICCHECK_VERSION=v0.8.2
 # 1.71.0: the e2e test of `rclone check` against SHA-256 runs this one.
 RCLONE_VERSION=v1.75.0
 # SFTP clients for the SFTP door's tests (sshfs mounts over FUSE; scp, ssh and rsync for its
-# "SFTP only" answers); chromium for the pages' browser tests.
-DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium)
+# "SFTP only" answers); chromium for the pages' browser tests; haproxy for the
+# several-instances tests behind a load balancer.
+DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy)
 
 gobin="$(go env GOPATH)/bin"
 
