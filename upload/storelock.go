@@ -45,9 +45,11 @@ type StoreLockConfig struct {
 	Logger *slog.Logger
 }
 
-// Defaults of StoreLockConfig.
+// Defaults of StoreLockConfig. The lease is what a client waits, at
+// worst, after the instance holding its upload died: 10 s is half of
+// tusd's 20 s wait for a lock, so a retry finds the lock free.
 const (
-	DefaultLease = 30 * time.Second
+	DefaultLease = 10 * time.Second
 	DefaultPoll  = time.Second
 )
 
