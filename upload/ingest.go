@@ -367,6 +367,9 @@ func (u *Upload) Terminate(ctx context.Context) error {
 	if u.s.Committed {
 		return ErrCommitted
 	}
+	if err := u.in.markGone(ctx, u.s); err != nil {
+		return err
+	}
 	u.in.abort(ctx, u.s)
 	if err := u.in.catalog.RemoveFile(ctx, u.s.Case, u.s.Name); err != nil {
 		return err
@@ -374,6 +377,23 @@ func (u *Upload) Terminate(ctx context.Context) error {
 	u.in.log.InfoContext(ctx, "upload terminated", "case", u.s.Case, "upload", u.s.ID, "file", u.s.Name)
 	u.in.audit(ctx, u.s, cases.EventUploadTerminated, u.s.Offset, "")
 	return u.in.store.Delete(ctx, stateKey(u.s.Case, u.s.ID))
+}
+
+// markGone saves s as gone before its bytes are deleted, with fenced
+// states only: the save fails with ErrLockLost for a writer that lost the
+// upload to another, which must then delete nothing. Without, the lock is
+// exact and the state is deleted anyway.
+func (in *Ingest) markGone(ctx context.Context, s *state) error {
+	if !in.fenced {
+		return nil
+	}
+	gone := *s
+	gone.Gone = true
+	if err := in.saveState(ctx, &gone); err != nil {
+		return err
+	}
+	*s = gone
+	return nil
 }
 
 // audit records an event of upload s; a failure to record is logged, not

@@ -56,6 +56,11 @@ type state struct {
 	// nothing missing (MarkClosed), nil once written again: what finishes
 	// a WinSCP ".filepart" at its rename, also after a restart.
 	ClosedAt *int64 `json:"closed_at,omitempty"`
+	// Gone: the upload was terminated or its file removed, and what it
+	// stored is being deleted. Saved first, with fenced states, so that a
+	// terminating or removing writer that lost the upload to another stops
+	// before it deletes anything; a state that says so is not found.
+	Gone bool `json:"gone,omitempty"`
 	// SavedBy names the process (Ingest) that saved the state last: one
 	// that reads a state another saved may follow a crash between starting
 	// a multipart upload and recording it.
@@ -253,6 +258,9 @@ func (in *Ingest) loadState(ctx context.Context, caseID, id string) (*state, err
 	s, err := decodeState(data)
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", id, err)
+	}
+	if s.Gone {
+		return nil, ErrNotFound
 	}
 	s.etag = obj.Info().ETag
 	return s, nil

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,4 +242,189 @@ func TestAPausedHolderTakenOverCannotSave(t *testing.T) {
 			t.Fatalf("stored %q (sha256 %s), want the winner's %q", got.String(), entry.SHA256, "helloworld")
 		}
 	})
+}
+
+// fencedInstance is an ingest with fenced states and a StoreLocker over
+// store, as one of several instances on the shared data would have.
+func fencedInstance(store storage.Store, newStore func() storage.Store, clock *testclock.Clock, name string, ticker func(time.Duration) (<-chan time.Time, func())) *upload.Ingest {
+	return upload.New(upload.Config{Store: store, Catalog: cases.New(store, clock.Now), Now: clock.Now,
+		PartSize: storage.MinPartSize, Locker: instance(newStore, name, clock, ticker), FenceStates: true})
+}
+
+// stalledStore holds back the first Put or CompleteMultipart of an
+// upload's object, as a pause of its process would, until released.
+type stalledStore struct {
+	storage.Store
+	once             sync.Once
+	reached, release chan struct{}
+}
+
+func newStalledStore(s storage.Store) *stalledStore {
+	return &stalledStore{Store: s, reached: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (s *stalledStore) stall(key string) {
+	if strings.Contains(key, "/objects/") {
+		s.once.Do(func() {
+			close(s.reached)
+			<-s.release
+		})
+	}
+}
+
+func (s *stalledStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	s.stall(key)
+	return s.Store.Put(ctx, key, r, size)
+}
+
+func (s *stalledStore) CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.Part) (storage.Info, error) {
+	s.stall(key)
+	return s.Store.CompleteMultipart(ctx, key, uploadID, parts)
+}
+
+// A holder paused just before the store makes its upload's object (the
+// one Put of a small file, or the completion of a multipart upload) and
+// taken over meanwhile: whatever it stores when it wakes up is what its
+// state named before, which the new holder finishes with too. The object
+// and the digest in the catalog agree, and the paused holder's commit
+// fails.
+func TestAPausedHolderStoresOnlyWhatItsStateNamed(t *testing.T) {
+	for what, size := range map[string]int{"one put": 10, "multipart": storage.MinPartSize + 10} {
+		t.Run(what, func(t *testing.T) {
+			backends(t, func(t *testing.T, newStore func() storage.Store) {
+				ctx := context.Background()
+				clock := newClock()
+				stalled := newStalledStore(newStore())
+				paused := fencedInstance(stalled, newStore, clock, "a", noTicks)
+				winner := fencedInstance(newStore(), newStore, clock, "b", realTicks)
+				if _, _, err := cases.New(newStore(), clock.Now).Open(ctx, "case-1"); err != nil {
+					t.Fatal(err)
+				}
+				mine, theirs := randomBytes(size, 1), randomBytes(size, 2)
+				up, err := paused.Create(ctx, upload.NewFile{Case: "case-1", Name: "core", Size: int64(size), Via: "test", UploadedBy: "alice"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				id := up.Info().ID
+				pausedUnlock, err := paused.Lock(timeout(t), "case-1", id, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pausedUnlock()
+				done := make(chan error, 1)
+				go func() {
+					_, err := up.Write(ctx, 0, bytes.NewReader(mine))
+					done <- err
+				}()
+				select {
+				case <-stalled.reached:
+				case err := <-done:
+					t.Fatalf("the write ended before it stored the object: %v", err)
+				case <-timeout(t).Done():
+					t.Fatal("the write never reached the object")
+				}
+
+				clock.Advance(testLease + time.Second)
+				unlock, err := winner.Lock(timeout(t), "case-1", id, nil)
+				if err != nil {
+					t.Fatalf("an expired lock was not taken over: %v", err)
+				}
+				defer unlock()
+				taken, err := winner.Resume(ctx, "case-1", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if off := taken.Info().Offset; off < int64(size) {
+					if _, err := taken.Write(ctx, off, bytes.NewReader(theirs[off:])); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := taken.Finish(ctx); err != nil {
+					t.Fatal(err)
+				}
+
+				close(stalled.release)
+				if err := <-done; !errors.Is(err, upload.ErrLockLost) {
+					t.Errorf("the paused holder's write ended with %v, want ErrLockLost", err)
+				}
+				entry, err := cases.New(newStore(), clock.Now).File(ctx, "case-1", "core")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := readObject(t, winner, entry)
+				if sha(got) != entry.SHA256 || len(got) != size {
+					t.Fatalf("the object (%d bytes, sha256 %s) is not the file the catalog lists (%d bytes, sha256 %s)", len(got), sha(got), entry.Size, entry.SHA256)
+				}
+			})
+		})
+	}
+}
+
+// A holder paused past its lease cannot terminate the upload another
+// instance took over and finished: nothing of the file is deleted.
+func TestAPausedHolderTakenOverCannotTerminate(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		clock := newClock()
+		paused := fencedInstance(newStore(), newStore, clock, "a", noTicks)
+		winner := fencedInstance(newStore(), newStore, clock, "b", realTicks)
+		if _, _, err := cases.New(newStore(), clock.Now).Open(ctx, "case-1"); err != nil {
+			t.Fatal(err)
+		}
+		up, err := paused.Create(ctx, upload.NewFile{Case: "case-1", Name: "log.txt", Size: 10, Via: "test", UploadedBy: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := up.Info().ID
+		pausedUnlock, err := paused.Lock(timeout(t), "case-1", id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pausedUnlock()
+		if _, err := up.Write(ctx, 0, strings.NewReader("hello")); err != nil {
+			t.Fatal(err)
+		}
+
+		clock.Advance(testLease + time.Second)
+		unlock, err := winner.Lock(timeout(t), "case-1", id, nil)
+		if err != nil {
+			t.Fatalf("an expired lock was not taken over: %v", err)
+		}
+		defer unlock()
+		taken, err := winner.Resume(ctx, "case-1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := taken.Write(ctx, 5, strings.NewReader("world")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := taken.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := up.Terminate(ctx); !errors.Is(err, upload.ErrLockLost) {
+			t.Errorf("the paused holder's terminate ended with %v, want ErrLockLost", err)
+		}
+		entry, err := cases.New(newStore(), clock.Now).File(ctx, "case-1", "log.txt")
+		if err != nil {
+			t.Fatalf("the file the winner finished is gone from the catalog: %v", err)
+		}
+		if got := readObject(t, winner, entry); string(got) != "helloworld" || entry.SHA256 != sha(got) {
+			t.Fatalf("stored %q (catalog sha256 %s), want the winner's %q", got, entry.SHA256, "helloworld")
+		}
+	})
+}
+
+func readObject(t *testing.T, in *upload.Ingest, f cases.File) []byte {
+	t.Helper()
+	obj, err := in.Open(context.Background(), "case-1", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -249,7 +249,13 @@ func (in *Ingest) abortUnrecorded(ctx context.Context, key string) error {
 // commitPart records one more stored part and, with save, saves the
 // state. The state in memory changes only once the saved state says so.
 func (u *Upload) commitPart(ctx context.Context, part storage.Part, hashState []byte, save bool) error {
+	return u.commitPartSized(ctx, part, hashState, save, u.s.Size)
+}
+
+// commitPartSized is commitPart recording size as the upload's size.
+func (u *Upload) commitPartSized(ctx context.Context, part storage.Part, hashState []byte, save bool, size int64) error {
 	s := *u.s
+	s.Size = size
 	s.Parts = append(slices.Clip(s.Parts), part)
 	s.Offset = s.partsSize()
 	s.Hash, s.tail = hashState, nil
@@ -264,6 +270,11 @@ func (u *Upload) commitPart(ctx context.Context, part storage.Part, hashState []
 
 // storePart stores buf as the next part and saves the state.
 func (u *Upload) storePart(ctx context.Context, buf, hashState []byte) error {
+	return u.storePartSized(ctx, buf, hashState, u.s.Size)
+}
+
+// storePartSized is storePart recording size as the upload's size.
+func (u *Upload) storePartSized(ctx context.Context, buf, hashState []byte, size int64) error {
 	if err := u.ensureMultipart(ctx); err != nil {
 		return err
 	}
@@ -272,11 +283,17 @@ func (u *Upload) storePart(ctx context.Context, buf, hashState []byte) error {
 	if job.err != nil {
 		return job.err
 	}
-	return u.commitPart(ctx, job.part, hashState, true)
+	return u.commitPartSized(ctx, job.part, hashState, true, size)
 }
 
 func (u *Upload) storeTail(ctx context.Context, buf, hashState []byte) error {
+	return u.storeTailSized(ctx, buf, hashState, u.s.Size)
+}
+
+// storeTailSized is storeTail recording size as the upload's size.
+func (u *Upload) storeTailSized(ctx context.Context, buf, hashState []byte, size int64) error {
 	s := *u.s
+	s.Size = size
 	s.tail = bytes.Clone(buf)
 	s.Offset = s.partsSize() + int64(len(buf))
 	s.Hash = hashState
@@ -290,6 +307,12 @@ func (u *Upload) storeTail(ctx context.Context, buf, hashState []byte) error {
 // storeLast stores the file's last bytes and makes the object whole.
 func (u *Upload) storeLast(ctx context.Context, buf, hashState []byte) error {
 	key := objectKey(u.s.Case, u.s.ID)
+	if u.in.fenced {
+		if err := u.declareLast(ctx, buf, hashState); err != nil {
+			return err
+		}
+		buf = u.s.tail
+	}
 	if len(u.s.Parts) > 0 {
 		// Parts copied from the object itself go into a multipart upload
 		// too, even when nothing else did.
@@ -300,14 +323,9 @@ func (u *Upload) storeLast(ctx context.Context, buf, hashState []byte) error {
 	s := *u.s
 	size := s.Offset - int64(len(s.tail)) + int64(len(buf))
 	if s.Multipart == "" {
-		// The object is replaced unconditionally: with fenced states, a
-		// save of the state first makes sure this writer still holds the
-		// upload. Without, this process's lock is exact and needs none.
-		if u.in.fenced {
-			if err := u.in.saveState(ctx, &s); err != nil {
-				return err
-			}
-		}
+		// The object is replaced unconditionally: with fenced states, the
+		// state names these bytes already (declareLast). Without, this
+		// process's lock is exact.
 		if err := u.in.store.Put(ctx, key, bytes.NewReader(buf), int64(len(buf))); err != nil {
 			return err
 		}
@@ -330,6 +348,23 @@ func (u *Upload) storeLast(ctx context.Context, buf, hashState []byte) error {
 	}
 	*u.s = s
 	return nil
+}
+
+// declareLast saves, with fenced states, a state that names every byte of
+// the object about to be made and the upload's size, before the store
+// makes it: the last bytes as the tail when they are all the file has and
+// fewer than a part, else as the last part. A writer paused past its lease
+// may still reach the store after another took the upload over; it can
+// then only make the object the saved state names, which is the one the
+// new holder makes too, and a write past that size is refused. The state
+// in memory is the declared one: the caller stores u.s.tail, or completes
+// the parts.
+func (u *Upload) declareLast(ctx context.Context, buf, hashState []byte) error {
+	size := u.s.partsSize() + int64(len(buf))
+	if len(buf) >= storage.MinPartSize || len(buf) > 0 && len(u.s.Parts) > 0 {
+		return u.storePartSized(ctx, buf, hashState, size)
+	}
+	return u.storeTailSized(ctx, buf, hashState, size)
 }
 
 // completeMultipart copies the parts kept from before a Reopen, stores buf
