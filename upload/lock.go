@@ -53,6 +53,18 @@ func (in *Ingest) Await(ctx context.Context, caseID, id string) (unlock func(), 
 	return in.locker.Await(ctx, caseID, id)
 }
 
+// leaseLocker is a Locker whose holds can run out while held (StoreLocker).
+type leaseLocker interface {
+	Holds(caseID, id string) bool
+}
+
+// holds reports whether this process may still write upload id: always
+// with a Locker whose holds do not run out.
+func (in *Ingest) holds(caseID, id string) bool {
+	l, ok := in.locker.(leaseLocker)
+	return !ok || l.Holds(caseID, id)
+}
+
 // memoryLocker is the Locker of one process.
 type memoryLocker struct {
 	mu   sync.Mutex

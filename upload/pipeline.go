@@ -15,6 +15,8 @@ import (
 // partJob is a full part on its way to the store, with the hash state
 // after its last byte, so that the state saved with it is exact.
 type partJob struct {
+	caseID string
+	id     string // the upload's
 	key    string
 	upload string // the multipart upload id
 	buf    []byte
@@ -336,10 +338,14 @@ func clientEnd(err error) error {
 // newJob prepares part number of the upload; the job carries everything
 // sendPart needs, as sendPart runs while the state changes.
 func (u *Upload) newJob(buf []byte, number int) *partJob {
-	return &partJob{key: objectKey(u.s.Case, u.s.ID), upload: u.s.Multipart, buf: buf, number: number, done: make(chan struct{})}
+	return &partJob{caseID: u.s.Case, id: u.s.ID, key: objectKey(u.s.Case, u.s.ID), upload: u.s.Multipart, buf: buf, number: number, done: make(chan struct{})}
 }
 
 func (u *Upload) sendPart(ctx context.Context, job *partJob) {
 	defer close(job.done)
+	if !u.in.holds(job.caseID, job.id) {
+		job.err = fmt.Errorf("%w: upload %s: the lease ran out before part %d was sent", ErrLockLost, job.id, job.number)
+		return
+	}
 	job.part, job.err = u.in.store.PutPart(ctx, job.key, job.upload, job.number, bytes.NewReader(job.buf), int64(len(job.buf)))
 }

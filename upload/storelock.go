@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/casedrop/casedrop/cases"
@@ -60,6 +61,9 @@ const (
 type StoreLocker struct {
 	cfg   StoreLockConfig
 	local *memoryLocker
+
+	mu   sync.Mutex
+	held map[string]*lease // by lock key, while held here
 }
 
 // NewStoreLocker returns a StoreLocker ready to use.
@@ -85,7 +89,7 @@ func NewStoreLocker(cfg StoreLockConfig) *StoreLocker {
 	if cfg.Instance == "" {
 		cfg.Instance = "casedrop"
 	}
-	return &StoreLocker{cfg: cfg, local: newMemoryLocker()}
+	return &StoreLocker{cfg: cfg, local: newMemoryLocker(), held: map[string]*lease{}}
 }
 
 func lockKey(caseID, id string) string { return cases.Prefix(caseID) + "uploads/" + id + ".lock" }
@@ -145,13 +149,49 @@ func (l *StoreLocker) take(ctx context.Context, caseID, id string, release func(
 		localUnlock()
 		return nil, err
 	}
+	l.track(ls)
 	stop := l.keep(ls, h)
 	h.acquired()
 	return sync.OnceFunc(func() {
 		stop()
+		l.untrack(ls)
 		l.letGo(ls)
 		localUnlock()
 	}), nil
+}
+
+func (l *StoreLocker) track(ls *lease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held[ls.key] = ls
+}
+
+func (l *StoreLocker) untrack(ls *lease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held[ls.key] == ls {
+		delete(l.held, ls.key)
+	}
+}
+
+// Holds reports whether this process may still write upload id of case
+// caseID: false once its lease on it was found taken over, or has less
+// than a third of it left by this process's clock, as after a pause (a
+// stopped process, a suspended VM) or renewals the store did not take.
+// A writer asks before it sends a part: a holder that wakes up past its
+// lease stops before it stores bytes where the new holder stores its own.
+// An upload this process holds no lease on is not its to judge: true.
+func (l *StoreLocker) Holds(caseID, id string) bool {
+	l.mu.Lock()
+	ls := l.held[lockKey(caseID, id)]
+	l.mu.Unlock()
+	if ls == nil {
+		return true
+	}
+	if ls.lost.Load() {
+		return false
+	}
+	return l.cfg.Now().Before(time.Unix(0, ls.validUntil.Load()))
 }
 
 // storeHold is one holder's release, which a newer writer may ask for
@@ -187,6 +227,17 @@ type lease struct {
 	key, requestKey string
 	rec             leaseRecord
 	etag            string
+	// validUntil (Unix ns) is when this holder stops writing unless the
+	// lease was renewed: a third of it before it ends. lost: found taken
+	// over. Read by writers (Holds) while the keeper renews.
+	validUntil atomic.Int64
+	lost       atomic.Bool
+}
+
+// held records rec, just written, as the lease's.
+func (ls *lease) held(rec leaseRecord, etag string, lease time.Duration) {
+	ls.rec, ls.etag = rec, etag
+	ls.validUntil.Store(rec.ExpiresAt.Add(-lease / 3).UnixNano())
 }
 
 // acquire takes the stored lock, asking its holder to let go if preempt,
@@ -248,7 +299,7 @@ func (l *StoreLocker) tryTake(ctx context.Context, ls *lease) (leaseRecord, erro
 	if err != nil {
 		return cur, err
 	}
-	ls.rec, ls.etag = rec, etag
+	ls.held(rec, etag, l.cfg.Lease)
 	return cur, nil
 }
 
@@ -331,6 +382,7 @@ func (l *StoreLocker) keep(ls *lease, h *storeHold) (stop func()) {
 				err := l.renew(ctx, ls)
 				switch {
 				case errors.Is(err, errHeld):
+					ls.lost.Store(true)
 					l.cfg.Logger.Warn("upload lock taken over by another instance", "key", ls.key)
 					h.ask()
 					cancel()
@@ -357,7 +409,7 @@ func (l *StoreLocker) renew(ctx context.Context, ls *lease) error {
 	if err != nil {
 		return err
 	}
-	ls.rec, ls.etag = rec, etag
+	ls.held(rec, etag, l.cfg.Lease)
 	return nil
 }
 

@@ -428,3 +428,38 @@ func readObject(t *testing.T, in *upload.Ingest, f cases.File) []byte {
 	}
 	return b
 }
+
+// A holder whose lease ran out by its own clock (its renewals stopped, as
+// in a process paused past it) sends no more parts, although nobody took
+// the upload over yet: the next taker would store its own parts there.
+func TestAHolderPastItsLeaseSendsNoPart(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		clock := newClock()
+		in := fencedInstance(newStore(), newStore, clock, "a", noTicks)
+		if _, _, err := cases.New(newStore(), clock.Now).Open(ctx, "case-1"); err != nil {
+			t.Fatal(err)
+		}
+		data := randomBytes(3*storage.MinPartSize, 3)
+		up, err := in.Create(ctx, upload.NewFile{Case: "case-1", Name: "core", Size: int64(len(data)), Via: "test", UploadedBy: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock, err := in.Lock(timeout(t), "case-1", up.Info().ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		if _, err := up.Write(ctx, 0, bytes.NewReader(data[:storage.MinPartSize])); err != nil {
+			t.Fatalf("a write within the lease: %v", err)
+		}
+		clock.Advance(testLease * 2 / 3)
+		n, err := up.Write(ctx, storage.MinPartSize, bytes.NewReader(data[storage.MinPartSize:2*storage.MinPartSize]))
+		if !errors.Is(err, upload.ErrLockLost) || n != 0 {
+			t.Fatalf("a write past two thirds of an unrenewed lease stored %d bytes, err %v; want none, ErrLockLost", n, err)
+		}
+		if off := up.Info().Offset; off != storage.MinPartSize {
+			t.Fatalf("offset %d after the refused write, want %d", off, storage.MinPartSize)
+		}
+	})
+}
