@@ -27,13 +27,31 @@ import (
 	miniogo "github.com/minio/minio-go/v7"
 )
 
-// Two instances on one bucket with --shared-lock (the store probed, locks
-// and fenced state saves in the store): one tus upload whose requests
-// alternate between them ends whole with its digest, each instance seeing
-// the other's progress. Mutual exclusion and fencing are the unit tests'
+// Two instances with --shared-lock (the store probed, locks and fenced
+// state saves in the store), on one MinIO bucket and on one data
+// directory: one tus upload whose requests alternate between them ends
+// whole with its digest, each instance seeing the other's progress.
+// Mutual exclusion and fencing are the unit tests'
 // (upload/storelock_test.go); the load balancer's, balancer_test.go.
 func TestTwoInstancesWithASharedLockTakeTurnsOnOneUpload(t *testing.T) {
-	a, b, token, _, _ := sharedPair(t, "shared")
+	t.Run("on one MinIO bucket", func(t *testing.T) {
+		a, b, token, _, _ := sharedPair(t, "shared")
+		takeTurns(t, a, b, token)
+	})
+	t.Run("on one data directory", func(t *testing.T) {
+		dir := t.TempDir()
+		opts := func(name string) testserver.Options {
+			return testserver.Options{DataDir: dir, PartSizeMiB: sftpPartMiB, Args: []string{"--shared-lock", "--instance", name}}
+		}
+		a := testserver.Start(t, opts("a"))
+		b := testserver.Start(t, opts("b"))
+		a.OpenCase(t, "shared")
+		takeTurns(t, a, b, a.Credential(t, "shared", "customer").Token)
+	})
+}
+
+// takeTurns uploads one file with three PATCHes, to a, b and a again.
+func takeTurns(t *testing.T, a, b *testserver.Server, token string) {
 	const size = 23*mib + 11
 	path, want := patternFile(t, t.TempDir(), "shared.bin", size, 80)
 	locA := a.Create(t, token, "shared.bin", size, want)
