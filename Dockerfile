@@ -16,9 +16,15 @@ RUN go mod download
 COPY . .
 COPY --from=ui /src/web/ui/dist ./web/ui/dist
 RUN CGO_ENABLED=0 go build -trimpath -o /out/casedrop ./cmd/casedrop
+RUN install -d -m 0700 /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/casedrop /usr/local/bin/casedrop
+# /data belongs to the image's user (nonroot, 65532): a new volume mounted
+# there takes its owner from the image, and casedrop writes its certificate
+# and admin token into it. The image has no /data of its own otherwise, and
+# the volume would be root's.
+COPY --from=build --chown=65532:65532 /out/data /data
 VOLUME /data
 EXPOSE 8443 2222
 ENTRYPOINT ["/usr/local/bin/casedrop"]

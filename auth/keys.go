@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +57,7 @@ type signingKey struct {
 // A key rotated by another instance is found when a token names a kid not
 // yet in memory: the set is read from the store again, at most once every
 // ReloadInterval, so tokens with made-up kids cannot turn every request into
-// a store read.
+// a store read. Such a key signs here from the next Reload.
 type Keys struct {
 	store KeyStore
 	now   func() time.Time
@@ -93,7 +94,8 @@ func LoadKeys(ctx context.Context, store KeyStore, now func() time.Time) (*Keys,
 // Rotate adds a new signing key, which signs from now on; the older keys
 // still verify. If another instance rotates at the same moment, both end up
 // signing with the same new key. Other instances verify the new key's
-// tokens once they meet the first one (see Keys).
+// tokens once they meet the first one, and sign with it after their next
+// Reload (see Keys).
 func (k *Keys) Rotate(ctx context.Context) error {
 	if err := k.reload(ctx); err != nil {
 		return err
@@ -102,6 +104,38 @@ func (k *Keys) Rotate(ctx context.Context) error {
 	next := k.current.gen + 1
 	k.mu.RUnlock()
 	return k.addGeneration(ctx, next)
+}
+
+// Reload reads the key set from the store again, so that a key rotated
+// elsewhere (by another instance, or by `casedrop keys rotate`) signs here
+// too. A running server calls it now and then: a verification reloads only
+// for a token whose kid it does not know, and no token carries the new
+// kid until some instance signs with it.
+func (k *Keys) Reload(ctx context.Context) error {
+	k.reloadMu.Lock() // not to overwrite a verification's newer reload
+	defer k.reloadMu.Unlock()
+	return k.reload(ctx)
+}
+
+// KeyInfo describes one signing key, without its private half.
+type KeyInfo struct {
+	KID        string    `json:"kid"`
+	Generation int       `json:"generation"`
+	Created    time.Time `json:"created"`
+	// Signing marks the newest key, which signs new credentials.
+	Signing bool `json:"signing"`
+}
+
+// List describes the known keys, oldest first.
+func (k *Keys) List() []KeyInfo {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := make([]KeyInfo, 0, len(k.byKID))
+	for _, sk := range k.byKID {
+		out = append(out, KeyInfo{KID: sk.kid, Generation: sk.gen, Created: sk.created, Signing: sk.gen == k.current.gen})
+	}
+	slices.SortFunc(out, func(a, b KeyInfo) int { return a.Generation - b.Generation })
+	return out
 }
 
 // PublicKeys returns the public half of every known key, by kid.

@@ -144,6 +144,29 @@ func TestRotate(t *testing.T) {
 		}
 	})
 
+	t.Run("List gives every key oldest first, the newest as the one signing", func(t *testing.T) {
+		env := newTestEnv(t)
+		first := currentKID(t, env.keys)
+		created := env.clock.Now().UTC().Truncate(time.Second)
+		env.clock.Advance(time.Hour)
+		if err := env.keys.Rotate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := []KeyInfo{
+			{KID: first, Generation: 1, Created: created},
+			{KID: currentKID(t, env.keys), Generation: 2, Created: created.Add(time.Hour), Signing: true},
+		}
+		got := env.keys.List()
+		if len(got) != len(want) {
+			t.Fatalf("List = %+v, want %+v", got, want)
+		}
+		for i := range want {
+			if got[i].KID != want[i].KID || got[i].Generation != want[i].Generation || !got[i].Created.Equal(want[i].Created) || got[i].Signing != want[i].Signing {
+				t.Errorf("List()[%d] = %+v, want %+v", i, got[i], want[i])
+			}
+		}
+	})
+
 	t.Run("instances rotating at once converge on one new key", func(t *testing.T) {
 		store, clock := newMemStore(), newFakeClock()
 		a, b := loadKeys(t, store, clock), loadKeys(t, store, clock)
@@ -240,6 +263,23 @@ func TestKeysRotatedByAnotherInstance(t *testing.T) {
 		clock.Advance(time.Second)
 		if _, err := b.verifier.Verify(ctx, token); err != nil {
 			t.Fatalf("after the interval: %v", err)
+		}
+	})
+
+	t.Run("the other instance signs with the rotated key once it reloads, without meeting a token first", func(t *testing.T) {
+		_, _, a, b := instances(t)
+		oldKID := currentKID(t, b.keys)
+		if err := a.keys.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if currentKID(t, b.keys) != oldKID {
+			t.Fatal("the other instance switched keys before any reload")
+		}
+		if err := b.keys.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := kidOf(t, b.issue(t, claims, 0)); got != currentKID(t, a.keys) {
+			t.Fatalf("after Reload the other instance signs with kid %s, want the rotated %s", got, currentKID(t, a.keys))
 		}
 	})
 

@@ -64,6 +64,10 @@ usage:
                            (case, credentials, purge and audit work against a running
                            server with --server URL or CASEDROP_SERVER, else directly
                            on the data: --data-dir or the --s3-* settings; --json for scripts)
+  casedrop keys rotate, casedrop keys list
+                           add a credential signing key, which signs from then on
+                           (running servers switch within a minute; older keys
+                           still verify), or list the keys; directly on the data
   casedrop version         print the version
   casedrop help            this text; "casedrop <command> -h" lists a command's flags
 
@@ -86,6 +90,8 @@ func main() {
 		err = verify(os.Args[2:])
 	case "manifest-key":
 		err = manifestKey(os.Args[2:])
+	case "keys":
+		err = keysCommand(os.Args[2:])
 	case "case", "credentials", "purge", "audit":
 		err = adminCommand(os.Args[1], os.Args[2:])
 	case "version", "--version", "-version":

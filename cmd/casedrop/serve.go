@@ -139,8 +139,10 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 	return d, nil
 }
 
-// startLoops starts the purge and the webhook deliveries; they end with ctx.
+// startLoops starts the purge, the webhook deliveries and the reading of
+// rotated signing keys; they end with ctx.
 func startLoops(ctx context.Context, cfg *config, p *parts) {
+	go refreshKeys(ctx, p.keys, keyRefresh, p.log)
 	if cfg.purgeEvery > 0 {
 		go p.purger.Run(ctx, cfg.purgeEvery)
 	}
