@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"os"
+	"testing"
+	"time"
+)
+
+// kill -9 of the instance that holds an upload, behind the balancer: the
+// client's next request or connection goes to another instance, which
+// takes the upload over once the dead one's lease has run out (10 s after
+// its last renewal), from what the dead one stored. The client sends
+// again at most what the dead instance had not yet stored as a part.
+
+// takeoverWithin bounds how long after the kill another instance takes
+// the upload over: the lease, plus the waiter's poll, plus slack for a
+// loaded machine.
+const takeoverWithin = 15 * time.Second
+
+// killedUpload is an upload whose client stopped sending in the middle
+// of its third part and whose instance was then killed.
+type killedUpload struct {
+	killed string // the instance that held the upload
+	stored int64  // what the case's file list said was stored at the kill
+	at     time.Time
+}
+
+// killHolder waits until the case's file name lists at least atLeast
+// stored bytes, reads which instance holds its lock and kills it with
+// SIGKILL.
+func (c *cluster) killHolder(t *testing.T, caseID, name string, atLeast int64) killedUpload {
+	t.Helper()
+	var stored int64
+	if err := waitFor(30*time.Second, func() bool {
+		stored = fileNamed(t, c.api.Files(t, caseID), name).Received
+		return stored >= atLeast
+	}); err != nil {
+		t.Fatalf("%s lists %d stored bytes, want %d before the kill", name, stored, atLeast)
+	}
+	holder := c.lockHolder(t, caseID)
+	if holder == "" {
+		t.Fatalf("no instance holds the lock of %s while its client writes", name)
+	}
+	c.instance(t, holder).Kill()
+	return killedUpload{killed: holder, stored: stored, at: time.Now()}
+}
+
+// pausedAt returns a reader of the pattern's first size bytes that stops
+// once it has given at bytes, closes reached, and goes on once resume is
+// closed.
+func pausedAt(p *pattern, size, at int64) (body *stream, reached, resume chan struct{}) {
+	body = p.stream(0, size)
+	reached, resume = make(chan struct{}), make(chan struct{})
+	body.at = at
+	body.hook = func() {
+		close(reached)
+		<-resume
+	}
+	return body, reached, resume
+}
+
+// waitReached waits until the client has sent its bytes up to the pause,
+// failing the test if its upload ends first.
+func waitReached(t *testing.T, reached <-chan struct{}, ended <-chan error) {
+	t.Helper()
+	select {
+	case <-reached:
+	case err := <-ended:
+		t.Fatalf("the upload ended (%v) before the client paused", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the client did not reach its pause within 30 s")
+	}
+}
+
+func TestBalancerTusUploadContinuesOnAnotherInstanceAfterKill9OfItsHolder(t *testing.T) {
+	const (
+		size   = 24*mib + 5
+		part   = balancerPartMiB * mib
+		killAt = 2*part + part/2
+	)
+	c := startCluster(t)
+	c.api.OpenCase(t, "kill-tus")
+	cred := c.api.Credential(t, "kill-tus", "customer")
+	p := newPattern(210)
+	want := patternSHA256(t, p, size)
+	loc := c.api.Create(t, cred.Token, "vmcore", size, want)
+	client := c.api.NewClient()
+	defer client.CloseIdleConnections()
+	before := c.metrics(t)
+
+	first, reached, resume := pausedAt(p, size, killAt)
+	patched := make(chan error, 1)
+	go func() {
+		_, _, err := c.api.PatchWith(context.Background(), client, cred.Token, loc, 0, first, size)
+		patched <- err
+	}()
+	waitReached(t, reached, patched)
+	k := c.killHolder(t, "kill-tus", "vmcore", 2*part)
+	close(resume)
+	if err := <-patched; err == nil {
+		t.Fatalf("the PATCH went through a kill -9 of its instance %s", k.killed)
+	}
+
+	// The client's retry, as tus clients do it: HEAD for the offset (it
+	// waits for the lock the dead instance held), then PATCH from there.
+	var off int64
+	if err := waitFor(30*time.Second, func() bool {
+		o, err := tusOffset(t.Context(), c.api, client, cred.Token, loc)
+		off = o
+		return err == nil
+	}); err != nil {
+		t.Fatalf("no HEAD through the balancer answered within 30 s of the kill of %s", k.killed)
+	}
+	took := time.Since(k.at)
+	rest := p.stream(off, size)
+	if n, _, err := c.api.PatchWith(t.Context(), client, cred.Token, loc, off, rest, size-off); err != nil || n != size {
+		t.Fatalf("the PATCH from %d after the kill: offset %d, %v", off, n, err)
+	}
+	after := c.metrics(t)
+
+	resentBytes := killAt - off
+	t.Logf("killed %s with %d bytes sent and %d listed stored; another instance answered offset %d after %v; %d bytes sent again",
+		k.killed, int64(killAt), k.stored, off, took.Round(time.Millisecond), resentBytes)
+	if off < k.stored || off > killAt {
+		t.Errorf("the upload continued from offset %d; want what was stored at the kill (%d) or more, and at most the %d bytes sent", off, k.stored, int64(killAt))
+	}
+	if resentBytes > part {
+		t.Errorf("the client sent %d bytes again, more than one part (%d)", resentBytes, part)
+	}
+	if took > takeoverWithin {
+		t.Errorf("another instance answered %v after the kill, want within %v", took, takeoverWithin)
+	}
+	bytes := growth(before, after, "casedrop_upload_bytes_received_total", "door", "tus")
+	if served := c.servedBy(bytes); len(served) == 0 || contains(served, k.killed) {
+		t.Errorf("the rest was stored by %v; want a surviving instance, not %s (per instance: %v)", served, k.killed, bytes)
+	}
+	checkComplete(t, fileNamed(t, c.api.Files(t, "kill-tus"), "vmcore"), size, want)
+	if n, sum := downloadSHA256(t, c.api, "kill-tus", "vmcore"); n != size || sum != want {
+		t.Errorf("download through the balancer: %d bytes, sha256 %s; want %d, %s", n, sum, int64(size), want)
+	}
+}
+
+func TestBalancerSFTPUploadContinuesOnAnotherInstanceAfterKill9OfItsHolder(t *testing.T) {
+	const (
+		size   = 24*mib + 5
+		part   = balancerPartMiB * mib
+		killAt = 2*part + part/2
+	)
+	c := startCluster(t)
+	c.api.OpenCase(t, "kill-sftp")
+	login := c.sftpLogin(c.api.Credential(t, "kill-sftp", "customer"))
+	p := newPattern(211)
+	want := patternSHA256(t, p, size)
+	before := c.metrics(t)
+
+	first, reached, resume := pausedAt(p, size, killAt)
+	written := make(chan error, 1)
+	go func() { written <- sftpWrite(login, "vmcore", first, 0, nil) }()
+	waitReached(t, reached, written)
+	k := c.killHolder(t, "kill-sftp", "vmcore", 2*part)
+	close(resume)
+	if err := <-written; err == nil {
+		t.Fatalf("the SFTP upload went through a kill -9 of its instance %s", k.killed)
+	}
+
+	// The client's resume, as reput does it on a new connection: the
+	// stored size, then the rest from there. Opening the file waits for
+	// the lock the dead instance held.
+	var (
+		off    int64
+		opened time.Time
+		err    error
+	)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if off, err = sftpStoredSize(login, "vmcore"); err == nil {
+			if err = sftpWrite(login, "vmcore", p.stream(off, size), off, &opened); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upload did not continue through the balancer within 30 s of the kill of %s: %v", k.killed, err)
+		}
+	}
+	took := opened.Sub(k.at)
+	after := c.metrics(t)
+
+	resentBytes := killAt - off
+	t.Logf("killed %s with %d bytes sent and %d listed stored; another instance let the client continue from %d after %v; %d bytes sent again",
+		k.killed, int64(killAt), k.stored, off, took.Round(time.Millisecond), resentBytes)
+	if off < k.stored || off > killAt {
+		t.Errorf("the upload continued from %d; want what was stored at the kill (%d) or more, and at most the %d bytes sent", off, k.stored, int64(killAt))
+	}
+	if resentBytes > part {
+		t.Errorf("the client sent %d bytes again, more than one part (%d)", resentBytes, part)
+	}
+	if took > takeoverWithin {
+		t.Errorf("another instance let the client write %v after the kill, want within %v", took, takeoverWithin)
+	}
+	bytes := growth(before, after, "casedrop_upload_bytes_received_total", "door", "sftp")
+	if served := c.servedBy(bytes); len(served) == 0 || contains(served, k.killed) {
+		t.Errorf("the rest was stored by %v; want a surviving instance, not %s (per instance: %v)", served, k.killed, bytes)
+	}
+	checkComplete(t, fileNamed(t, c.api.Files(t, "kill-sftp"), "vmcore"), size, want)
+	if n, sum := downloadSHA256(t, c.api, "kill-sftp", "vmcore"); n != size || sum != want {
+		t.Errorf("download through the balancer: %d bytes, sha256 %s; want %d, %s", n, sum, int64(size), want)
+	}
+}
+
+// sftpWrite writes r to name from offset off over pkg/sftp's client and
+// closes it, as a client continuing from the stored size does; opened,
+// when set, learns when the server let it open the file for writing (an
+// upload's lock is taken there).
+func sftpWrite(l sftpLogin, name string, r io.Reader, off int64, opened *time.Time) error {
+	c, done, err := dialSFTP(l)
+	if err != nil {
+		return err
+	}
+	defer done()
+	f, err := c.OpenFile(name, os.O_WRONLY|os.O_CREATE)
+	if err != nil {
+		return err
+	}
+	if opened != nil {
+		*opened = time.Now()
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	_, err = f.ReadFrom(r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func contains(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
