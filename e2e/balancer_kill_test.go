@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -12,7 +14,9 @@ import (
 // client's next request or connection goes to another instance, which
 // takes the upload over once the dead one's lease has run out (10 s after
 // its last renewal), from what the dead one stored. The client sends
-// again at most what the dead instance had not yet stored as a part.
+// again at most what the dead instance had not yet stored as a part. An
+// instance that only stalled, and wakes after the takeover, cannot undo
+// it.
 
 // takeoverWithin bounds how long after the kill another instance takes
 // the upload over: the lease, plus the waiter's poll, plus slack for a
@@ -244,4 +248,105 @@ func contains(names []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// An instance stalls (SIGSTOP: a frozen VM, a long pause) while it holds
+// a tus upload; its client gives up on it and continues through the
+// balancer on another instance, which takes the upload over once the
+// stalled one's lease has run out, and stores more. When the stalled
+// instance wakes, its late save of the upload's state is refused: the
+// upload's progress does not go back, and the file ends whole.
+func TestBalancerAStalledInstanceThatWakesAfterItsUploadWasTakenOverCannotRollItBack(t *testing.T) {
+	const (
+		size    = 30*mib + 5
+		part    = balancerPartMiB * mib
+		pauseAt = 2*part + part/2
+		later   = 22 * mib // where the new instance has stored up to when the stalled one wakes
+	)
+	c := startCluster(t)
+	c.api.OpenCase(t, "stall")
+	cred := c.api.Credential(t, "stall", "customer")
+	p := newPattern(212)
+	want := patternSHA256(t, p, size)
+	loc := c.api.Create(t, cred.Token, "heap.hprof", size, want)
+
+	// The first client pauses in the third part; its instance is stopped
+	// there, and the client gives up on its request.
+	first, reached, resume := pausedAt(p, size, pauseAt)
+	ctx, giveUp := context.WithCancel(t.Context())
+	firstClient := c.api.NewClient()
+	defer firstClient.CloseIdleConnections()
+	patched := make(chan error, 1)
+	go func() {
+		_, _, err := c.api.PatchWith(ctx, firstClient, cred.Token, loc, 0, first, size)
+		patched <- err
+	}()
+	waitReached(t, reached, patched)
+	var stored int64
+	if err := waitFor(30*time.Second, func() bool {
+		stored = fileNamed(t, c.api.Files(t, "stall"), "heap.hprof").Received
+		return stored >= 2*part
+	}); err != nil {
+		t.Fatalf("heap.hprof lists %d stored bytes, want %d", stored, 2*part)
+	}
+	name := c.lockHolder(t, "stall")
+	if name == "" {
+		t.Fatal("no instance holds the upload's lock while its client writes")
+	}
+	stalled := c.instance(t, name)
+	if err := stalled.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stalled.Signal(syscall.SIGCONT) }) // before testserver stops it
+	giveUp()
+	close(resume)
+	if err := <-patched; err == nil {
+		t.Fatal("the PATCH to a stopped instance succeeded")
+	}
+	// A request the balancer sent to the stopped instance would hang:
+	// the new client starts once the health checks have taken it out.
+	c.lb.WaitStatus(t, name, "DOWN", 10*time.Second)
+
+	client := c.api.NewClient()
+	defer client.CloseIdleConnections()
+	off, err := tusOffset(t.Context(), c.api, client, cred.Token, loc)
+	if err != nil || off < stored || off > pauseAt {
+		t.Fatalf("HEAD on another instance: offset %d, %v; want from %d to %d", off, err, stored, int64(pauseAt))
+	}
+	if n, _, err := c.api.PatchWith(t.Context(), client, cred.Token, loc, off, p.stream(off, later), later-off); err != nil || n != later {
+		t.Fatalf("the PATCH from %d to %d on another instance: offset %d, %v", off, int64(later), n, err)
+	}
+
+	// The stalled instance wakes with the first request's bytes in hand,
+	// and ends that request.
+	if err := stalled.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	var ended string
+	if err := waitFor(20*time.Second, func() bool {
+		for line := range strings.Lines(stalled.Log()) {
+			if strings.Contains(line, `"msg":"http","method":"PATCH"`) {
+				ended = line
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("%s did not end the stalled PATCH within 20 s of waking", name)
+	}
+	t.Logf("%s stalled with %d bytes stored; another instance continued from %d to %d; the stalled request ended: %s",
+		name, stored, off, int64(later), strings.TrimSpace(ended))
+	if !strings.Contains(ended, `"status":423`) {
+		t.Errorf("the stalled instance ended its PATCH with %s; want 423 (upload_taken_over)", strings.TrimSpace(ended))
+	}
+	if now, err := tusOffset(t.Context(), c.api, client, cred.Token, loc); err != nil || now != later {
+		t.Fatalf("after the stalled instance woke the upload is at offset %d (%v); want %d, where the new instance left it", now, err, int64(later))
+	}
+	if n, _, err := c.api.PatchWith(t.Context(), client, cred.Token, loc, later, p.stream(later, size), size-later); err != nil || n != size {
+		t.Fatalf("the last PATCH: offset %d, %v", n, err)
+	}
+	checkComplete(t, fileNamed(t, c.api.Files(t, "stall"), "heap.hprof"), size, want)
+	if n, sum := downloadSHA256(t, c.api, "stall", "heap.hprof"); n != size || sum != want {
+		t.Errorf("download through the balancer: %d bytes, sha256 %s; want %d, %s", n, sum, int64(size), want)
+	}
 }
