@@ -18,37 +18,82 @@ import (
 // instance that only stalled, and wakes after the takeover, cannot undo
 // it.
 
-// takeoverWithin bounds how long after the kill another instance takes
-// the upload over: the lease, plus the waiter's poll, plus slack for a
-// loaded machine.
-const takeoverWithin = 15 * time.Second
+const (
+	// takeoverWithin bounds how long after the kill another instance takes
+	// the upload over: the lease, plus the waiter's poll, plus slack for a
+	// loaded machine.
+	takeoverWithin = 15 * time.Second
+	// partSize is the instances' part size in bytes.
+	partSize = balancerPartMiB * mib
+	// pauseAt is where a client pauses for its instance to be killed or
+	// stopped: half way through the third part, two parts stored.
+	pauseAt = 2*partSize + partSize/2
+	// killedSize is the size of a file whose instance is killed.
+	killedSize = 24*mib + 5
+)
 
-// killedUpload is an upload whose client stopped sending in the middle
-// of its third part and whose instance was then killed.
+// killedUpload is an upload whose client paused at pauseAt and whose
+// instance was then killed.
 type killedUpload struct {
-	killed string // the instance that held the upload
-	stored int64  // what the case's file list said was stored at the kill
-	at     time.Time
+	caseID, name string
+	killed       string // the instance that held the upload
+	stored       int64  // what the case's file list said was stored at the kill
+	at           time.Time
 }
 
-// killHolder waits until the case's file name lists at least atLeast
-// stored bytes, reads which instance holds its lock and kills it with
+// killHolder waits until the case's file name lists the two parts before
+// pauseAt stored, reads which instance holds its lock and kills it with
 // SIGKILL.
-func (c *cluster) killHolder(t *testing.T, caseID, name string, atLeast int64) killedUpload {
+func (c *cluster) killHolder(t *testing.T, caseID, name string) killedUpload {
 	t.Helper()
-	var stored int64
+	stored, holder := c.pausedHolder(t, caseID, name)
+	c.instance(t, holder).Kill()
+	return killedUpload{caseID: caseID, name: name, killed: holder, stored: stored, at: time.Now()}
+}
+
+// pausedHolder waits until the case's file name, whose client paused at
+// pauseAt, lists the two parts before stored, and returns that and the
+// instance that holds the upload's lock.
+func (c *cluster) pausedHolder(t *testing.T, caseID, name string) (stored int64, holder string) {
+	t.Helper()
 	if err := waitFor(30*time.Second, func() bool {
 		stored = fileNamed(t, c.api.Files(t, caseID), name).Received
-		return stored >= atLeast
+		return stored >= 2*partSize
 	}); err != nil {
-		t.Fatalf("%s lists %d stored bytes, want %d before the kill", name, stored, atLeast)
+		t.Fatalf("%s lists %d stored bytes, want %d", name, stored, 2*partSize)
 	}
-	holder := c.lockHolder(t, caseID)
-	if holder == "" {
+	if holder = c.lockHolder(t, caseID); holder == "" {
 		t.Fatalf("no instance holds the lock of %s while its client writes", name)
 	}
-	c.instance(t, holder).Kill()
-	return killedUpload{killed: holder, stored: stored, at: time.Now()}
+	return stored, holder
+}
+
+// checkContinued checks how the upload k went on after the kill: from an
+// offset that kept what was stored, so that the client sent again at most
+// one part; within takeoverWithin, stored by a surviving instance (stored:
+// the door's bytes each instance stored meanwhile); and that it ended
+// whole with its digest, downloaded through the balancer.
+func (c *cluster) checkContinued(t *testing.T, k killedUpload, from int64, took time.Duration, stored []float64, sha256hex string) {
+	t.Helper()
+	again := pauseAt - from
+	t.Logf("killed %s with %d bytes sent and %d listed stored; another instance took the upload over %v later at offset %d; %d bytes sent again",
+		k.killed, int64(pauseAt), k.stored, took.Round(time.Millisecond), from, again)
+	if from < k.stored || from > pauseAt {
+		t.Errorf("the upload continued from %d; want what was stored at the kill (%d) or more, and at most the %d bytes sent", from, k.stored, int64(pauseAt))
+	}
+	if again > partSize {
+		t.Errorf("the client sent %d bytes again, more than one part (%d)", again, partSize)
+	}
+	if took > takeoverWithin {
+		t.Errorf("another instance took the upload over %v after the kill, want within %v", took, takeoverWithin)
+	}
+	if served := c.servedBy(stored); len(served) == 0 || contains(served, k.killed) {
+		t.Errorf("the rest was stored by %v; want a surviving instance, not %s (per instance: %v)", served, k.killed, stored)
+	}
+	checkComplete(t, fileNamed(t, c.api.Files(t, k.caseID), k.name), killedSize, sha256hex)
+	if n, sum := downloadSHA256(t, c.api, k.caseID, k.name); n != killedSize || sum != sha256hex {
+		t.Errorf("download through the balancer: %d bytes, sha256 %s; want %d, %s", n, sum, int64(killedSize), sha256hex)
+	}
 }
 
 // pausedAt returns a reader of the pattern's first size bytes that stops
@@ -79,29 +124,24 @@ func waitReached(t *testing.T, reached <-chan struct{}, ended <-chan error) {
 }
 
 func TestBalancerTusUploadContinuesOnAnotherInstanceAfterKill9OfItsHolder(t *testing.T) {
-	const (
-		size   = 24*mib + 5
-		part   = balancerPartMiB * mib
-		killAt = 2*part + part/2
-	)
 	c := startCluster(t)
 	c.api.OpenCase(t, "kill-tus")
 	cred := c.api.Credential(t, "kill-tus", "customer")
 	p := newPattern(210)
-	want := patternSHA256(t, p, size)
-	loc := c.api.Create(t, cred.Token, "vmcore", size, want)
+	want := patternSHA256(t, p, killedSize)
+	loc := c.api.Create(t, cred.Token, "vmcore", killedSize, want)
 	client := c.api.NewClient()
 	defer client.CloseIdleConnections()
 	before := c.metrics(t)
 
-	first, reached, resume := pausedAt(p, size, killAt)
+	first, reached, resume := pausedAt(p, killedSize, pauseAt)
 	patched := make(chan error, 1)
 	go func() {
-		_, _, err := c.api.PatchWith(context.Background(), client, cred.Token, loc, 0, first, size)
+		_, _, err := c.api.PatchWith(context.Background(), client, cred.Token, loc, 0, first, killedSize)
 		patched <- err
 	}()
 	waitReached(t, reached, patched)
-	k := c.killHolder(t, "kill-tus", "vmcore", 2*part)
+	k := c.killHolder(t, "kill-tus", "vmcore")
 	close(resume)
 	if err := <-patched; err == nil {
 		t.Fatalf("the PATCH went through a kill -9 of its instance %s", k.killed)
@@ -118,52 +158,26 @@ func TestBalancerTusUploadContinuesOnAnotherInstanceAfterKill9OfItsHolder(t *tes
 		t.Fatalf("no HEAD through the balancer answered within 30 s of the kill of %s", k.killed)
 	}
 	took := time.Since(k.at)
-	rest := p.stream(off, size)
-	if n, _, err := c.api.PatchWith(t.Context(), client, cred.Token, loc, off, rest, size-off); err != nil || n != size {
+	if n, _, err := c.api.PatchWith(t.Context(), client, cred.Token, loc, off, p.stream(off, killedSize), killedSize-off); err != nil || n != killedSize {
 		t.Fatalf("the PATCH from %d after the kill: offset %d, %v", off, n, err)
 	}
-	after := c.metrics(t)
-
-	resentBytes := killAt - off
-	t.Logf("killed %s with %d bytes sent and %d listed stored; another instance answered offset %d after %v; %d bytes sent again",
-		k.killed, int64(killAt), k.stored, off, took.Round(time.Millisecond), resentBytes)
-	if off < k.stored || off > killAt {
-		t.Errorf("the upload continued from offset %d; want what was stored at the kill (%d) or more, and at most the %d bytes sent", off, k.stored, int64(killAt))
-	}
-	if resentBytes > part {
-		t.Errorf("the client sent %d bytes again, more than one part (%d)", resentBytes, part)
-	}
-	if took > takeoverWithin {
-		t.Errorf("another instance answered %v after the kill, want within %v", took, takeoverWithin)
-	}
-	bytes := growth(before, after, "casedrop_upload_bytes_received_total", "door", "tus")
-	if served := c.servedBy(bytes); len(served) == 0 || contains(served, k.killed) {
-		t.Errorf("the rest was stored by %v; want a surviving instance, not %s (per instance: %v)", served, k.killed, bytes)
-	}
-	checkComplete(t, fileNamed(t, c.api.Files(t, "kill-tus"), "vmcore"), size, want)
-	if n, sum := downloadSHA256(t, c.api, "kill-tus", "vmcore"); n != size || sum != want {
-		t.Errorf("download through the balancer: %d bytes, sha256 %s; want %d, %s", n, sum, int64(size), want)
-	}
+	stored := growth(before, c.metrics(t), "casedrop_upload_bytes_received_total", "door", "tus")
+	c.checkContinued(t, k, off, took, stored, want)
 }
 
 func TestBalancerSFTPUploadContinuesOnAnotherInstanceAfterKill9OfItsHolder(t *testing.T) {
-	const (
-		size   = 24*mib + 5
-		part   = balancerPartMiB * mib
-		killAt = 2*part + part/2
-	)
 	c := startCluster(t)
 	c.api.OpenCase(t, "kill-sftp")
 	login := c.sftpLogin(c.api.Credential(t, "kill-sftp", "customer"))
 	p := newPattern(211)
-	want := patternSHA256(t, p, size)
+	want := patternSHA256(t, p, killedSize)
 	before := c.metrics(t)
 
-	first, reached, resume := pausedAt(p, size, killAt)
+	first, reached, resume := pausedAt(p, killedSize, pauseAt)
 	written := make(chan error, 1)
 	go func() { written <- sftpWrite(login, "vmcore", first, 0, nil) }()
 	waitReached(t, reached, written)
-	k := c.killHolder(t, "kill-sftp", "vmcore", 2*part)
+	k := c.killHolder(t, "kill-sftp", "vmcore")
 	close(resume)
 	if err := <-written; err == nil {
 		t.Fatalf("the SFTP upload went through a kill -9 of its instance %s", k.killed)
@@ -180,7 +194,7 @@ func TestBalancerSFTPUploadContinuesOnAnotherInstanceAfterKill9OfItsHolder(t *te
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if off, err = sftpStoredSize(login, "vmcore"); err == nil {
-			if err = sftpWrite(login, "vmcore", p.stream(off, size), off, &opened); err == nil {
+			if err = sftpWrite(login, "vmcore", p.stream(off, killedSize), off, &opened); err == nil {
 				break
 			}
 		}
@@ -188,29 +202,8 @@ func TestBalancerSFTPUploadContinuesOnAnotherInstanceAfterKill9OfItsHolder(t *te
 			t.Fatalf("the upload did not continue through the balancer within 30 s of the kill of %s: %v", k.killed, err)
 		}
 	}
-	took := opened.Sub(k.at)
-	after := c.metrics(t)
-
-	resentBytes := killAt - off
-	t.Logf("killed %s with %d bytes sent and %d listed stored; another instance let the client continue from %d after %v; %d bytes sent again",
-		k.killed, int64(killAt), k.stored, off, took.Round(time.Millisecond), resentBytes)
-	if off < k.stored || off > killAt {
-		t.Errorf("the upload continued from %d; want what was stored at the kill (%d) or more, and at most the %d bytes sent", off, k.stored, int64(killAt))
-	}
-	if resentBytes > part {
-		t.Errorf("the client sent %d bytes again, more than one part (%d)", resentBytes, part)
-	}
-	if took > takeoverWithin {
-		t.Errorf("another instance let the client write %v after the kill, want within %v", took, takeoverWithin)
-	}
-	bytes := growth(before, after, "casedrop_upload_bytes_received_total", "door", "sftp")
-	if served := c.servedBy(bytes); len(served) == 0 || contains(served, k.killed) {
-		t.Errorf("the rest was stored by %v; want a surviving instance, not %s (per instance: %v)", served, k.killed, bytes)
-	}
-	checkComplete(t, fileNamed(t, c.api.Files(t, "kill-sftp"), "vmcore"), size, want)
-	if n, sum := downloadSHA256(t, c.api, "kill-sftp", "vmcore"); n != size || sum != want {
-		t.Errorf("download through the balancer: %d bytes, sha256 %s; want %d, %s", n, sum, int64(size), want)
-	}
+	stored := growth(before, c.metrics(t), "casedrop_upload_bytes_received_total", "door", "sftp")
+	c.checkContinued(t, k, off, opened.Sub(k.at), stored, want)
 }
 
 // sftpWrite writes r to name from offset off over pkg/sftp's client and
@@ -258,10 +251,8 @@ func contains(names []string, name string) bool {
 // upload's progress does not go back, and the file ends whole.
 func TestBalancerAStalledInstanceThatWakesAfterItsUploadWasTakenOverCannotRollItBack(t *testing.T) {
 	const (
-		size    = 30*mib + 5
-		part    = balancerPartMiB * mib
-		pauseAt = 2*part + part/2
-		later   = 22 * mib // where the new instance has stored up to when the stalled one wakes
+		size  = 30*mib + 5
+		later = 22 * mib // where the new instance has stored up to when the stalled one wakes
 	)
 	c := startCluster(t)
 	c.api.OpenCase(t, "stall")
@@ -282,17 +273,7 @@ func TestBalancerAStalledInstanceThatWakesAfterItsUploadWasTakenOverCannotRollIt
 		patched <- err
 	}()
 	waitReached(t, reached, patched)
-	var stored int64
-	if err := waitFor(30*time.Second, func() bool {
-		stored = fileNamed(t, c.api.Files(t, "stall"), "heap.hprof").Received
-		return stored >= 2*part
-	}); err != nil {
-		t.Fatalf("heap.hprof lists %d stored bytes, want %d", stored, 2*part)
-	}
-	name := c.lockHolder(t, "stall")
-	if name == "" {
-		t.Fatal("no instance holds the upload's lock while its client writes")
-	}
+	stored, name := c.pausedHolder(t, "stall", "heap.hprof")
 	stalled := c.instance(t, name)
 	if err := stalled.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

@@ -147,6 +147,22 @@ func (c *cluster) servedBy(d []float64) []string {
 	return names
 }
 
+// checkStoredBy checks that n instances stored an upload's bytes (stored:
+// what each stored meanwhile, from its metrics), each byte once.
+func (c *cluster) checkStoredBy(t *testing.T, n int, stored []float64, size int64) {
+	t.Helper()
+	if served := c.servedBy(stored); len(served) != n {
+		t.Errorf("the upload's bytes were stored by %v; want %d instances (per instance: %v)", served, n, stored)
+	}
+	var total float64
+	for _, v := range stored {
+		total += v
+	}
+	if total != float64(size) {
+		t.Errorf("the instances stored %.0f bytes in all, want each of the %d once", total, size)
+	}
+}
+
 // lockHolder returns the instance the case's one held upload lock names as
 // its holder, read from the lock record in the bucket; "" when no lock of
 // the case is held.
@@ -232,12 +248,7 @@ func TestBalancerSpreadsEveryClientOverThreeInstancesAndTheFilesEndWhole(t *test
 		if served := c.servedBy(patches); len(served) != 3 {
 			t.Errorf("the upload's PATCHes went to %v; want all three instances (per instance: %v)", served, patches)
 		}
-		if served := c.servedBy(stored); len(served) != 3 {
-			t.Errorf("the upload's bytes were stored by %v; want all three instances (per instance: %v)", served, stored)
-		}
-		if total := stored[0] + stored[1] + stored[2]; total != size {
-			t.Errorf("the instances stored %.0f bytes in all, want each of the %d once", total, int64(size))
-		}
+		c.checkStoredBy(t, 3, stored, size)
 		checkComplete(t, fileNamed(t, c.api.Files(t, "lb"), "trace.tar"), size, sum)
 		want["trace.tar"] = sum
 	})
@@ -275,12 +286,7 @@ func TestBalancerSpreadsEveryClientOverThreeInstancesAndTheFilesEndWhole(t *test
 		bytes := growth(before, after, "casedrop_upload_bytes_received_total", "door", "sftp")
 		t.Logf("cut after %d MiB, %d bytes stored; reput sent %d bytes; bytes stored per instance a, b, c: %v",
 			cutAfter/mib, stored, counting.carried.Load(), bytes)
-		if served := c.servedBy(bytes); len(served) != 2 {
-			t.Errorf("the put and the reput were stored by %v; want two instances, one each (per instance: %v)", served, bytes)
-		}
-		if total := bytes[0] + bytes[1] + bytes[2]; total != size {
-			t.Errorf("the instances stored %.0f bytes in all, want each of the %d once", total, int64(size))
-		}
+		c.checkStoredBy(t, 2, bytes, size) // the put's instance, and the reput's
 		checkComplete(t, fileNamed(t, c.api.Files(t, "lb"), "core.dump"), size, sum)
 		want["core.dump"] = sum
 	})
