@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,7 +88,7 @@ func (c *cluster) checkContinued(t *testing.T, k killedUpload, from int64, took 
 	if took > takeoverWithin {
 		t.Errorf("another instance took the upload over %v after the kill, want within %v", took, takeoverWithin)
 	}
-	if served := c.servedBy(stored); len(served) == 0 || contains(served, k.killed) {
+	if served := c.servedBy(stored); len(served) == 0 || slices.Contains(served, k.killed) {
 		t.Errorf("the rest was stored by %v; want a surviving instance, not %s (per instance: %v)", served, k.killed, stored)
 	}
 	checkComplete(t, fileNamed(t, c.api.Files(t, k.caseID), k.name), killedSize, sha256hex)
@@ -232,15 +233,6 @@ func sftpWrite(l sftpLogin, name string, r io.Reader, off int64, opened *time.Ti
 		err = cerr
 	}
 	return err
-}
-
-func contains(names []string, name string) bool {
-	for _, n := range names {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // An instance stalls (SIGSTOP: a frozen VM, a long pause) while it holds

@@ -191,6 +191,9 @@ func (c *cluster) lockHolder(t *testing.T, caseID string) string {
 		}
 		err = json.NewDecoder(o).Decode(&rec)
 		o.Close()
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			continue // removed since it was listed
+		}
 		if err != nil {
 			t.Fatalf("reading the lock record %s: %v", obj.Key, err)
 		}

@@ -8,7 +8,7 @@ import (
 type config struct {
 	HTTPS, SFTP string // the frontends' host:port
 	Bundle      string // the HTTPS frontend's certificate and key, one PEM file
-	Socket      string // the stats socket, for Status
+	Socket      string // the stats socket, for the servers' states
 	HealthPath  string
 	Servers     []Server
 }

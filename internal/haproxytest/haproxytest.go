@@ -34,14 +34,14 @@ const (
 	// readyTimeout bounds how long Start waits for the frontends to listen
 	// and every server to pass its first health check.
 	readyTimeout = 20 * time.Second
-	// HTTPSBackend and SFTPBackend name the two backends in Status.
-	HTTPSBackend = "https"
-	SFTPBackend  = "sftp"
+	// httpsBackend and sftpBackend name the two backends.
+	httpsBackend = "https"
+	sftpBackend  = "sftp"
 )
 
 // Server is one instance behind the balancer.
 type Server struct {
-	// Name names it in the configuration, the log and Status.
+	// Name names it in the configuration, the log and WaitStatus.
 	Name string
 	// HTTPS is host:port of its HTTPS listener (any certificate: the
 	// balancer does not verify it), which answers 200 at HealthPath.
@@ -211,7 +211,7 @@ func (b *Balancer) ready(servers []Server) error {
 		return err
 	}
 	for _, s := range servers {
-		for _, backend := range []string{HTTPSBackend, SFTPBackend} {
+		for _, backend := range []string{httpsBackend, sftpBackend} {
 			st := states[backend+"/"+s.Name]
 			if st.Status != "UP" || !strings.HasSuffix(st.Check, "OK") {
 				return fmt.Errorf("%s/%s is %s, last check %q", backend, s.Name, st.Status, st.Check)
@@ -244,24 +244,13 @@ func (b *Balancer) logTail(lines int) string {
 	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
-// ServerState is what haproxy knows of one server in one backend.
-type ServerState struct {
+// serverState is what haproxy knows of one server in one backend.
+type serverState struct {
 	// Status is "UP", "DOWN", or a transition ("UP 1/2", "DOWN 1/1"...).
 	Status string
 	// Check is the result of the last health check: L4OK, L7OK,
 	// L4CON (refused), L7STS (bad status)...
 	Check string
-}
-
-// Status returns the state of each server in each backend, keyed
-// "backend/server": "https/a", "sftp/a".
-func (b *Balancer) Status(t testing.TB) map[string]ServerState {
-	t.Helper()
-	states, err := b.states()
-	if err != nil {
-		t.Fatalf("haproxytest: %v", err)
-	}
-	return states
 }
 
 // WaitStatus waits until server has status ("UP", "DOWN") in both
@@ -273,7 +262,7 @@ func (b *Balancer) WaitStatus(t testing.TB, server, status string, timeout time.
 	defer tick.Stop()
 	for {
 		states, err := b.states()
-		if err == nil && states[HTTPSBackend+"/"+server].Status == status && states[SFTPBackend+"/"+server].Status == status {
+		if err == nil && states[httpsBackend+"/"+server].Status == status && states[sftpBackend+"/"+server].Status == status {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -285,8 +274,10 @@ func (b *Balancer) WaitStatus(t testing.TB, server, status string, timeout time.
 
 func (b *Balancer) socketPath() string { return filepath.Join(b.sockDir, "admin.sock") }
 
-// states asks the stats socket for `show stat` and reads its CSV.
-func (b *Balancer) states() (map[string]ServerState, error) {
+// states asks the stats socket for `show stat` and reads its CSV into the
+// state of each server in each backend, keyed "backend/server" ("https/a",
+// "sftp/a").
+func (b *Balancer) states() (map[string]serverState, error) {
 	conn, err := net.DialTimeout("unix", b.socketPath(), time.Second)
 	if err != nil {
 		return nil, err
@@ -299,7 +290,7 @@ func (b *Balancer) states() (map[string]ServerState, error) {
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var columns map[string]int
-	states := map[string]ServerState{}
+	states := map[string]serverState{}
 	for sc.Scan() {
 		line := sc.Text()
 		if header, ok := strings.CutPrefix(line, "# "); ok {
@@ -317,7 +308,7 @@ func (b *Balancer) states() (map[string]ServerState, error) {
 		if name == "FRONTEND" || name == "BACKEND" {
 			continue
 		}
-		states[fields[columns["pxname"]]+"/"+name] = ServerState{
+		states[fields[columns["pxname"]]+"/"+name] = serverState{
 			Status: fields[columns["status"]],
 			Check:  fields[columns["check_status"]],
 		}
