@@ -4,7 +4,8 @@
 //   node upload_many.mjs < job.json
 //
 // job.json: {"endpoint": "https://127.0.0.1:P/files/", "token": "...",
-//            "files": [{"path": "...", "name": "...", "sha256": "hex or empty"}]}
+//            "files": [{"path": "...", "name": "...", "sha256": "hex or empty"}],
+//            "chunkSize": bytes per PATCH (optional; default: the whole file)}
 //
 // The input is an fs.ReadStream of the file's path: tus-js-client 4.3.1 turns
 // a ReadStream that has a path into a FileSource, which reads each request's
@@ -21,7 +22,7 @@ function uploadOne(file) {
   return new Promise((resolve) => {
     const metadata = { filename: file.name }
     if (file.sha256) metadata.sha256 = file.sha256
-    const upload = new Upload(fs.createReadStream(file.path), {
+    const options = {
       endpoint: job.endpoint,
       headers: { Authorization: `Bearer ${job.token}` },
       metadata,
@@ -49,7 +50,9 @@ function uploadOne(file) {
         report.error = String(err)
         resolve(report)
       },
-    })
+    }
+    if (job.chunkSize) options.chunkSize = job.chunkSize
+    const upload = new Upload(fs.createReadStream(file.path), options)
     upload.start()
   })
 }

@@ -1,7 +1,8 @@
 // Package miniotest starts a real MinIO server for tests: one per test
 // binary (Shared, with Main in TestMain), with a fresh bucket per test
-// (NewBucket). The minio binary comes from PATH or $GOPATH/bin; `make
-// test-deps` installs it.
+// (NewBucket); SharedErasure is one whose data is erasure-coded over four
+// drives, as MinIO runs in production. The minio binary comes from PATH
+// or $GOPATH/bin; `make test-deps` installs it.
 package miniotest
 
 import (
@@ -45,6 +46,7 @@ type Server struct {
 	Dir string
 
 	console  string // host:port of the console, which MinIO insists on
+	drives   int    // erasure-coded over this many drives under Dir; 0: Dir is the one drive
 	ownsDir  bool
 	bin      string
 	cmd      *exec.Cmd     // the current run
@@ -64,7 +66,18 @@ func Start() (*Server, error) { return StartIn("") }
 // StartIn is Start with the server's data in dir, which the caller made
 // and keeps (a small file system, say): Stop leaves it. The empty dir
 // means a new temporary directory, which Stop removes.
-func StartIn(dir string) (*Server, error) {
+func StartIn(dir string) (*Server, error) { return startWith(dir, 0) }
+
+// ErasureDrives is how many drives StartErasure gives MinIO: the smallest
+// erasure set, with two of them parity (MinIO's default for four).
+const ErasureDrives = 4
+
+// StartErasure is Start with the data erasure-coded over ErasureDrives
+// drives, directories drive1 to drive4 of the data directory, given as
+// operators give them: `minio server DIR/drive{1...4}`.
+func StartErasure() (*Server, error) { return startWith("", ErasureDrives) }
+
+func startWith(dir string, drives int) (*Server, error) {
 	bin, err := findBinary()
 	if err != nil {
 		return nil, err
@@ -72,7 +85,7 @@ func StartIn(dir string) (*Server, error) {
 	// A free port may be taken between probing and MinIO binding it; a
 	// server that exits before it is ready is retried on new ports.
 	for attempt := 1; ; attempt++ {
-		s, err := start(bin, dir)
+		s, err := start(bin, dir, drives)
 		if err == nil || !errors.Is(err, errExited) || attempt == 3 {
 			return s, err
 		}
@@ -81,7 +94,7 @@ func StartIn(dir string) (*Server, error) {
 
 var errExited = errors.New("minio exited before it was ready")
 
-func start(bin, dir string) (*Server, error) {
+func start(bin, dir string, drives int) (*Server, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("miniotest: %w", err)
@@ -92,6 +105,7 @@ func start(bin, dir string) (*Server, error) {
 		SecretKey: randomHex(20),
 		Dir:       dir,
 		console:   net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
+		drives:    drives,
 		bin:       bin,
 		output:    &tailBuffer{max: 64 << 10},
 	}
@@ -110,13 +124,22 @@ func start(bin, dir string) (*Server, error) {
 
 // run starts the process and waits until it is ready.
 func (s *Server) run() error {
-	s.cmd = exec.Command(s.bin, "server", "--address", s.Endpoint, "--console-address", s.console, "--quiet", s.Dir)
-	s.cmd.Env = append(os.Environ(),
+	data := s.Dir
+	env := append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 	)
+	if s.drives > 0 {
+		// MinIO expands the ellipsis itself.
+		data = filepath.Join(s.Dir, fmt.Sprintf("drive{1...%d}", s.drives))
+		// MinIO refuses erasure drives on the root file system, where a
+		// test's temporary directory is; its CI mode lets them be.
+		env = append(env, "MINIO_CI_CD=1")
+	}
+	s.cmd = exec.Command(s.bin, "server", "--address", s.Endpoint, "--console-address", s.console, "--quiet", data)
+	s.cmd.Env = env
 	s.cmd.Stdout = s.output
 	s.cmd.Stderr = s.output
 	s.cmd.SysProcAttr = dieWithParent()
@@ -229,35 +252,53 @@ func (s *Server) Client() (*minio.Client, error) {
 	return s.client, s.clientErr
 }
 
-var shared struct {
+// sharedServer is a server of the test binary, started on first use.
+type sharedServer struct {
 	once   sync.Once
 	server *Server
 	err    error
 }
 
-// Shared returns the test binary's MinIO server, starting it on first use.
-// It fails tb, never skips it, when the server cannot start: tests that
-// need S3 run against a real one or not at all.
-func Shared(tb testing.TB) *Server {
+var shared, sharedErasure sharedServer
+
+// get returns the server, starting it with start on first use, and fails
+// tb, never skips it, when it cannot start: tests that need S3 run
+// against a real one or not at all.
+func (sh *sharedServer) get(tb testing.TB, start func() (*Server, error)) *Server {
 	tb.Helper()
-	shared.once.Do(func() { shared.server, shared.err = Start() })
-	if errors.Is(shared.err, errNoBinary) {
-		tb.Fatalf("miniotest: %v: %s", shared.err, installHint)
+	sh.once.Do(func() { sh.server, sh.err = start() })
+	if errors.Is(sh.err, errNoBinary) {
+		tb.Fatalf("miniotest: %v: %s", sh.err, installHint)
 	}
-	if shared.err != nil {
-		tb.Fatalf("%v", shared.err)
+	if sh.err != nil {
+		tb.Fatalf("%v", sh.err)
 	}
-	return shared.server
+	return sh.server
 }
 
-// Main runs the tests and exits, stopping the shared server if Shared
-// started one. Call it from TestMain:
+// Shared returns the test binary's MinIO server, starting it on first use.
+func Shared(tb testing.TB) *Server {
+	tb.Helper()
+	return shared.get(tb, Start)
+}
+
+// SharedErasure returns the test binary's erasure-coded MinIO server
+// (StartErasure), starting it on first use.
+func SharedErasure(tb testing.TB) *Server {
+	tb.Helper()
+	return sharedErasure.get(tb, StartErasure)
+}
+
+// Main runs the tests and exits, stopping the shared servers Shared and
+// SharedErasure started. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { miniotest.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
-	if shared.server != nil {
-		shared.server.Stop()
+	for _, sh := range []*sharedServer{&shared, &sharedErasure} {
+		if sh.server != nil {
+			sh.server.Stop()
+		}
 	}
 	os.Exit(code)
 }

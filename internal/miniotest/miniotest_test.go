@@ -2,14 +2,18 @@ package miniotest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -142,4 +146,44 @@ func alive(pid int) bool {
 	}
 	i := bytes.LastIndexByte(stat, ')') // the state follows the command name
 	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+// StartErasure runs MinIO as operators do: erasure-coded over four drives,
+// two of each object's shards parity, and an object written is spread
+// over the four drives. A single-drive server, for contrast, has one.
+func TestStartErasureCodesTheDataOverFourDrives(t *testing.T) {
+	srv := SharedErasure(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	backend, err := srv.Backend(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Backend{Type: "Erasure", OnlineDrives: ErasureDrives, StandardParity: 2}
+	if backend != want {
+		t.Fatalf("the erasure server's backend is %+v, want %+v", backend, want)
+	}
+	bucket := srv.NewBucket(t)
+	c, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("erasure"), 1<<16)
+	if _, err := c.PutObject(t.Context(), bucket, "spread", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= ErasureDrives; i++ {
+		meta := filepath.Join(srv.Dir, fmt.Sprintf("drive%d", i), bucket, "spread", "xl.meta")
+		if _, err := os.Stat(meta); err != nil {
+			t.Errorf("drive %d holds no shard of the object: %v", i, err)
+		}
+	}
+
+	single, err := Shared(t).Backend(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if single.OnlineDrives != 1 {
+		t.Errorf("the single-drive server's backend is %+v, want one drive", single)
+	}
 }

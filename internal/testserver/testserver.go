@@ -58,6 +58,9 @@ type Options struct {
 	// Binary runs that build of casedrop instead of this module's (the
 	// benchmarks compare with an earlier build this way).
 	Binary string
+	// AdminToken is the server's CASEDROP_ADMIN_TOKEN; empty means a new
+	// random one. Instances sharing a bucket need the same.
+	AdminToken string
 }
 
 // Server is a running casedrop process.
@@ -108,8 +111,11 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
+	if opts.AdminToken == "" {
+		opts.AdminToken = randomHex(32)
+	}
 	s := &Server{
-		AdminToken: randomHex(32),
+		AdminToken: opts.AdminToken,
 		DataDir:    opts.DataDir,
 		opts:       opts,
 		bin:        bin,
