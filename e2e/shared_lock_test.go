@@ -185,6 +185,21 @@ func startHeldPatch(srv *testserver.Server, token, uploadURL string, size int64)
 	return p
 }
 
+// startHolding creates core.bin in case caseID on srv and starts a held
+// PATCH of data on it, fed its first 12 MiB, once the saved state says 10
+// MiB (two parts) are stored: the instance holds the upload's lock.
+func startHolding(t *testing.T, srv *testserver.Server, token string, minio *miniotest.Server, bucket, caseID string, data []byte) (id string, held *heldPatch) {
+	t.Helper()
+	loc := srv.Create(t, token, "core.bin", int64(len(data)), "")
+	id = path.Base(loc)
+	held = startHeldPatch(srv, token, loc, int64(len(data)))
+	held.feed(data[:12*mib])
+	if err := waitFor(30*time.Second, func() bool { return storedOffset(t, minio, bucket, caseID, id) >= 10*mib }); err != nil {
+		t.Fatal("the first writer's parts were never stored")
+	}
+	return id, held
+}
+
 // feed sends b on the held PATCH, in the background: the instance may
 // stop reading.
 func (p *heldPatch) feed(b []byte) {
@@ -213,13 +228,7 @@ func TestTwoWritersThroughTwoInstancesNeverMix(t *testing.T) {
 	a, b, token, minio, bucket := sharedPair(t, "twowriters")
 	const size = 30 * mib
 	older, newer := randomData(size, 1), randomData(size, 2)
-	loc := a.Create(t, token, "core.bin", size, "")
-	id := path.Base(loc)
-	held := startHeldPatch(a, token, loc, size)
-	held.feed(older[:12*mib])
-	if err := waitFor(30*time.Second, func() bool { return storedOffset(t, minio, bucket, "twowriters", id) >= 10*mib }); err != nil {
-		t.Fatal("the first writer's parts were never stored")
-	}
+	id, held := startHolding(t, a, token, minio, bucket, "twowriters", older)
 
 	locB := b.URL + "/files/" + id
 	off, err := headOffset(t.Context(), b, token, locB)
@@ -252,13 +261,7 @@ func TestAStoppedHolderWakesUpToALostUpload(t *testing.T) {
 	a, b, token, minio, bucket := sharedPair(t, "paused")
 	const size = 30 * mib
 	older, newer := randomData(size, 3), randomData(size, 4)
-	loc := a.Create(t, token, "core.bin", size, "")
-	id := path.Base(loc)
-	held := startHeldPatch(a, token, loc, size)
-	held.feed(older[:12*mib])
-	if err := waitFor(30*time.Second, func() bool { return storedOffset(t, minio, bucket, "paused", id) >= 10*mib }); err != nil {
-		t.Fatal("the first writer's parts were never stored")
-	}
+	id, held := startHolding(t, a, token, minio, bucket, "paused", older)
 	if err := a.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

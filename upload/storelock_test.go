@@ -170,6 +170,64 @@ func TestSharedLockReleaseRequestReachesTheHolderOnAnotherInstance(t *testing.T)
 	})
 }
 
+// takenOver sets up a holder paused past its lease: instance "a", which
+// never renews (noTicks), wrote "hello" of the 10 bytes of log.txt; its
+// lease ran out and instance "b" took the upload over, wrote "world" and
+// finished it. It returns a's upload as a still holds it, and b.
+func takenOver(t *testing.T, newStore func() storage.Store, clock *testclock.Clock) (paused *upload.Upload, winner *upload.Ingest) {
+	t.Helper()
+	ctx := context.Background()
+	a := fencedInstance(newStore(), newStore, clock, "a", noTicks)
+	winner = fencedInstance(newStore(), newStore, clock, "b", realTicks)
+	if _, _, err := cases.New(newStore(), clock.Now).Open(ctx, "case-1"); err != nil {
+		t.Fatal(err)
+	}
+	up, err := a.Create(ctx, upload.NewFile{Case: "case-1", Name: "log.txt", Size: 10, Via: "test", UploadedBy: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := up.Info().ID
+	pausedUnlock, err := a.Lock(timeout(t), "case-1", id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pausedUnlock) // finds the lock taken over, and leaves it
+	if _, err := up.Write(ctx, 0, strings.NewReader("hello")); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Advance(testLease + time.Second)
+	unlock, err := winner.Lock(timeout(t), "case-1", id, nil)
+	if err != nil {
+		t.Fatalf("an expired lock was not taken over: %v", err)
+	}
+	t.Cleanup(unlock)
+	taken, err := winner.Resume(ctx, "case-1", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := taken.Write(ctx, 5, strings.NewReader("world")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := taken.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return up, winner
+}
+
+// checkWinnersFile fails t unless log.txt is listed with the bytes and the
+// digest of "helloworld", the winner's.
+func checkWinnersFile(t *testing.T, winner *upload.Ingest, newStore func() storage.Store, clock *testclock.Clock) {
+	t.Helper()
+	entry, err := cases.New(newStore(), clock.Now).File(context.Background(), "case-1", "log.txt")
+	if err != nil {
+		t.Fatalf("the file the winner finished: %v", err)
+	}
+	if got := readObject(t, winner, entry); string(got) != "helloworld" || entry.SHA256 != sha(got) {
+		t.Fatalf("stored %q (catalog sha256 %s), want the winner's %q", got, entry.SHA256, "helloworld")
+	}
+}
+
 // A holder paused past its lease (a stopped VM, a long GC) wakes up after
 // another instance took the upload over: its next save fails, and the
 // file is what the new writer stored.
@@ -177,46 +235,7 @@ func TestAPausedHolderTakenOverCannotSave(t *testing.T) {
 	backends(t, func(t *testing.T, newStore func() storage.Store) {
 		ctx := context.Background()
 		clock := newClock()
-		ingest := func(ticker func(time.Duration) (<-chan time.Time, func()), name string) *upload.Ingest {
-			store := newStore()
-			return upload.New(upload.Config{Store: store, Catalog: cases.New(store, clock.Now), Now: clock.Now,
-				Locker: instance(newStore, name, clock, ticker), FenceStates: true})
-		}
-		paused, winner := ingest(noTicks, "a"), ingest(realTicks, "b")
-		if _, _, err := cases.New(newStore(), clock.Now).Open(ctx, "case-1"); err != nil {
-			t.Fatal(err)
-		}
-		up, err := paused.Create(ctx, upload.NewFile{Case: "case-1", Name: "log.txt", Size: 10, Via: "test", UploadedBy: "alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := up.Info().ID
-		pausedUnlock, err := paused.Lock(timeout(t), "case-1", id, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pausedUnlock() // finds the lock taken over, and leaves it
-		if _, err := up.Write(ctx, 0, strings.NewReader("hello")); err != nil {
-			t.Fatal(err)
-		}
-
-		clock.Advance(testLease + time.Second)
-		unlock, err := winner.Lock(timeout(t), "case-1", id, nil)
-		if err != nil {
-			t.Fatalf("an expired lock was not taken over: %v", err)
-		}
-		defer unlock()
-		taken, err := winner.Resume(ctx, "case-1", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := taken.Write(ctx, 5, strings.NewReader("world")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := taken.Finish(ctx); err != nil {
-			t.Fatal(err)
-		}
-
+		up, winner := takenOver(t, newStore, clock)
 		for what, write := range map[string]func() error{
 			"its tail": func() error { _, err := up.Write(ctx, 5, strings.NewReader("XX")); return err },
 			"its end":  func() error { _, err := up.Write(ctx, 5, strings.NewReader("XXXXX")); return err },
@@ -225,22 +244,7 @@ func TestAPausedHolderTakenOverCannotSave(t *testing.T) {
 				t.Errorf("the paused holder wrote %s: err = %v, want ErrLockLost", what, err)
 			}
 		}
-		entry, err := cases.New(newStore(), clock.Now).File(ctx, "case-1", "log.txt")
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj, err := winner.Open(ctx, "case-1", entry)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer obj.Close()
-		var got bytes.Buffer
-		if _, err := got.ReadFrom(obj); err != nil {
-			t.Fatal(err)
-		}
-		if got.String() != "helloworld" || entry.SHA256 != sha([]byte("helloworld")) {
-			t.Fatalf("stored %q (sha256 %s), want the winner's %q", got.String(), entry.SHA256, "helloworld")
-		}
+		checkWinnersFile(t, winner, newStore, clock)
 	})
 }
 
@@ -364,54 +368,12 @@ func TestAPausedHolderStoresOnlyWhatItsStateNamed(t *testing.T) {
 // instance took over and finished: nothing of the file is deleted.
 func TestAPausedHolderTakenOverCannotTerminate(t *testing.T) {
 	backends(t, func(t *testing.T, newStore func() storage.Store) {
-		ctx := context.Background()
 		clock := newClock()
-		paused := fencedInstance(newStore(), newStore, clock, "a", noTicks)
-		winner := fencedInstance(newStore(), newStore, clock, "b", realTicks)
-		if _, _, err := cases.New(newStore(), clock.Now).Open(ctx, "case-1"); err != nil {
-			t.Fatal(err)
-		}
-		up, err := paused.Create(ctx, upload.NewFile{Case: "case-1", Name: "log.txt", Size: 10, Via: "test", UploadedBy: "alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := up.Info().ID
-		pausedUnlock, err := paused.Lock(timeout(t), "case-1", id, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pausedUnlock()
-		if _, err := up.Write(ctx, 0, strings.NewReader("hello")); err != nil {
-			t.Fatal(err)
-		}
-
-		clock.Advance(testLease + time.Second)
-		unlock, err := winner.Lock(timeout(t), "case-1", id, nil)
-		if err != nil {
-			t.Fatalf("an expired lock was not taken over: %v", err)
-		}
-		defer unlock()
-		taken, err := winner.Resume(ctx, "case-1", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := taken.Write(ctx, 5, strings.NewReader("world")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := taken.Finish(ctx); err != nil {
-			t.Fatal(err)
-		}
-
-		if err := up.Terminate(ctx); !errors.Is(err, upload.ErrLockLost) {
+		up, winner := takenOver(t, newStore, clock)
+		if err := up.Terminate(context.Background()); !errors.Is(err, upload.ErrLockLost) {
 			t.Errorf("the paused holder's terminate ended with %v, want ErrLockLost", err)
 		}
-		entry, err := cases.New(newStore(), clock.Now).File(ctx, "case-1", "log.txt")
-		if err != nil {
-			t.Fatalf("the file the winner finished is gone from the catalog: %v", err)
-		}
-		if got := readObject(t, winner, entry); string(got) != "helloworld" || entry.SHA256 != sha(got) {
-			t.Fatalf("stored %q (catalog sha256 %s), want the winner's %q", got, entry.SHA256, "helloworld")
-		}
+		checkWinnersFile(t, winner, newStore, clock)
 	})
 }
 

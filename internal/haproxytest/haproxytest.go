@@ -14,8 +14,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/casedrop/casedrop/internal/loopback"
 )
 
 const (
@@ -113,13 +113,13 @@ func Start(t testing.TB, opts Options) *Balancer {
 		t.Fatalf("haproxytest: %v", err)
 	}
 	b.CertFile = pem.cert
-	if b.Client, err = newClient(pem.cert); err != nil {
+	if b.Client, err = loopback.Client(pem.cert); err != nil {
 		t.Fatalf("haproxytest: %v", err)
 	}
 	// A probed port may be taken before haproxy binds it: a run that
 	// exits before it is ready gets new ports, twice at most.
 	for attempt := 1; attempt <= 3; attempt++ {
-		ports, perr := freePorts(2)
+		ports, perr := loopback.FreePorts(2)
 		if perr != nil {
 			t.Fatalf("haproxytest: %v", perr)
 		}
@@ -320,37 +320,4 @@ func (b *Balancer) states() (map[string]serverState, error) {
 		return nil, errors.New("show stat answered no CSV header")
 	}
 	return states, nil
-}
-
-// newClient returns an HTTP/2-capable client that trusts exactly the
-// certificate in certPath.
-func newClient(certPath string) (*http.Client, error) {
-	pem, err := os.ReadFile(certPath)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no certificate in %s", certPath)
-	}
-	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2: true,
-		DialContext:       (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}
-	return &http.Client{Transport: tr}, nil
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close() // held until all are picked, so they differ
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

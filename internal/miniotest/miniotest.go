@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/casedrop/casedrop/internal/loopback"
+
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -95,7 +97,7 @@ func startWith(dir string, drives int) (*Server, error) {
 var errExited = errors.New("minio exited before it was ready")
 
 func start(bin, dir string, drives int) (*Server, error) {
-	ports, err := freePorts(2)
+	ports, err := loopback.FreePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("miniotest: %w", err)
 	}
@@ -317,20 +319,6 @@ func findBinary() (string, error) {
 		tried = append(tried, p)
 	}
 	return "", fmt.Errorf("%w in PATH or %v", errNoBinary, tried)
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close() // held until all are picked, so they differ
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func randomHex(n int) string {

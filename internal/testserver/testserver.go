@@ -10,8 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/casedrop/casedrop/internal/loopback"
 	"github.com/casedrop/casedrop/internal/miniotest"
 	"github.com/casedrop/casedrop/web"
 )
@@ -234,7 +233,7 @@ func (s *Server) waitHealthy(p *process) error {
 	defer tick.Stop()
 	for {
 		if s.Client == nil {
-			s.Client, _ = newClient(filepath.Join(s.DataDir, "tls.crt")) // not written yet: try again
+			s.Client, _ = loopback.Client(filepath.Join(s.DataDir, "tls.crt")) // not written yet: try again
 		}
 		if s.Client != nil && s.healthy(ctx) {
 			return nil
@@ -263,25 +262,6 @@ func (s *Server) healthy(ctx context.Context) bool {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-// newClient returns an HTTP/2-capable client that trusts exactly the
-// certificate in certPath.
-func newClient(certPath string) (*http.Client, error) {
-	pem, err := os.ReadFile(certPath)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no certificate in %s", certPath)
-	}
-	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2: true,
-		DialContext:       (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}
-	return &http.Client{Transport: tr}, nil
 }
 
 // Signal sends sig to the server process.
@@ -602,14 +582,9 @@ func ModuleRoot() (string, error) {
 // freePorts returns n distinct ports that were free on 127.0.0.1.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testserver: %v", err)
-		}
-		defer l.Close() // held until all are picked, so they differ
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	ports, err := loopback.FreePorts(n)
+	if err != nil {
+		t.Fatalf("testserver: %v", err)
 	}
 	return ports
 }
