@@ -5,12 +5,16 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"html/template"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
+	"strings"
 	"time"
+
+	"golang.org/x/net/html"
 )
 
 // The upload and staff pages are built from web/ui/src by npm and esbuild
@@ -23,9 +27,16 @@ import (
 var uiDist embed.FS
 
 // pagesCSP lets the pages load only their own scripts, worker, styles and
-// images, talk only to this server, and be framed by nobody.
-const pagesCSP = "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; connect-src 'self'; " +
-	"img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+// images, talk only to this server, and be framed by the origins
+// framers lists (by nobody when none).
+func pagesCSP(framers []string) string {
+	ancestors := "'none'"
+	if len(framers) > 0 {
+		ancestors = strings.Join(framers, " ")
+	}
+	return "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; connect-src 'self'; " +
+		"img-src 'self' data:; base-uri 'none'; frame-ancestors " + ancestors + "; form-action 'none'"
+}
 
 // assetsCSP applies where an asset is a document of its own: the hashing
 // worker runs under its response's policy, and hash-wasm compiles
@@ -47,8 +58,8 @@ func loadBundle(dist fs.FS) bundle {
 	b := bundle{pages: map[string][]byte{}}
 	b.assets, _ = fs.Sub(dist, "ui/dist/assets")
 	for _, name := range []string{"case", "staff"} {
-		if html, err := fs.ReadFile(dist, "ui/dist/"+name+".html"); err == nil {
-			b.pages[name] = html
+		if doc, err := fs.ReadFile(dist, "ui/dist/"+name+".html"); err == nil {
+			b.pages[name] = doc
 		}
 	}
 	return b
@@ -66,27 +77,34 @@ type pageData struct {
 // (no-cache with an ETag), and names the current assets, so a rebuilt
 // bundle replaces the old one at the next load.
 func (s *server) page(name string) http.HandlerFunc {
-	html, err := s.renderPage(name)
+	doc, err := s.renderPage(name)
 	if err != nil {
 		s.log.Error("the built page cannot be served; serving the placeholder", "page", name, "err", err)
 	}
-	if html == nil {
+	if doc == nil {
 		return s.placeholder
 	}
-	sum := sha256.Sum256(html)
+	sum := sha256.Sum256(doc)
 	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	csp := pagesCSP(nil)
+	if name == "case" { // the customer's page, which the case system's portal may frame
+		csp = pagesCSP(s.EmbedOrigins)
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Security-Policy", pagesCSP)
+		h.Set("Content-Security-Policy", csp)
 		h.Set("Cache-Control", "no-cache")
 		h.Set("ETag", etag)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(html))
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(doc))
 	}
 }
 
 // renderPage fills in the built page's template (nil when the binary was
-// built without the page).
+// built without the page). The case page also gets, first in its head,
+// the origins that may frame it, for its script to post messages to:
+// <meta name="casedrop-embed-origins" content="ORIGIN ORIGIN ...">, the
+// content empty when none.
 func (s *server) renderPage(name string) ([]byte, error) {
 	src, ok := ui.pages[name]
 	if !ok {
@@ -100,7 +118,38 @@ func (s *server) renderPage(name string) ([]byte, error) {
 	if err := tmpl.Execute(&buf, pageData{Base: s.PublicURL, SFTPHost: s.SFTPHost, SFTPPort: s.SFTPPort}); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	if name != "case" {
+		return buf.Bytes(), nil
+	}
+	var tag bytes.Buffer
+	if err := embedOriginsMeta.Execute(&tag, strings.Join(s.EmbedOrigins, " ")); err != nil {
+		return nil, err
+	}
+	return insertInHead(buf.Bytes(), tag.Bytes())
+}
+
+var embedOriginsMeta = template.Must(template.New("meta").Parse(`<meta name="casedrop-embed-origins" content="{{.}}">`))
+
+// insertInHead returns page with tag right after its <head> start tag, so
+// that it is there before any script of the page runs.
+func insertInHead(page, tag []byte) ([]byte, error) {
+	z := html.NewTokenizer(bytes.NewReader(page))
+	end := 0
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			return nil, errors.New("the page has no <head>")
+		}
+		end += len(z.Raw())
+		if name, _ := z.TagName(); tt == html.StartTagToken && string(name) == "head" {
+			break
+		}
+	}
+	out := make([]byte, 0, len(page)+len(tag)+1)
+	out = append(out, page[:end]...)
+	out = append(out, '\n')
+	out = append(out, tag...)
+	return append(out, page[end:]...), nil
 }
 
 // asset serves a script or style sheet of the bundle. Its name changes

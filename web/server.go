@@ -41,6 +41,10 @@ type Config struct {
 	PublicURL string
 	SFTPHost  string
 	SFTPPort  int
+	// EmbedOrigins are the case system's origins (as ParseEmbedOrigins
+	// returns them) that may frame the case page and call tus and the
+	// case credential's API cross-origin; none by default.
+	EmbedOrigins []string
 	// ManifestSigner signs the cases' SHA256SUMS; without one, the
 	// manifests are served unsigned (SHA256SUMS.sig and .sshsig answer 503).
 	ManifestSigner ManifestSigner
