@@ -73,7 +73,7 @@ func (in *Ingest) TusHandler(cfg TusConfig) (*handler.Handler, error) {
 		StoreComposer:        composer,
 		DisableDownload:      true, // downloads go through the case API
 		DisableConcatenation: true,
-		Cors:                 &handler.CorsConfig{Disable: true}, // the pages are same-origin
+		Cors:                 &handler.CorsConfig{Disable: true}, // web answers CORS, for the embedding origins only
 		Logger:               tusLogger(cfg.Logger),
 	})
 }

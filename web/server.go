@@ -19,6 +19,7 @@ import (
 	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/upload"
+	"github.com/rs/cors"
 )
 
 // Config is what the HTTP surface needs.
@@ -66,6 +67,7 @@ type server struct {
 	log      *slog.Logger
 	gate     *auth.Gate
 	listings listingGate
+	cors     *cors.Cors // nil when no origin is listed
 }
 
 // New returns the HTTP handler of the whole surface.
@@ -81,6 +83,10 @@ func New(cfg Config) (http.Handler, error) {
 		CountRefusal: s.Metrics.FailedLogin}
 	if s.StallTimeout <= 0 {
 		s.StallTimeout = 2 * time.Minute
+	}
+	var err error
+	if s.cors, err = newCORS(cfg.EmbedOrigins, cfg.AdminToken); err != nil {
+		return nil, err
 	}
 	tus, err := cfg.Ingest.TusHandler(upload.TusConfig{
 		BasePath:  "/files/",
@@ -110,26 +116,30 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/v1/cases", admin(s.listCases))
 	mux.Handle("POST /api/v1/purge", admin(s.purge))
 
-	member := s.requireCaseAccess
-	mux.Handle("GET /api/v1/cases/{case}/files", member(s.listFiles))
-	mux.Handle("GET /api/v1/cases/{case}/files/{name}", member(s.download))
-	mux.Handle("HEAD /api/v1/cases/{case}/files/{name}", member(s.download))
-	mux.Handle("GET /api/v1/cases/{case}/SHA256SUMS", member(s.sha256sums))
-	mux.Handle("GET /api/v1/cases/{case}/SHA256SUMS.sig", member(s.sha256sumsSignature))
-	mux.Handle("GET /api/v1/cases/{case}/SHA256SUMS.sshsig", member(s.sha256sumsSSHSignature))
-	mux.Handle("GET /api/v1/cases/{case}/archive.zip", member(s.archive))
+	// What a case credential calls, also from the embedding origins.
+	member, crossOrigin := s.requireCaseAccess, s.crossOriginRoutes(mux)
+	crossOrigin("GET /api/v1/cases/{case}/files", member(s.listFiles))
+	crossOrigin("GET /api/v1/cases/{case}/files/{name}", member(s.download))
+	crossOrigin("HEAD /api/v1/cases/{case}/files/{name}", member(s.download))
+	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS", member(s.sha256sums))
+	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS.sig", member(s.sha256sumsSignature))
+	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS.sshsig", member(s.sha256sumsSSHSignature))
+	crossOrigin("GET /api/v1/cases/{case}/archive.zip", member(s.archive))
 	mux.Handle("GET /api/v1/manifest-key.pem", s.run(s.manifestKey))
 	mux.Handle("GET /api/v1/manifest-allowed-signers", s.run(s.manifestAllowedSigners))
 
-	mux.Handle("GET /api/v1/whoami", s.run(s.whoami))
+	crossOrigin("GET /api/v1/whoami", s.run(s.whoami))
 	mux.HandleFunc("GET /cases/{case}", s.page("case"))
 	mux.HandleFunc("GET /staff/cases/{case}", s.page("staff"))
 	mux.HandleFunc("GET /ui/{file}", s.asset)
-	mux.Handle("/files/", s.tusAuth(jsonErrors(http.StripPrefix("/files/", tus))))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, newError(http.StatusNotFound, "not_found", "no such endpoint"))
-	})
+	crossOrigin("/files/", s.tusAuth(jsonErrors(http.StripPrefix("/files/", tus))))
+	mux.HandleFunc("/", s.notFound)
 	return s.logRequests(securityHeaders(mux)), nil
+}
+
+// notFound answers a path no route serves.
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, newError(http.StatusNotFound, "not_found", "no such endpoint"))
 }
 
 // tusError answers an error of the tus handler, which writes its own
