@@ -52,6 +52,35 @@ func TestServeSettingsStillComeFromFlagsThenEnvironmentThenDefaults(t *testing.T
 	}
 }
 
+func TestEmbedOriginsComeFromTheFlagOrTheEnvironmentNormalised(t *testing.T) {
+	c, err := parseConfig("serve", nil, env(nil))
+	if err != nil || c.embedOrigins != nil {
+		t.Fatalf("default: %q, %v; want none", c.embedOrigins, err)
+	}
+	c, err = parseConfig("serve", nil, env(map[string]string{"CASEDROP_EMBED_ORIGINS": "https://Support.Example.com:443, http://127.0.0.1:9000"}))
+	if err != nil || strings.Join(c.embedOrigins, " ") != "https://support.example.com http://127.0.0.1:9000" {
+		t.Fatalf("from the environment: %q, %v", c.embedOrigins, err)
+	}
+	c, err = parseConfig("serve", []string{"--embed-origins", "https://portal.test"}, env(map[string]string{"CASEDROP_EMBED_ORIGINS": "https://other.test"}))
+	if err != nil || strings.Join(c.embedOrigins, " ") != "https://portal.test" {
+		t.Fatalf("the flag over the environment: %q, %v", c.embedOrigins, err)
+	}
+}
+
+func TestABadEmbedOriginRefusesToStartNamingIt(t *testing.T) {
+	for _, bad := range []string{"https://support.example.com/portal", "*", "https://*.example.com", "null",
+		"support.example.com", "https://support.example.com?x", "https://user@support.example.com", "ftp://support.example.com"} {
+		_, err := parseConfig("serve", []string{"--embed-origins", "https://ok.test," + bad}, env(nil))
+		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "--embed-origins") || !strings.Contains(err.Error(), `"`+bad+`"`) {
+			t.Errorf("--embed-origins %s: %v, want a usage error naming the flag and the value", bad, err)
+		}
+		_, err = parseConfig("serve", nil, env(map[string]string{"CASEDROP_EMBED_ORIGINS": bad}))
+		if err == nil || !strings.Contains(err.Error(), `"`+bad+`"`) {
+			t.Errorf("CASEDROP_EMBED_ORIGINS=%s: %v, want refused naming the value", bad, err)
+		}
+	}
+}
+
 func TestDataCommandsTakeOnlyTheSettingsOfWhereTheDataIs(t *testing.T) {
 	var only string
 	c, rest, err := parseCommand("verify", []string{"--data-dir", "/d", "--s3-bucket", "b", "--case", "C", "x", "--", "-y"},

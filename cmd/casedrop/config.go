@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/clientaddr"
+	"github.com/casedrop/casedrop/web"
 	"github.com/casedrop/casedrop/webhook"
 )
 
@@ -52,6 +53,8 @@ type config struct {
 	SharedLock     bool
 	TrustedProxies string
 	proxies        clientaddr.Proxies
+	EmbedOrigins   string
+	embedOrigins   []string
 }
 
 // setting describes one config entry, for flags, env, `casedrop help`
@@ -93,6 +96,7 @@ func (c *config) settings() []setting {
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year", shown: "0 (forever)", str: &c.AuditRetention},
 		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client", shown: "none", str: &c.TrustedProxies},
+		{flag: "embed-origins", env: "CASEDROP_EMBED_ORIGINS", def: "", help: "comma-separated origins of the case system's portal (https://support.example.com) that may frame the case page and call tus and the case API cross-origin", shown: "none", str: &c.EmbedOrigins},
 		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge and webhook claims", shown: "host name and pid", str: &c.Instance},
 		{flag: "shared-lock", env: "CASEDROP_SHARED_LOCK", def: "false", help: "several instances share the store: upload locks live in the store and every save of an upload's state is conditional (the store must honour conditional writes; checked at start)", boolean: &c.SharedLock, data: true},
 	}
@@ -220,6 +224,9 @@ func (c *config) complete() error {
 	c.auditKeep = keep
 	if c.proxies, err = clientaddr.ParseProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if c.embedOrigins, err = web.ParseEmbedOrigins(c.EmbedOrigins); err != nil {
+		return fmt.Errorf("--embed-origins: %w", err)
 	}
 	if c.Instance == "" {
 		host, _ := os.Hostname()

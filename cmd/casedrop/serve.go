@@ -108,6 +108,7 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 		Metrics:        p.metrics,
 		TrustedProxies: cfg.proxies,
 		PublicURL:      cfg.PublicURL,
+		EmbedOrigins:   cfg.embedOrigins,
 		SFTPHost:       sftpHost,
 		SFTPPort:       sftpPort,
 		Ready:          p.store.Ping,
@@ -135,7 +136,8 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 	}
 	d.httpsSrv, d.interruptUploads = web.HTTPServer(cfg.HTTPSAddr, handler, cert, p.log)
 	p.log.Info("casedrop serving", "version", version(), "https", d.https.Addr().String(), "sftp", d.sftp.Addr().String(),
-		"public_url", cfg.PublicURL, "storage", p.where, "certificate", certPath, "data_dir", cfg.DataDir)
+		"public_url", cfg.PublicURL, "storage", p.where, "certificate", certPath, "data_dir", cfg.DataDir,
+		"embed_origins", cfg.embedOrigins)
 	return d, nil
 }
 
