@@ -44,13 +44,14 @@ func (s *server) issueLink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "upload link issued", "case", caseID, "link", link.ID, "expires_at", link.ExpiresAt)
-	writeJSON(w, http.StatusCreated, Link{Code: link.Code, URL: s.linkURL(caseID, link.Code), ExpiresAt: link.ExpiresAt})
+	writeJSON(w, http.StatusCreated, Link{Code: link.Code, URL: LinkURL(s.PublicURL, caseID, link.Code), ExpiresAt: link.ExpiresAt})
 	return nil
 }
 
-// linkURL is the case page that redeems code.
-func (s *server) linkURL(caseID, code string) string {
-	return s.PublicURL + "/cases/" + url.PathEscape(caseID) + "#link=" + code
+// LinkURL is the case page under publicURL that redeems code: the code
+// rides in the fragment, which browsers never send to a server.
+func LinkURL(publicURL, caseID, code string) string {
+	return publicURL + "/cases/" + url.PathEscape(caseID) + "#link=" + code
 }
 
 type redeemRequest struct {
