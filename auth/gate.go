@@ -119,15 +119,28 @@ func (g *Gate) Key(ctx context.Context, k Knock, user string, key ssh.PublicKey)
 	return c, nil
 }
 
-// refuse counts a refused credential against its source and records it:
-// each one while the source is within its budget, then one a minute with
-// a count, so that a guesser cannot flood the trail. It returns err as a
-// *Refused, or unchanged when it is no refusal (the check failed).
+// Refuse counts and records a secret refused that is no credential (an
+// upload link's code) as a refused credential is: err says why, and its
+// message goes into the log and the trail, so it must hold no secret.
+func (g *Gate) Refuse(ctx context.Context, k Knock, err error) *Refused {
+	return g.count(ctx, k, err.Error(), err)
+}
+
+// refuse counts a refused credential against its source and records it,
+// as count does. It returns err as a *Refused, or unchanged when it is no
+// refusal (the check failed).
 func (g *Gate) refuse(ctx context.Context, k Knock, err error) error {
 	reason := Reason(err)
 	if reason == "" {
 		return err
 	}
+	return g.count(ctx, k, reason, err)
+}
+
+// count counts a refusal against its source and records it: each one
+// while the source is within its budget, then one a minute with a count,
+// so that a guesser cannot flood the trail.
+func (g *Gate) count(ctx context.Context, k Knock, reason string, err error) *Refused {
 	if g.CountRefusal != nil {
 		g.CountRefusal(k.Door)
 	}

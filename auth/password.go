@@ -37,19 +37,24 @@ func NewPassword() (password, hash string) {
 	return password, hashPassword(password)
 }
 
-// newPassword draws PasswordLength symbols from random, uniformly:
+// newPassword draws a password from random.
+func newPassword(random io.Reader) (string, error) {
+	return drawSymbols(random, PasswordLength)
+}
+
+// drawSymbols draws n symbols of passwordAlphabet from random, uniformly:
 // a byte of 248 or more (31·8) is drawn again rather than folded onto
 // the first symbols.
-func newPassword(random io.Reader) (string, error) {
+func drawSymbols(random io.Reader, n int) (string, error) {
 	const limit = 256 - 256%len(passwordAlphabet)
 	var b strings.Builder
-	buf := make([]byte, PasswordLength)
-	for b.Len() < PasswordLength {
+	buf := make([]byte, n)
+	for b.Len() < n {
 		if _, err := io.ReadFull(random, buf); err != nil {
 			return "", err
 		}
 		for _, x := range buf {
-			if int(x) < limit && b.Len() < PasswordLength {
+			if int(x) < limit && b.Len() < n {
 				b.WriteByte(passwordAlphabet[int(x)%len(passwordAlphabet)])
 			}
 		}
@@ -60,8 +65,15 @@ func newPassword(random io.Reader) (string, error) {
 // hashPassword is what is stored of a password. One SHA-256 is enough for
 // a secret of 128 random bits (docs/decisions.md).
 func hashPassword(password string) string {
-	sum := sha256.Sum256([]byte(passwordDomain + password))
-	return passwordHashPrefix + hex.EncodeToString(sum[:])
+	return passwordHashPrefix + domainHash(passwordDomain, password)
+}
+
+// domainHash is the hex SHA-256 of secret prefixed with domain, which
+// says what the secret is for: the same bytes hashed for another purpose
+// never give the same hash.
+func domainHash(domain, secret string) string {
+	sum := sha256.Sum256([]byte(domain + secret))
+	return hex.EncodeToString(sum[:])
 }
 
 // passwordMatches reports whether password hashes to stored, in time that
@@ -73,7 +85,12 @@ func passwordMatches(stored, password string) bool {
 // passwordShaped reports whether s could be a short password: the length
 // and alphabet of one. Anything else is refused without a lookup.
 func passwordShaped(s string) bool {
-	if len(s) != PasswordLength {
+	return symbolsShaped(s, PasswordLength)
+}
+
+// symbolsShaped reports whether s is n symbols of passwordAlphabet.
+func symbolsShaped(s string, n int) bool {
+	if len(s) != n {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -22,6 +22,8 @@ const (
 	EventCasePurged         = "case.purged"
 	EventCredentialIssued   = "credential.issued"
 	EventCredentialRevoked  = "credential.revoked"
+	EventLinkIssued         = "link.issued"
+	EventLinkRedeemed       = "link.redeemed"
 	EventLoginFailed        = "login.failed"
 	EventUploadStarted      = "upload.started"
 	EventUploadFinished     = "upload.finished"

@@ -96,6 +96,13 @@ type IssuedCredential struct {
 // signer, records it, then records credential.issued by actor. A customer
 // credential needs an open case (MayIssue).
 func (c *Catalog) IssueCredential(ctx context.Context, signer Signer, req CredentialRequest, by Actor) (IssuedCredential, error) {
+	return c.issue(ctx, signer, req, auth.NewCredential(req.Case, req.Role), by, "")
+}
+
+// issue is IssueCredential with the new credential's claims made already
+// (an upload link names its credential before it is issued); note, if
+// any, ends the audit record's detail.
+func (c *Catalog) issue(ctx context.Context, signer Signer, req CredentialRequest, claims auth.Claims, by Actor, note string) (IssuedCredential, error) {
 	cs, err := c.Get(ctx, req.Case)
 	if err != nil {
 		return IssuedCredential{}, err
@@ -103,7 +110,7 @@ func (c *Catalog) IssueCredential(ctx context.Context, signer Signer, req Creden
 	if err := MayIssue(cs, req.Role); err != nil {
 		return IssuedCredential{}, err
 	}
-	token, claims, err := signer.Issue(auth.NewCredential(req.Case, req.Role), req.TTL)
+	token, claims, err := signer.Issue(claims, req.TTL)
 	if err != nil {
 		return IssuedCredential{}, err
 	}
@@ -120,6 +127,9 @@ func (c *Catalog) IssueCredential(ctx context.Context, signer Signer, req Creden
 	detail := fmt.Sprintf("credential %s (%s, %s) expires %s", cred.ID, cred.Role, cred.Username, cred.ExpiresAt.Format(time.RFC3339))
 	if cred.SSHKeyFingerprint != "" {
 		detail += ", SSH key " + cred.SSHKeyFingerprint
+	}
+	if note != "" {
+		detail += ", " + note
 	}
 	return issued, c.audited(ctx, Event{Type: EventCredentialIssued, Case: req.Case, Actor: by, Detail: detail})
 }

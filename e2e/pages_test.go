@@ -312,6 +312,51 @@ func TestPageSaysPlainlyWhenItsLinkIsTamperedWithMissingOrItsCaseClosed(t *testi
 	}
 }
 
+func TestPageOpenedWithAnUploadLinkRedeemsItOnceAndKeepsItsCredentialOnAReload(t *testing.T) {
+	root := requirePages(t)
+	srv := testserver.Start(t, testserver.Options{})
+	const caseID, name = "CASE-6502", "portal-upload.log"
+	srv.OpenCase(t, caseID)
+	// The link names the public URL, https://localhost:port by default:
+	// the page redeems it from that origin.
+	link := srv.UploadLink(t, caseID)
+	path := filepath.Join(t.TempDir(), name)
+	want := newPattern(650).writeFile(t, path, 3*mib+17)
+
+	var out struct {
+		Address string
+		Row     struct {
+			State, SHA256, Text string
+			Verified            bool
+		}
+		Reloaded      struct{ Ready bool }
+		ReloadedFiles []string
+		Again         struct {
+			Ready                   bool
+			Error, Refusal, Address string
+		}
+	}
+	runPageScript(t, root, "page_link.mjs", map[string]any{"url": link, "file": path}, &out)
+
+	if strings.Contains(out.Address, "#") || strings.Contains(out.Address, "link=") {
+		t.Errorf("the link stayed in the address bar: %s", out.Address)
+	}
+	if out.Row.State != "done" || out.Row.SHA256 != want || !out.Row.Verified {
+		t.Errorf("the upload is %s with SHA-256 %q (check mark %v), want done with %s:\n%s", out.Row.State, out.Row.SHA256, out.Row.Verified, want, out.Row.Text)
+	}
+	if !out.Reloaded.Ready || !slices.Contains(out.ReloadedFiles, name) {
+		t.Errorf("after a reload: ready %v, files %v; want the case with %s", out.Reloaded.Ready, out.ReloadedFiles, name)
+	}
+	if out.Again.Ready || out.Again.Error != "link_used" || !strings.Contains(out.Again.Refusal, "already been used") {
+		t.Errorf("the link in a fresh browser: ready %v, error %q, the page says %q; want it refused as used", out.Again.Ready, out.Again.Error, out.Again.Refusal)
+	}
+	checkComplete(t, fileNamed(t, srv.Files(t, caseID), name), 3*mib+17, want)
+	code := link[strings.Index(link, "#link=")+len("#link="):]
+	if strings.Contains(srv.Log(), code) {
+		t.Error("the link's code is in the server's log")
+	}
+}
+
 // pageVisit is what e2e/js/page_visit.mjs reports of a page.
 type pageVisit struct {
 	Ready       bool

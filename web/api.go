@@ -119,21 +119,26 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.log.InfoContext(r.Context(), "credential issued", "case", caseID, "credential", cred.ID, "role", role, "expires_at", cred.ExpiresAt,
 		"ssh_key", key.Fingerprint)
+	writeJSON(w, http.StatusCreated, s.credentialView(cred))
+	return nil
+}
+
+// credentialView is the JSON of a credential just issued.
+func (s *server) credentialView(cred cases.IssuedCredential) Credential {
 	page := "/cases/"
-	if role == auth.RoleStaff {
+	if cred.Role == auth.RoleStaff {
 		page = "/staff/cases/"
 	}
-	writeJSON(w, http.StatusCreated, Credential{
-		ID: cred.ID, Case: caseID, Role: string(role), Username: cred.Username,
+	return Credential{
+		ID: cred.ID, Case: cred.Case, Role: string(cred.Role), Username: cred.Username,
 		Password: cred.Password, Token: cred.Token, IssuedAt: cred.IssuedAt, ExpiresAt: cred.ExpiresAt,
-		SSHKeyFingerprint: key.Fingerprint,
+		SSHKeyFingerprint: cred.SSHKeyFingerprint,
 		// The secrets ride in the fragment, which browsers never send: the
 		// page uses the token and shows the password for SFTP clients.
-		UploadURL: s.PublicURL + page + url.PathEscape(caseID) + "#token=" + cred.Token + "&password=" + cred.Password,
+		UploadURL: s.PublicURL + page + url.PathEscape(cred.Case) + "#token=" + cred.Token + "&password=" + cred.Password,
 		TusURL:    s.PublicURL + "/files/",
 		SFTPHost:  s.SFTPHost, SFTPPort: s.SFTPPort,
-	})
-	return nil
+	}
 }
 
 func decodeOptionalJSON(r *http.Request, v any) error {

@@ -50,6 +50,10 @@ var errorMap = []struct {
 	// 403, not 409: tus clients retry a 409, and a closed case stays closed.
 	{cases.ErrCaseClosed, http.StatusForbidden, "case_closed"},
 	{cases.ErrNameConflict, http.StatusConflict, "name_conflict"},
+	{cases.ErrLinkNotFound, http.StatusNotFound, "link_not_found"},
+	// 410: a link used or expired is gone for good; ask for a new one.
+	{cases.ErrLinkUsed, http.StatusGone, "link_used"},
+	{cases.ErrLinkExpired, http.StatusGone, "link_expired"},
 	{upload.ErrNotFound, http.StatusNotFound, "not_found"},
 	{upload.ErrInvalidDigest, http.StatusBadRequest, "invalid_digest"},
 	// 460 is tus's "checksum mismatch".

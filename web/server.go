@@ -64,15 +64,17 @@ type Config struct {
 
 type server struct {
 	Config
-	log      *slog.Logger
-	gate     *auth.Gate
-	listings listingGate
-	cors     *cors.Cors // nil when no origin is listed
+	// publicOrigin is PublicURL's origin, which the pages' requests name.
+	publicOrigin string
+	log          *slog.Logger
+	gate         *auth.Gate
+	listings     listingGate
+	cors         *cors.Cors // nil when no origin is listed
 }
 
 // New returns the HTTP handler of the whole surface.
 func New(cfg Config) (http.Handler, error) {
-	s := &server{Config: cfg, log: cfg.Logger}
+	s := &server{Config: cfg, log: cfg.Logger, publicOrigin: originOf(cfg.PublicURL)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -111,6 +113,8 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("POST /api/v1/cases/{case}/credentials", admin(s.issueCredential))
 	mux.Handle("GET /api/v1/cases/{case}/credentials", admin(s.listCredentials))
 	mux.Handle("DELETE /api/v1/credentials/{id}", admin(s.revokeCredential))
+	mux.Handle("POST /api/v1/cases/{case}/links", admin(s.issueLink))
+	mux.Handle("POST /api/v1/links/redeem", s.run(s.redeemLink))
 	mux.Handle("GET /api/v1/cases/{case}/audit", admin(s.auditTrail))
 	mux.Handle("GET /api/v1/audit", admin(s.serverTrail))
 	mux.Handle("GET /api/v1/cases", admin(s.listCases))

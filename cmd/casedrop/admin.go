@@ -27,6 +27,9 @@ type caseInfo = cases.Summary
 // issued is a credential just issued (the API's JSON).
 type issued = web.Credential
 
+// uploadLink is an upload link just issued (the API's JSON).
+type uploadLink = web.Link
+
 // admin is every admin action, done through a running server (remote) or
 // directly on the data (local): each command is written once, over this.
 type admin interface {
@@ -36,6 +39,7 @@ type admin interface {
 	showCase(ctx context.Context, id string) (caseInfo, error)
 	listCases(ctx context.Context) ([]cases.Case, error)
 	issue(ctx context.Context, caseID, role string, ttlHours int, key auth.SSHKey) (issued, error)
+	link(ctx context.Context, caseID string, ttl time.Duration) (uploadLink, error)
 	revoke(ctx context.Context, id string) (cases.Credential, error)
 	credentials(ctx context.Context, caseID string) ([]cases.Credential, error)
 	purge(ctx context.Context, asOf time.Time, dry bool) ([]cases.PurgeReport, error)
@@ -83,7 +87,7 @@ func connect(ctx context.Context, name string, args []string, getenv func(string
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return &local{catalog: p.catalog, issuer: p.issuer, purger: p.purger}, af, rest, nil
+	return &local{catalog: p.catalog, issuer: p.issuer, purger: p.purger, publicURL: cfg.publicURL}, af, rest, nil
 }
 
 // remote does the admin actions through a running server's API.
@@ -126,6 +130,11 @@ func (r remote) issue(ctx context.Context, caseID, role string, ttlHours int, ke
 		in["ssh_public_key"] = key.AuthorizedKey
 	}
 	return i, r.send(ctx, http.MethodPost, casePath(caseID, "credentials"), in, &i)
+}
+
+func (r remote) link(ctx context.Context, caseID string, ttl time.Duration) (l uploadLink, err error) {
+	in := map[string]int{"ttl_seconds": int(ttl / time.Second)}
+	return l, r.send(ctx, http.MethodPost, casePath(caseID, "links"), in, &l)
 }
 
 func (r remote) revoke(ctx context.Context, id string) (c cases.Credential, err error) {
@@ -175,6 +184,9 @@ type local struct {
 	catalog *cases.Catalog
 	issuer  *auth.Issuer
 	purger  *cases.Purger
+	// publicURL is the base of the links made here: CASEDROP_PUBLIC_URL,
+	// else serve's default.
+	publicURL func() (string, error)
 }
 
 var cliActor = cases.AdminActor("cli", "")
@@ -239,6 +251,18 @@ func (l *local) issue(ctx context.Context, caseID, role string, ttlHours int, ke
 	}
 	return issued{ID: c.ID, Case: caseID, Role: string(r), Username: c.Username, Password: c.Password, Token: c.Token,
 		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, SSHKeyFingerprint: c.SSHKeyFingerprint}, nil
+}
+
+func (l *local) link(ctx context.Context, caseID string, ttl time.Duration) (uploadLink, error) {
+	base, err := l.publicURL()
+	if err != nil {
+		return uploadLink{}, usageError{err}
+	}
+	link, err := l.catalog.IssueLink(ctx, caseID, ttl, cliActor)
+	if err := done(err); err != nil {
+		return uploadLink{}, notFound(err)
+	}
+	return uploadLink{Code: link.Code, URL: web.LinkURL(base, caseID, link.Code), ExpiresAt: link.ExpiresAt}, nil
 }
 
 func (l *local) revoke(ctx context.Context, id string) (cases.Credential, error) {

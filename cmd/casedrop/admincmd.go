@@ -98,7 +98,7 @@ func caseCommand(ctx context.Context, args []string, getenv func(string) string,
 }
 
 func credentialsCommand(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
-	const usage = "casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N] [--ssh-key FILE.pub] | revoke ID | list CASE  [--server URL] [--json]"
+	const usage = "casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N] [--ssh-key FILE.pub] | link CASE [--ttl 10m] | revoke ID | list CASE  [--server URL] [--json]"
 	if len(args) == 0 {
 		return usageErrorf("usage: %s", usage)
 	}
@@ -106,12 +106,16 @@ func credentialsCommand(ctx context.Context, args []string, getenv func(string) 
 	var (
 		role, keyFile string
 		ttlHours      int
+		linkTTL       time.Duration
 	)
 	a, af, rest, err := connect(ctx, "credentials "+verb, args[1:], getenv, func(fs *flag.FlagSet) {
 		if verb == "issue" {
 			fs.StringVar(&role, "role", "customer", "customer or staff")
 			fs.IntVar(&ttlHours, "ttl-hours", 0, "hours the credential lives, at most 120 (default 120)")
 			fs.StringVar(&keyFile, "ssh-key", "", "an SSH public key (`FILE`.pub) that logs in on SFTP as this credential")
+		}
+		if verb == "link" {
+			fs.DurationVar(&linkTTL, "ttl", cases.LinkTTL, "how long the link may be opened, at most 1h")
 		}
 	})
 	if err != nil {
@@ -144,6 +148,15 @@ func credentialsCommand(ctx context.Context, args []string, getenv func(string) 
 				fmt.Fprintf(tw, "link\t%s\nsftp\t%s port %d\n", i.UploadURL, i.SFTPHost, i.SFTPPort)
 			}
 		})
+	case "link":
+		if linkTTL < time.Second || linkTTL > cases.MaxLinkTTL {
+			return usageErrorf("--ttl must be between 1s and 1h")
+		}
+		l, err := a.link(ctx, arg, linkTTL)
+		if err != nil {
+			return err
+		}
+		return show(out, af.json, l, func(tw *tabwriter.Writer) { fmt.Fprintln(tw, l.URL) })
 	case "revoke":
 		c, err := a.revoke(ctx, arg)
 		if err != nil {

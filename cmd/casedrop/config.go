@@ -250,18 +250,27 @@ func (c *config) complete() error {
 	if c.UploadsPerCredential < 1 {
 		return fmt.Errorf("--uploads-per-credential must be at least 1")
 	}
-	_, httpsPort, err := net.SplitHostPort(c.HTTPSAddr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(c.HTTPSAddr); err != nil {
 		return fmt.Errorf("--https-addr: %w", err)
 	}
 	if _, _, err := net.SplitHostPort(c.SFTPAddr); err != nil {
 		return fmt.Errorf("--sftp-addr: %w", err)
 	}
-	if c.PublicURL == "" {
-		c.PublicURL = "https://localhost:" + httpsPort
+	c.PublicURL, err = c.publicURL()
+	return err
+}
+
+// publicURL is --public-url without a trailing slash, or else
+// https://localhost:<the port of --https-addr>.
+func (c *config) publicURL() (string, error) {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/"), nil
 	}
-	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
-	return nil
+	_, httpsPort, err := net.SplitHostPort(c.HTTPSAddr)
+	if err != nil {
+		return "", fmt.Errorf("--https-addr: %w", err)
+	}
+	return "https://localhost:" + httpsPort, nil
 }
 
 // completeData checks the settings that say where the data is.

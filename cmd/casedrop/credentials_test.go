@@ -12,8 +12,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/casedrop/casedrop/auth"
+	"github.com/casedrop/casedrop/cases"
 )
 
 // writePublicKey writes a new ed25519 public key as a .pub file.
@@ -112,5 +116,49 @@ func TestCredentialsIssueRefusesAKeyFileThatIsNoPublicKey(t *testing.T) {
 	creds, err := ts.catalog.Credentials(context.Background(), "C-1")
 	if err != nil || len(creds) != 0 {
 		t.Fatalf("refused commands issued credentials: %+v %v", creds, err)
+	}
+}
+
+func TestCredentialsLinkPrintsAnUploadLinkThatRedeemsOnTheDataAndThroughTheServer(t *testing.T) {
+	ts := startServer(t)
+	keys, err := auth.LoadKeys(context.Background(), ts.store, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := &auth.Issuer{Keys: keys, Issuer: "casedrop", Now: time.Now}
+	getenv := env(map[string]string{"CASEDROP_ADMIN_TOKEN": "admin-token", "CASEDROP_PUBLIC_URL": "https://files.example.com/"})
+	for mode, tc := range map[string]struct {
+		where []string
+		base  string // of the URL printed
+	}{
+		// The server's test surface has no public URL of its own.
+		"through the server": {[]string{"--server", ts.url, "--cacert", ts.cacert}, ""},
+		"on the data":        {[]string{"--data-dir", ts.dataDir}, "https://files.example.com"},
+	} {
+		t.Run(mode, func(t *testing.T) {
+			var out bytes.Buffer
+			args := append([]string{"link", "C-1", "--ttl", "90s"}, tc.where...)
+			if err := credentialsCommand(context.Background(), args, getenv, &out); err != nil {
+				t.Fatalf("credentials %s: %v", strings.Join(args, " "), err)
+			}
+			m := regexp.MustCompile(`^` + regexp.QuoteMeta(tc.base+"/cases/C-1#link=") + `([a-z0-9]{32})\n$`).FindStringSubmatch(out.String())
+			if m == nil {
+				t.Fatalf("printed %q, want the link's URL alone", out.String())
+			}
+			cred, err := ts.catalog.RedeemLink(context.Background(), signer, "C-1", m[1], cases.Actor{Door: "api"})
+			if err != nil || cred.Role != auth.RoleCustomer {
+				t.Fatalf("redeeming the printed link: %+v, %v", cred, err)
+			}
+		})
+	}
+	for _, ttl := range []string{"0s", "61m", "soon"} {
+		err := credentialsCommand(context.Background(), []string{"link", "C-1", "--ttl", ttl, "--data-dir", ts.dataDir}, getenv, &bytes.Buffer{})
+		if !errors.As(err, new(usageError)) {
+			t.Errorf("--ttl %s: %v, want a usage error", ttl, err)
+		}
+	}
+	err = credentialsCommand(context.Background(), []string{"link", "C-404", "--data-dir", ts.dataDir}, getenv, &bytes.Buffer{})
+	if !errors.Is(err, errNotFound) {
+		t.Errorf("a link for a case that is not: %v, want errNotFound (exit status 3)", err)
 	}
 }

@@ -54,8 +54,11 @@ usage:
   casedrop case open|close|reopen|show CASE, casedrop case list
                            manage cases
   casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N] [--ssh-key FILE.pub]
+  casedrop credentials link CASE [--ttl 10m]
   casedrop credentials revoke ID, casedrop credentials list CASE
-                           issue, revoke and list credentials
+                           issue, revoke and list credentials; link prints an upload
+                           link, which the case page opened once trades for a new
+                           customer credential (on the data, under CASEDROP_PUBLIC_URL)
   casedrop purge [--dry-run] [--as-of RFC3339]
                            purge closed cases whose 30 days are over
   casedrop audit [CASE] [--since T] [--until T] [--type T,...] [--credential ID] [--file NAME]

@@ -403,6 +403,15 @@ func (s *Server) issue(t testing.TB, caseID string, body any) Credential {
 	return c
 }
 
+// UploadLink issues an upload link of the case and returns its URL, the
+// case page with the link's code in the fragment.
+func (s *Server) UploadLink(t testing.TB, caseID string) string {
+	t.Helper()
+	var l web.Link
+	s.call(t, http.MethodPost, "/api/v1/cases/"+url.PathEscape(caseID)+"/links", s.AdminToken, nil, &l, http.StatusCreated)
+	return l.URL
+}
+
 // RevokeCredential revokes the credential with the admin API.
 func (s *Server) RevokeCredential(t testing.TB, id string) {
 	t.Helper()

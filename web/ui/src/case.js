@@ -5,6 +5,7 @@ import { announce, $ } from './lib/dom.js'
 import { day } from './lib/format.js'
 import { openCase, ready, showAlert, showRefusal } from './lib/page.js'
 import { renderCaseFiles } from './case/files.js'
+import { Parent } from './case/parent.js'
 import { renderSFTP } from './case/sftp.js'
 import { Unfinished } from './case/unfinished.js'
 import { UploadQueue } from './case/uploads.js'
@@ -19,6 +20,8 @@ async function main() {
   if (!opened) return
   const { client, me, token, password } = opened
   const caseId = client.caseId
+  // The portal that frames the page, if any, hears how uploads go.
+  const parent = new Parent(caseId)
   renderSFTP(me, token, password)
 
   const files = new CaseFiles(client, me.username)
@@ -30,20 +33,25 @@ async function main() {
     $('#send').hidden = true
     await files.refresh()
     ready()
+    parent.ready()
     return
   }
 
   const queue = new UploadQueue({
     caseId,
     token,
-    // The queue reports changes only once files are added, after view is set.
-    onChange: (item) => view.changed(item),
+    // The queue reports changes only once files are added, after changed is set.
+    onChange: (item) => changed(item),
     onFinished: () => files.refresh(),
     onRefused: (err) => showAlert(err),
   })
   const view = new UploadList(queue)
+  const changed = (item) => {
+    view.changed(item)
+    parent.changed(item)
+  }
   files.queue = queue
-  files.view = view
+  files.changed = changed
 
   const unfinished = new Unfinished(caseId, token)
   const add = async (picked) => {
@@ -54,6 +62,7 @@ async function main() {
   wirePicker(add)
   await Promise.all([unfinished.load(), files.refresh()])
   ready()
+  parent.ready()
 }
 
 // CaseFiles keeps the case's file list: shown in "Files in this case",
@@ -63,7 +72,7 @@ class CaseFiles {
     this.client = client
     this.username = username
     this.queue = null
-    this.view = null
+    this.changed = null // tells the page an item has its entry
     this.timer = null
     this.waiting = []
     this.tries = 0
@@ -101,7 +110,7 @@ class CaseFiles {
       const entry = serverEntry(files, item, this.username)
       if (entry !== item.server) {
         item.server = entry
-        this.view.changed(item)
+        this.changed(item)
       }
       missing ||= !entry
     }

@@ -2,7 +2,7 @@
 // reopen a file by itself after a reload: the page lists them, with what
 // the server has stored of each, and asks for the same files again; the
 // queue then finds each one's upload (by its fingerprint) and continues it.
-import { Upload, defaultOptions } from 'tus-js-client'
+import { Upload, canStoreURLs, defaultOptions } from 'tus-js-client'
 import { announce, h, $ } from '../lib/dom.js'
 import { bytes, dateTime, percent } from '../lib/format.js'
 import { storagePrefix } from './uploads.js'
@@ -19,6 +19,10 @@ export class Unfinished {
   // load lists the stored uploads of this case, asking the server for
   // each one's offset; uploads the server no longer has are forgotten.
   async load() {
+    // A browser that refuses the page its storage (third-party storage
+    // blocked in a frame) kept nothing, and tus-js-client's stand-in store
+    // cannot list.
+    if (!canStoreURLs) return
     const stored = (await defaultOptions.urlStorage.findAllUploads()).filter((u) => u.urlStorageKey.startsWith(this.prefix))
     for (const upload of stored) {
       const offset = await this.offset(upload)

@@ -13,7 +13,13 @@ export async function openCase(title) {
   const caseId = caseFromPath()
   document.title = `Case ${caseId} · ${title}`
   $('#case-id').textContent = caseId
-  const { token, password } = takeCredential(caseId)
+  let credential
+  try {
+    credential = await takeCredential(caseId)
+  } catch (err) {
+    return refuse(err) // an upload link refused
+  }
+  const { token, password } = credential
   if (!token) return refuse(noTokenError())
   const client = new Client(caseId, token)
   let me
