@@ -105,7 +105,6 @@ func (p *portal) uploading(endpoint string) string {
 	return p.origin + "/tus?endpoint=" + url.QueryEscape(endpoint)
 }
 
-
 type portalEvent struct {
 	Source  string `json:"source"`
 	Version int    `json:"version"`
