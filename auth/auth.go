@@ -77,7 +77,7 @@ var (
 // trail, without any detail of the token; "" for an error that is not a
 // refusal (the check itself failed).
 func Reason(err error) string {
-	for _, e := range []error{ErrExpired, ErrRevoked, ErrWrongCase, ErrWrongUser, ErrInvalid} {
+	for _, e := range []error{ErrExpired, ErrRevoked, ErrWrongCase, ErrWrongUser, ErrDownloadExpired, ErrWrongDownload, ErrInvalid} {
 		if errors.Is(err, e) {
 			return e.Error()
 		}

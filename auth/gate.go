@@ -59,7 +59,8 @@ type RefusalTrail interface {
 }
 
 // Refused is the error of a login the Gate turned down: Err is why
-// (ErrInvalid, ErrExpired, ErrRevoked, ErrWrongCase or ErrWrongUser),
+// (ErrInvalid, ErrExpired, ErrRevoked, ErrWrongCase or ErrWrongUser; for
+// a download link also ErrDownloadExpired or ErrWrongDownload),
 // for the door's message. Limited says the source is over its budget:
 // answer "too many attempts", and that it may try again after RetryAfter.
 type Refused struct {

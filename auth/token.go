@@ -116,34 +116,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		return Claims{}, ErrInvalid
 	}
 	var tc tokenClaims
-	// A store failure while looking for the token's key is a failed check,
-	// not a refused token; the library would only say "unverifiable".
-	var keyErr error
-	keyfunc := func(t *jwt.Token) (any, error) {
-		pub, err := v.key(ctx, t)
-		if err != nil && !errors.Is(err, ErrInvalid) {
-			keyErr = err
-		}
-		return pub, err
-	}
-	_, err := jwt.ParseWithClaims(token, &tc, keyfunc,
-		jwt.WithStrictDecoding(),
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithIssuer(v.Issuer),
-		jwt.WithAudience(audience),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(v.Now),
-	)
-	expired := false
-	switch {
-	case err == nil:
-	case onlyExpired(err):
-		expired = true
-	case keyErr != nil:
-		return Claims{}, fmt.Errorf("auth: reloading signing keys: %w", keyErr)
-	default:
-		// The library's message may quote decoded parts of the token.
-		return Claims{}, ErrInvalid
+	expired, err := v.parse(ctx, token, audience, "", &tc)
+	if err != nil {
+		return Claims{}, err
 	}
 	c, ok := v.claims(&tc)
 	if !ok {
@@ -162,6 +137,46 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// parse checks token's signature (EdDSA, by a key of ours, named by its
+// kid), its issuer, audience aud and typ header (any when typ is ""), and
+// decodes its claims into into. expired says the token is genuine but its
+// "exp" has passed. A token that fails any other check is ErrInvalid; any
+// other error means a store failure while looking for its key.
+func (v *Verifier) parse(ctx context.Context, token, aud, typ string, into jwt.Claims) (expired bool, err error) {
+	// A store failure while looking for the token's key is a failed check,
+	// not a refused token; the library would only say "unverifiable".
+	var keyErr error
+	keyfunc := func(t *jwt.Token) (any, error) {
+		if h, _ := t.Header["typ"].(string); typ != "" && h != typ {
+			return nil, ErrInvalid
+		}
+		pub, err := v.key(ctx, t)
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			keyErr = err
+		}
+		return pub, err
+	}
+	_, err = jwt.ParseWithClaims(token, into, keyfunc,
+		jwt.WithStrictDecoding(),
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(v.Issuer),
+		jwt.WithAudience(aud),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(v.Now),
+	)
+	switch {
+	case err == nil:
+		return false, nil
+	case onlyExpired(err):
+		return true, nil
+	case keyErr != nil:
+		return false, fmt.Errorf("auth: reloading signing keys: %w", keyErr)
+	default:
+		// The library's message may quote decoded parts of the token.
+		return false, ErrInvalid
+	}
 }
 
 // maxTokenLen bounds what is parsed at all: casedrop's tokens are about

@@ -37,6 +37,8 @@ var codes = []struct {
 	{name: "auth.ErrInvalid", err: auth.ErrInvalid, why: "refused at login, before any SFTP request"},
 	{name: "auth.ErrWrongCase", err: auth.ErrWrongCase, why: "refused at login, before any SFTP request"},
 	{name: "auth.ErrWrongUser", err: auth.ErrWrongUser, why: "refused at login, before any SFTP request"},
+	{name: "auth.ErrDownloadExpired", err: auth.ErrDownloadExpired, why: "download links open HTTPS downloads only"},
+	{name: "auth.ErrWrongDownload", err: auth.ErrWrongDownload, why: "download links open HTTPS downloads only"},
 	{name: "auth.ErrSSHKey", err: auth.ErrSSHKey, why: "keys are checked when a credential is issued, over HTTPS or the CLI"},
 	{name: "cases.ErrNotFound", err: cases.ErrNotFound, code: sftp.ErrSSHFxNoSuchFile},
 	{name: "cases.ErrInvalidName", err: cases.ErrInvalidName, code: sftp.ErrSSHFxPermissionDenied},

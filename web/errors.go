@@ -44,6 +44,9 @@ var errorMap = []struct {
 	{auth.ErrExpired, http.StatusUnauthorized, "credential_expired"},
 	{auth.ErrRevoked, http.StatusUnauthorized, "credential_revoked"},
 	{auth.ErrWrongCase, http.StatusForbidden, "wrong_case"},
+	// A download link past its few minutes: its credential mints another.
+	{auth.ErrDownloadExpired, http.StatusUnauthorized, "download_link_expired"},
+	{auth.ErrWrongDownload, http.StatusForbidden, "wrong_download"},
 	{cases.ErrInvalidCase, http.StatusBadRequest, "invalid_case"},
 	{cases.ErrInvalidName, http.StatusBadRequest, "invalid_name"},
 	{cases.ErrNotFound, http.StatusNotFound, "not_found"},

@@ -33,6 +33,8 @@ var answers = []struct {
 	{name: "auth.ErrRevoked", err: auth.ErrRevoked, status: http.StatusUnauthorized, code: "credential_revoked"},
 	{name: "auth.ErrWrongCase", err: auth.ErrWrongCase, status: http.StatusForbidden, code: "wrong_case"},
 	{name: "auth.ErrWrongUser", err: auth.ErrWrongUser, why: "a user name comes with SFTP logins only"},
+	{name: "auth.ErrDownloadExpired", err: auth.ErrDownloadExpired, status: http.StatusUnauthorized, code: "download_link_expired"},
+	{name: "auth.ErrWrongDownload", err: auth.ErrWrongDownload, status: http.StatusForbidden, code: "wrong_download"},
 	{name: "auth.ErrSSHKey", err: auth.ErrSSHKey, why: "issueCredential answers it, 400 invalid_ssh_key naming the field"},
 	{name: "cases.ErrInvalidCase", err: cases.ErrInvalidCase, status: http.StatusBadRequest, code: "invalid_case"},
 	{name: "cases.ErrInvalidName", err: cases.ErrInvalidName, status: http.StatusBadRequest, code: "invalid_name"},
