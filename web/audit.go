@@ -24,10 +24,14 @@ func actor(r *http.Request, door string) cases.Actor {
 	return cases.Actor{Door: door, Remote: remote}
 }
 
-// audit records ev as done by the caller of r through the API. A failure
-// to record is logged; it does not fail the request.
+// audit records ev as done by the caller of r through the API; the
+// detail of one by a download link starts with "link". A failure to
+// record is logged; it does not fail the request.
 func (s *server) audit(r *http.Request, ev cases.Event) {
 	ev.Actor = actor(r, "api")
+	if callerFrom(r.Context()).Link {
+		ev.Detail = strings.TrimSuffix("link, "+ev.Detail, ", ")
+	}
 	if err := s.Catalog.Audit(r.Context(), ev); err != nil {
 		s.log.ErrorContext(r.Context(), "audit record lost", "type", ev.Type, "case", ev.Case, "err", err)
 	}

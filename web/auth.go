@@ -29,6 +29,9 @@ var (
 type caller struct {
 	Admin  bool
 	Claims auth.Claims
+	// Link says the credential came in by a download link (?dl=), not
+	// its header.
+	Link bool
 }
 
 type callerKey struct{}
@@ -55,16 +58,38 @@ func (s *server) authenticate(r *http.Request, caseID string, adminOK bool) (cal
 	}
 	// The gate checks the signature before it reads the store
 	// (revocation), so a guesser's tokens cost no store reads.
-	k := auth.Knock{Door: door(r), Remote: clientAddr(r), On: cases.CleanDetail(r.Method + " " + r.URL.Path)}
-	claims, err := s.gate.Token(r.Context(), k, token, caseID)
-	var refused *auth.Refused
-	if errors.As(err, &refused) && refused.Limited {
-		return caller{}, tooManyTries{errTooManyTries, refused.RetryAfter}
-	}
+	claims, err := s.gate.Token(r.Context(), knock(r), token, caseID)
 	if err != nil {
-		return caller{}, err
+		return caller{}, limited(err)
 	}
 	return caller{Claims: claims}, nil
+}
+
+// authenticateLink checks the download link of r (?dl=): for the case in
+// the path and the download r asks for, and the credential it was minted
+// for still valid, through the same gate as a credential.
+func (s *server) authenticateLink(r *http.Request, link string) (caller, error) {
+	claims, err := s.gate.DownloadLink(r.Context(), knock(r), link, r.PathValue("case"), downloadOf(r))
+	if err != nil {
+		return caller{}, limited(err)
+	}
+	return caller{Claims: claims, Link: true}, nil
+}
+
+// knock is the client of r as the gate counts and records it: never with
+// the query string, where a download link rides.
+func knock(r *http.Request) auth.Knock {
+	return auth.Knock{Door: door(r), Remote: clientAddr(r), On: cases.CleanDetail(r.Method + " " + r.URL.Path)}
+}
+
+// limited answers a refusal of the gate whose source is over its budget
+// "too many attempts"; any other error stays as it is.
+func limited(err error) error {
+	var refused *auth.Refused
+	if errors.As(err, &refused) && refused.Limited {
+		return tooManyTries{errTooManyTries, refused.RetryAfter}
+	}
+	return err
 }
 
 // tooManyTries is errTooManyTries with when the source may try again.
@@ -108,13 +133,34 @@ func (s *server) requireAdmin(h handlerFunc) http.Handler {
 }
 
 // requireCaseAccess lets through the admin token or a credential of the
-// case named in the path.
+// case named in the path. What it answers is the case's own: no cache
+// keeps it.
 func (s *server) requireCaseAccess(h handlerFunc) http.Handler {
+	return s.caseAccess(h, false)
+}
+
+// requireDownloadAccess is requireCaseAccess for a download, which a
+// download link opens too (?dl=, when no Authorization header is sent):
+// one minted for a credential of the case, for this very download.
+func (s *server) requireDownloadAccess(h handlerFunc) http.Handler {
+	return s.caseAccess(h, true)
+}
+
+func (s *server) caseAccess(h handlerFunc, linkOK bool) http.Handler {
 	return s.run(func(w http.ResponseWriter, r *http.Request) error {
-		c, err := s.authenticate(r, r.PathValue("case"), true)
+		var (
+			c   caller
+			err error
+		)
+		if link := r.URL.Query().Get(downloadLinkParam); linkOK && link != "" && r.Header.Get("Authorization") == "" {
+			c, err = s.authenticateLink(r, link)
+		} else {
+			c, err = s.authenticate(r, r.PathValue("case"), true)
+		}
 		if err != nil {
 			return err
 		}
+		w.Header().Set("Cache-Control", "no-store")
 		return h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	})
 }

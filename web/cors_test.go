@@ -64,6 +64,7 @@ func crossOriginRequests(e *env, caseID, token string) []struct{ method, path, h
 		{"DELETE", upload, "authorization,tus-resumable"},
 		{"GET", "/api/v1/whoami", "authorization"},
 		{"GET", "/api/v1/cases/" + caseID + "/files", "authorization"},
+		{"POST", "/api/v1/cases/" + caseID + "/download-links", "authorization,content-type"},
 		{"GET", "/api/v1/cases/" + caseID + "/files/a.txt", "authorization,if-range,range"},
 		{"HEAD", "/api/v1/cases/" + caseID + "/files/a.txt", "authorization"},
 		{"GET", "/api/v1/cases/" + caseID + "/SHA256SUMS", "authorization"},

@@ -11,16 +11,14 @@ import (
 )
 
 // download serves one complete file: ranges, If-Range and HEAD through
-// http.ServeContent; the digest recorded at upload in Repr-Digest, and in
-// Content-Digest when the response carries the whole file.
+// http.ServeContent (a browser's download manager resumes with them); the
+// digest recorded at upload in Repr-Digest, and in Content-Digest when
+// the response carries the whole file.
 func (s *server) download(w http.ResponseWriter, r *http.Request) error {
-	caseID, name := r.PathValue("case"), r.PathValue("name")
-	f, err := s.Catalog.File(r.Context(), caseID, name)
+	caseID := r.PathValue("case")
+	f, err := s.downloadable(r, caseID, r.PathValue("name"))
 	if err != nil {
 		return err
-	}
-	if f.State != cases.FileComplete {
-		return newError(http.StatusConflict, "file_"+string(f.State), fmt.Sprintf("%s is %s, not downloadable", f.Name, f.State))
 	}
 	obj, err := s.Ingest.Open(r.Context(), caseID, f)
 	if err != nil {
@@ -36,7 +34,6 @@ func (s *server) download(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Disposition", contentDisposition(f.Name))
 	h.Set("Repr-Digest", digest)
 	h.Set("ETag", `"`+f.SHA256+`"`)
-	h.Set("Cache-Control", "private, no-cache")
 	if r.Method != http.MethodHead {
 		s.audit(r, cases.Event{Type: cases.EventFileDownloaded, Case: caseID, File: f.Name, Size: f.Size, SHA256: f.SHA256, Detail: r.Header.Get("Range")})
 	}

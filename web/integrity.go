@@ -129,7 +129,9 @@ func serveBytes(w http.ResponseWriter, r *http.Request, contentType, filename st
 	h.Set("Content-Type", contentType)
 	h.Set("Content-Disposition", contentDisposition(filename))
 	h.Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
-	h.Set("Cache-Control", "no-cache")
+	if h.Get("Cache-Control") == "" { // a case's own is no-store already
+		h.Set("Cache-Control", "no-cache")
+	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
@@ -147,7 +149,6 @@ func (s *server) archive(w http.ResponseWriter, r *http.Request) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/zip")
 	h.Set("Content-Disposition", contentDisposition(caseID+".zip"))
-	h.Set("Cache-Control", "no-store")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return nil

@@ -120,15 +120,18 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/v1/cases", admin(s.listCases))
 	mux.Handle("POST /api/v1/purge", admin(s.purge))
 
-	// What a case credential calls, also from the embedding origins.
-	member, crossOrigin := s.requireCaseAccess, s.crossOriginRoutes(mux)
+	// What a case credential calls, also from the embedding origins. A
+	// download (caseDownloads, and a file) also opens to a download link
+	// the credential minted.
+	member, dl, crossOrigin := s.requireCaseAccess, s.requireDownloadAccess, s.crossOriginRoutes(mux)
 	crossOrigin("GET /api/v1/cases/{case}/files", member(s.listFiles))
-	crossOrigin("GET /api/v1/cases/{case}/files/{name}", member(s.download))
-	crossOrigin("HEAD /api/v1/cases/{case}/files/{name}", member(s.download))
-	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS", member(s.sha256sums))
-	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS.sig", member(s.sha256sumsSignature))
-	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS.sshsig", member(s.sha256sumsSSHSignature))
-	crossOrigin("GET /api/v1/cases/{case}/archive.zip", member(s.archive))
+	crossOrigin("POST /api/v1/cases/{case}/download-links", member(s.mintDownloadLinks))
+	crossOrigin("GET /api/v1/cases/{case}/files/{name}", dl(s.download))
+	crossOrigin("HEAD /api/v1/cases/{case}/files/{name}", dl(s.download))
+	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS", dl(s.sha256sums))
+	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS.sig", dl(s.sha256sumsSignature))
+	crossOrigin("GET /api/v1/cases/{case}/SHA256SUMS.sshsig", dl(s.sha256sumsSSHSignature))
+	crossOrigin("GET /api/v1/cases/{case}/archive.zip", dl(s.archive))
 	mux.Handle("GET /api/v1/manifest-key.pem", s.run(s.manifestKey))
 	mux.Handle("GET /api/v1/manifest-allowed-signers", s.run(s.manifestAllowedSigners))
 
@@ -232,7 +235,8 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // logRequests logs method, path, status, duration and source of every
 // request. Paths never hold secrets (tokens travel in headers or in the
-// URL fragment, which browsers do not send); query strings are not logged.
+// URL fragment, which browsers do not send); query strings, where a
+// download link rides (?dl=), are never logged.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

@@ -424,6 +424,24 @@ func sameKeys(a, b map[string][]string) bool { return slices.Equal(keys(a), keys
 
 func keys(m map[string][]string) []string { return slices.Sorted(maps.Keys(m)) }
 
+// A download link rides in the query string (?dl=): HAProxy's log of the
+// HTTPS requests names their paths only.
+func TestHAProxyLogsHTTPSRequestsWithoutTheirQueryStrings(t *testing.T) {
+	https := section(t, readHAProxy(t), "frontend", "https")
+	formats := https.find("log-format")
+	if len(https.find("option", "httplog")) > 0 || len(formats) != 1 {
+		t.Fatalf("frontend https: option httplog %v, log-format %v; want one log-format of its own", https.find("option", "httplog"), formats)
+	}
+	format := strings.Join(formats[0][1:], " ")
+	// %r is the request line, %HU the URI, %HQ the query string.
+	if whole := regexp.MustCompile(`%(\{[^}]*\})?(r|HU|HQ)([^a-zA-Z]|$)`).FindString(format); whole != "" {
+		t.Errorf("the log-format logs %q, with the query string: %s", whole, format)
+	}
+	if !strings.Contains(format, "%HP") {
+		t.Errorf("the log-format does not log the path (%%HP): %s", format)
+	}
+}
+
 // TestHAProxyAcceptsItsConfig runs HAProxy's own check of haproxy.cfg
 // (make test-deps installs Debian's haproxy), with a certificate made here
 // in place of the operator's. The instances' names resolve only inside the
