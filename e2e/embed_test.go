@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"html/template"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,7 +131,22 @@ type portalReport struct {
 		ResumedFrom int64  `json:"resumedFrom"`
 		Error       string `json:"error"`
 	} `json:"outcome"`
-	Console []string `json:"console"`
+	Console    []string `json:"console"`
+	Downloaded string   `json:"downloaded"`
+}
+
+// fileSHA256 is the hex SHA-256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func consoleSays(lines []string, what string) bool {
@@ -146,7 +165,7 @@ func TestEmbeddingInTheCaseSystemsPortal(t *testing.T) {
 	srv.OpenCase(t, "4711")
 	dir := t.TempDir()
 
-	t.Run("the portal frames the case page and hears of each file completed", func(t *testing.T) {
+	t.Run("the portal frames the case page, hears of each file completed, and a file downloads in the frame", func(t *testing.T) {
 		pathA, shaA := patternFile(t, dir, "router.log", 3*mib+17, 61)
 		pathB, shaB := patternFile(t, dir, "running-config.txt", 5*mib+3, 62)
 		link := srv.UploadLink(t, "4711")
@@ -156,7 +175,7 @@ func TestEmbeddingInTheCaseSystemsPortal(t *testing.T) {
 		var got portalReport
 		runPageScript(t, root, "embed_portal.mjs", map[string]any{
 			"mode": "iframe", "portal": listed.framing(link), "files": []string{pathA, pathB},
-			"screenshots": screenshotDir(t, root),
+			"screenshots": screenshotDir(t, root), "download": "router.log", "dir": t.TempDir(),
 		}, &got)
 		want := map[string]string{"router.log": shaA, "running-config.txt": shaB}
 		sizes := map[string]int64{"router.log": 3*mib + 17, "running-config.txt": 5*mib + 3}
@@ -186,6 +205,9 @@ func TestEmbeddingInTheCaseSystemsPortal(t *testing.T) {
 		}
 		if strings.Contains(got.FrameURL, "link=") || strings.Contains(got.FrameURL, "token=") {
 			t.Errorf("the frame's address still holds the credential: %s", got.FrameURL)
+		}
+		if sum, err := fileSHA256(got.Downloaded); err != nil || filepath.Base(got.Downloaded) != "router.log" || sum != shaA {
+			t.Errorf("the download in the frame: %q, SHA-256 %s (%v); want router.log, %s", got.Downloaded, sum, err, shaA)
 		}
 	})
 

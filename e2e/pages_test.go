@@ -359,6 +359,7 @@ func TestPageOpenedWithAnUploadLinkRedeemsItOnceAndKeepsItsCredentialOnAReload(t
 
 // pageVisit is what e2e/js/page_visit.mjs reports of a page.
 type pageVisit struct {
+	Downloaded  string
 	Ready       bool
 	Error       string
 	Refusal     string
@@ -562,14 +563,34 @@ func TestPageForStaffListsEveryFileAndDownloadsOneSeveralAndAllWithTheRightBytes
 		}
 	})
 
-	t.Run("the customer's page lists the file support put into the case", func(t *testing.T) {
+	t.Run("the customer's page lists the file support put into the case, and downloads it", func(t *testing.T) {
 		var visit struct{ Results []pageVisit }
 		runPageScript(t, root, "page_visit.mjs", map[string]any{
-			"visits":      []map[string]string{{"url": linkOf(srv.URL, "/cases/", caseID, customer), "screenshot": "case-files.png"}},
+			"visits": []map[string]string{{"url": linkOf(srv.URL, "/cases/", caseID, customer), "screenshot": "case-files.png",
+				"download": "hotfix-4711.patch"}},
 			"screenshots": shots,
+			"dir":         t.TempDir(),
 		}, &visit)
 		if len(visit.Results) != 1 || !slices.Contains(visit.Results[0].Files, "hotfix-4711.patch") {
-			t.Errorf("the customer's page lists %+v; want hotfix-4711.patch among them", visit.Results)
+			t.Fatalf("the customer's page lists %+v; want hotfix-4711.patch among them", visit.Results)
+		}
+		got, err := os.ReadFile(visit.Results[0].Downloaded)
+		if err != nil || !bytes.Equal(got, byName["hotfix-4711.patch"].data) || filepath.Base(visit.Results[0].Downloaded) != "hotfix-4711.patch" {
+			t.Errorf("the case page's download: %s, %d bytes (%v); want hotfix-4711.patch as uploaded", visit.Results[0].Downloaded, len(got), err)
+		}
+	})
+	t.Run("the page's downloads were download links, audited as the credential's", func(t *testing.T) {
+		events := downloadsAudited(t, srv, caseID, "type=file.downloaded,archive.downloaded,manifest.downloaded")
+		byCredential := map[string]int{}
+		for _, ev := range events {
+			byCredential[ev.CredentialID]++
+			if !strings.HasPrefix(ev.Detail, "link") {
+				t.Errorf("%s %s by %s: detail %q, want a download by link", ev.Type, ev.File, ev.CredentialID, ev.Detail)
+			}
+		}
+		// Staff: one file, two selected, the zip, SHA256SUMS; the customer: one file.
+		if byCredential[staff.ID] != 5 || byCredential[customer.ID] != 1 || len(byCredential) != 2 {
+			t.Errorf("download events by credential %v; want 5 by staff %s and 1 by the customer %s", byCredential, staff.ID, customer.ID)
 		}
 	})
 }

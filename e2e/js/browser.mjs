@@ -19,8 +19,10 @@ const flags = [
 ]
 
 // launch returns a browser context with its own new profile; close() ends
-// the browser and deletes the profile.
-export async function launch({ viewport = { width: 1024, height: 768 } } = {}) {
+// the browser and deletes the profile. Downloads go to downloadsPath when
+// it is set (else a folder of playwright's own); either way they are
+// deleted when the browser closes.
+export async function launch({ viewport = { width: 1024, height: 768 }, downloadsPath } = {}) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'casedrop-chromium-'))
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
@@ -28,6 +30,7 @@ export async function launch({ viewport = { width: 1024, height: 768 } } = {}) {
     args: flags,
     ignoreHTTPSErrors: true, // the test server's certificate is self-signed
     acceptDownloads: true,
+    downloadsPath,
     viewport,
     locale: 'en-GB',
     timezoneId: 'UTC',

@@ -4,8 +4,11 @@
 //
 //   {"mode": "iframe" | "tus", "portal": "http://127.0.0.1:P/page.html",
 //    "files": ["/path", ...], "token": "... (tus mode)",
+//    "download": "a file to download in the frame once uploaded (iframe mode)",
+//    "dir": "where it goes",
 //    "expectRefusal": false, "limit": bytes per second before the reload,
 //    "reloadAt": 0.3, "screenshots": "dir or empty"}
+import path from 'node:path'
 import { launch, readJob, report, screenshot, uploadLimit } from './browser.mjs'
 
 const job = readJob()
@@ -39,7 +42,19 @@ async function framed(page) {
   const done = (n) => window.events.filter((e) => e.type === 'upload-completed' || e.type === 'upload-failed').length >= n
   await page.waitForFunction(done, job.files.length, { timeout: 60000 })
   await screenshot(page, job.screenshots, 'embedded.png')
-  return { events: await page.evaluate(() => window.events), frameURL: frame.url() }
+  return { events: await page.evaluate(() => window.events), frameURL: frame.url(), downloaded: await download(page, frame) }
+}
+
+// download clicks job.download's Download button in the frame, and saves
+// what the browser downloads in job.dir.
+async function download(page, frame) {
+  if (!job.download) return ''
+  const button = frame.getByRole('button', { name: `Download ${job.download}` })
+  await button.waitFor({ timeout: 15000 })
+  const [d] = await Promise.all([page.waitForEvent('download', { timeout: 30000 }), button.click()])
+  const saved = path.join(job.dir, d.suggestedFilename())
+  await d.saveAs(saved)
+  return saved
 }
 
 // ownClient: the portal uploads with tus-js-client, cross-origin, with the

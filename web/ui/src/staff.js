@@ -4,7 +4,7 @@
 import { ApiError } from './lib/api.js'
 import { copyButton } from './lib/copy.js'
 import { $, announce, h } from './lib/dom.js'
-import { download } from './lib/download.js'
+import { fileDownload, startDownloads } from './lib/download.js'
 import { bytes, day, percent, timeEl } from './lib/format.js'
 import { openCase, ready, showAlert, showRefusal } from './lib/page.js'
 
@@ -115,7 +115,7 @@ class FileRow {
     this.file = f
     this.select = h('input', { type: 'checkbox', 'aria-label': `Select ${f.name}`, onchange: () => table.selectionChanged() })
     this.download = h('button', { type: 'button', class: 'small', 'aria-label': `Download ${f.name}` }, 'Download')
-    this.download.addEventListener('click', () => downloadFiles(table.client, [this.file]))
+    this.download.addEventListener('click', () => downloadAll(table.client, [fileDownload(this.file.name)]))
     this.sum = h('div', { class: 'sum' })
     this.cells = {
       size: h('td', { 'data-label': 'Size', class: 'num' }),
@@ -175,42 +175,35 @@ function stateContent(f) {
 }
 
 function wireDownloads(client, table) {
-  $('#download-selected').addEventListener('click', () => downloadFiles(client, table.selected()))
-  $('#download-all').addEventListener('click', () =>
-    downloadOne(client, client.caseURL('/archive.zip'), `${client.caseId}.zip`, 'all files as a zip', 0),
+  $('#download-selected').addEventListener('click', () =>
+    downloadAll(client, table.selected().map((f) => fileDownload(f.name))),
   )
-  $('#get-sums').addEventListener('click', () => downloadOne(client, client.caseURL('/SHA256SUMS'), 'SHA256SUMS', 'SHA256SUMS', 0))
-  $('#get-sshsig').addEventListener('click', () =>
-    downloadOne(client, client.caseURL('/SHA256SUMS.sshsig'), 'SHA256SUMS.sshsig', 'the SSH signature', 0),
-  )
-  $('#get-sig').addEventListener('click', () =>
-    downloadOne(client, client.caseURL('/SHA256SUMS.sig'), 'SHA256SUMS.sig', 'the signature', 0),
-  )
+  $('#download-all').addEventListener('click', () => downloadAll(client, ['archive.zip']))
+  $('#get-sums').addEventListener('click', () => downloadAll(client, ['SHA256SUMS']))
+  $('#get-sshsig').addEventListener('click', () => downloadAll(client, ['SHA256SUMS.sshsig']))
+  $('#get-sig').addEventListener('click', () => downloadAll(client, ['SHA256SUMS.sig']))
 }
 
-// downloadFiles fetches the files one after the other.
-async function downloadFiles(client, files) {
-  for (const [i, f] of files.entries()) {
-    const label = files.length > 1 ? `${f.name} (${i + 1} of ${files.length})` : f.name
-    if (!(await downloadOne(client, client.fileURL(f.name), f.name, label, f.size))) return
-  }
-}
+const labels = { 'archive.zip': 'all files as a zip' }
 
-async function downloadOne(client, url, filename, label, size) {
+// downloadAll hands the downloads to the browser, which shows their
+// progress in its own list and runs them side by side. Several from one
+// click make some browsers ask once whether the site may download
+// multiple files.
+async function downloadAll(client, downloads) {
   const status = $('#download-status')
-  status.textContent = `Downloading ${label}…`
+  const what = downloads.length === 1 ? labels[downloads[0]] || downloads[0].replace(/^files\//, '') : `${downloads.length} files`
   try {
-    await download(client, url, filename, (got, total) => {
-      status.textContent = `Downloading ${label}: ${(total || size) ? percent(got, total || size) : bytes(got)}`
-    })
-    status.textContent = `Downloaded ${label}.`
-    announce(`Downloaded ${label}`)
-    return true
+    await startDownloads(client, downloads)
   } catch (err) {
     showAlert(err)
-    status.textContent = `Downloading ${label} failed.`
-    return false
+    status.textContent = `Downloading ${what} failed.`
+    return
   }
+  const several =
+    downloads.length > 1 ? ' If it asks whether this site may download multiple files, allow it.' : ''
+  status.textContent = `Downloading ${what}: your browser shows the progress in its downloads.${several}`
+  announce(`Downloading ${what}`)
 }
 
 main().catch((err) => showRefusal(err))

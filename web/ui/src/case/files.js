@@ -2,8 +2,8 @@
 // support put into the case for them, each downloadable.
 import { explain } from '../lib/api.js'
 import { announce, h, $ } from '../lib/dom.js'
-import { download } from '../lib/download.js'
-import { bytes, percent, timeEl } from '../lib/format.js'
+import { fileDownload, startDownloads } from '../lib/download.js'
+import { bytes, timeEl } from '../lib/format.js'
 
 export function renderCaseFiles(client, files, username) {
   const complete = files.filter((f) => f.state === 'complete')
@@ -31,14 +31,14 @@ export function renderCaseFiles(client, files, username) {
   )
 }
 
+// fetchFile hands the file's download to the browser, which shows its
+// progress in its own list.
 async function fetchFile(client, f, button, status) {
   button.disabled = true
   try {
-    await download(client, client.fileURL(f.name), f.name, (got) => {
-      status.textContent = `${percent(got, f.size)} downloaded`
-    })
-    status.textContent = ''
-    announce(`${f.name} downloaded`)
+    await startDownloads(client, [fileDownload(f.name)])
+    status.textContent = 'Downloading: your browser shows the progress.'
+    announce(`Downloading ${f.name}`)
   } catch (err) {
     const { title, text } = explain(err)
     status.textContent = `${title}: ${text}`

@@ -108,10 +108,6 @@ export class Client {
     return `/api/v1/cases/${encodeURIComponent(this.caseId)}${suffix}`
   }
 
-  fileURL(name) {
-    return this.caseURL(`/files/${encodeURIComponent(name)}`)
-  }
-
   // fetch sends an authenticated request and fails with an ApiError on
   // any answer but 2xx.
   async fetch(url, options = {}) {
