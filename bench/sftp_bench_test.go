@@ -1,10 +1,7 @@
 package bench
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -94,17 +91,4 @@ func sftpPut(b *testing.B, cd *testserver.Server, cred testserver.Credential, ci
 		"-o", "BatchMode=no", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "LogLevel=ERROR", "-o", "PreferredAuthentications=password",
 		"-c", cipher, "-P", port, "-b", batch, cred.Username+"@"+host)
-}
-
-func fileSHA256(b *testing.B, path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		b.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
