@@ -64,7 +64,7 @@ test: test-deps lint unit fuzz-smoke e2e
 
 # bench is not part of test: it installs the peers it measures casedrop
 # against (scripts/bench-deps.sh) and prints figures (README.md,
-# Performance); BENCH_ROUNDS (3) and BENCH_CONCURRENT_MIB (64,640) size it.
+# Performance); BENCH_ROUNDS (3) and BENCH_CONCURRENT_MIB (32,320) size it.
 bench: build
 	./scripts/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...

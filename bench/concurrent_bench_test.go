@@ -18,7 +18,7 @@ import (
 // (default 50), half over tus (HTTPS HTTP/2, a connection each, as that
 // many browsers would) and half over SFTP (OpenSSH sftp with its default
 // cipher, a connection each), into a fresh casedrop on MinIO, once per size
-// of BENCH_CONCURRENT_MIB (default "64,640": the same load with files ten
+// of BENCH_CONCURRENT_MIB (default "32,320": the same load with files ten
 // times larger), and in the same run `mc cp --recursive`s the same files
 // into the same MinIO. It prints the total MB/s of each, its ratio to mc
 // cp, casedrop's CPU seconds per GiB, MinIO's, and casedrop's peak RSS.
@@ -27,7 +27,7 @@ import (
 // replaces this module's build, to compare builds).
 func BenchmarkConcurrentUploads(b *testing.B) {
 	n := envInt(b, "BENCH_CONCURRENT_N", 50)
-	sizes := []int{64, 640}
+	sizes := []int{32, 320}
 	if s := os.Getenv("BENCH_CONCURRENT_MIB"); s != "" {
 		sizes = nil
 		for f := range strings.SplitSeq(s, ",") {
