@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,6 +51,45 @@ func newRig(b *testing.B) *rig {
 		"MC_CONFIG_DIR="+b.TempDir(),
 		fmt.Sprintf("MC_HOST_bench=http://%s:%s@%s", r.minio.AccessKey, r.minio.SecretKey, r.minio.Endpoint))
 	return r
+}
+
+// startServer starts cmd, a peer the bench measures, with its output in a
+// log file; returns once ready, given a channel closed when the process
+// exits, says it serves; and stops it (SIGTERM, SIGKILL after 10 s) when
+// the benchmark ends.
+func startServer(b *testing.B, name string, cmd *exec.Cmd, ready func(exited <-chan struct{}) error) *proc {
+	b.Helper()
+	logPath := filepath.Join(b.TempDir(), name+".log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer log.Close() // the child has its own descriptor
+	cmd.Stdout, cmd.Stderr = log, log
+	// The kernel kills it when the benchmark binary dies, cleanups or not.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	if err := ready(exited); err != nil {
+		text, _ := os.ReadFile(logPath)
+		b.Fatalf("%s: %v\n%s", name, err, text)
+	}
+	return &proc{pid: cmd.Process.Pid}
 }
 
 // mc runs mc with the rig's environment.

@@ -4,11 +4,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/casedrop/casedrop/internal/loopback"
 	"github.com/casedrop/casedrop/internal/miniotest"
@@ -39,42 +36,13 @@ func startSFTPGo(b *testing.B, m *miniotest.Server, client sshKey) *sftpgo {
 		sftpTarget: sftpTarget{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), user: "bench"},
 		bucket:     m.NewBucket(b),
 	}
-	dir := b.TempDir()
-	log, err := os.Create(filepath.Join(dir, "sftpgo.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer log.Close()
 	cmd := exec.Command(bin, "portable", "--directory", b.TempDir(),
 		"--sftpd-port", strconv.Itoa(ports[0]), "--username", s.user, "--public-key", client.public,
 		"--permissions", "*", "--fs-provider", "s3fs", "--s3-bucket", s.bucket, "--s3-region", "us-east-1",
 		"--s3-endpoint", "http://"+m.Endpoint, "--s3-force-path-style",
 		"--s3-access-key", m.AccessKey, "--s3-access-secret", m.SecretKey)
 	// Its host keys and configuration go to its working folder.
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	s.proc = &proc{pid: cmd.Process.Pid}
-	if err := waitSSH(s.addr, exited); err != nil {
-		logText, _ := os.ReadFile(log.Name())
-		b.Fatalf("sftpgo: %v\n%s", err, logText)
-	}
+	cmd.Dir = b.TempDir()
+	s.proc = startServer(b, "sftpgo", cmd, func(exited <-chan struct{}) error { return waitSSH(s.addr, exited) })
 	return s
 }

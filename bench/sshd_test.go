@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,38 +109,10 @@ func startSSHD(b *testing.B, client sshKey) *sshd {
 	if err != nil {
 		b.Fatal(err)
 	}
-	log, err := os.Create(filepath.Join(dir, "sshd.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer log.Close()
 	// -D: in the foreground, so that the bench owns the process; -e: log to
 	// stderr. sshd re-executes itself, so it needs its absolute path.
 	cmd := exec.Command(sshdBin, "-D", "-e", "-f", config)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	s.proc = &proc{pid: cmd.Process.Pid}
-	if err := waitSSH(s.addr, exited); err != nil {
-		logText, _ := os.ReadFile(log.Name())
-		b.Fatalf("sshd: %v\n%s", err, logText)
-	}
+	s.proc = startServer(b, "sshd", cmd, func(exited <-chan struct{}) error { return waitSSH(s.addr, exited) })
 	return s
 }
 

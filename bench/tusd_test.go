@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,40 +53,12 @@ func startTusd(b *testing.B, m *miniotest.Server, certFile, keyFile string, hash
 	if !hashes {
 		args = append(args, "-s3-disable-content-hashes")
 	}
-	log, err := os.Create(filepath.Join(b.TempDir(), "tusd.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer log.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
 		"AWS_ACCESS_KEY_ID="+m.AccessKey, "AWS_SECRET_ACCESS_KEY="+m.SecretKey, "AWS_REGION=us-east-1",
 		// Where its S3 store buffers each part on disk before sending it.
 		"TMPDIR="+b.TempDir())
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	t.proc = &proc{pid: cmd.Process.Pid}
-	if err := t.waitReady(exited); err != nil {
-		logText, _ := os.ReadFile(log.Name())
-		b.Fatalf("tusd: %v\n%s", err, logText)
-	}
+	t.proc = startServer(b, "tusd", cmd, t.waitReady)
 	return t
 }
 
