@@ -62,8 +62,12 @@ e2e: build
 
 test: test-deps lint unit fuzz-smoke e2e
 
+# bench is not part of test: it installs the peers it measures casedrop
+# against (scripts/bench-deps.sh) and prints figures (README.md,
+# Performance); BENCH_ROUNDS (3) and BENCH_CONCURRENT_MIB (32,320) size it.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
+	./scripts/bench-deps.sh
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
 
 clean:
 	rm -rf bin

@@ -1,101 +1,120 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
-// BenchmarkDownload1GiB downloads a 1 GiB file stored in MinIO through
-// casedrop (curl, HTTPS, HTTP/1.1 and HTTP/2) and, interleaved in the same
-// run, the same file with `mc cp` straight out of the same MinIO; each
-// writes to a local file. It prints the median MB/s of each, their ratio
-// and casedrop's peak RSS; then it streams the archive.zip of a 2 GiB case
-// (the file and a second one) and prints its MB/s and the peak RSS while
-// streaming. BENCH_ROUNDS sets the number of rounds (default 3).
+// BenchmarkDownload1GiB downloads out of casedrop on MinIO (curl, HTTPS)
+// and, interleaved in the same rounds, the same bytes out of the same
+// MinIO with mc, each into a local file: a 1 GiB file whole (HTTP/1.1 and
+// HTTP/2, against `mc cp`), its second half by a Range request (against
+// `mc cat --offset`), and the archive.zip of a case of four files, 2.1 GiB
+// (HTTP/2, against `mc cp --recursive` of the same four objects). It
+// prints each one's median MB/s, its ratio to mc, casedrop's CPU seconds
+// per GiB, MinIO's, and casedrop's peak RSS. BENCH_ROUNDS sets the number
+// of rounds (default 3).
 func BenchmarkDownload1GiB(b *testing.B) {
-	const size = 1 << 30
+	const size, small = 1 << 30, 64 << 20
 	rg := newRig(b)
-	cd, refBucket, mcEnv, rounds := rg.cd, rg.refBucket, rg.mcEnv, rg.rounds
+	cd := rg.cd
 	cd.OpenCase(b, "bench")
 	token := cd.Credential(b, "bench", "staff").Token
-	file := randomFile(b, size)
 	cacert := filepath.Join(cd.DataDir, "tls.crt")
-	upload := func(name string) {
-		u := cd.Create(b, token, name, size, "")
-		timed(b, nil, "curl", "-sS", "--fail", "--cacert", cacert, "-X", "PATCH", "-H", "Authorization: Bearer "+token,
-			"-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0", "-H", "Content-Type: application/offset+octet-stream",
-			"-T", file, "-o", "/dev/null", u)
+	files := []struct {
+		name, path string
+		size       int64
+	}{
+		{"core.1", randomFile(b, size), size},
+		{"core.2", randomFile(b, size), size},
+		{"log.1", randomFile(b, small), small},
+		{"log.2", randomFile(b, small), small},
 	}
-	upload("core.1")
-	upload("core.2")
-	timed(b, mcEnv, mcBin(b), "cp", "--quiet", file, "bench/"+refBucket+"/core.1")
+	var caseBytes int64
+	for _, f := range files {
+		u := cd.Create(b, token, f.name, f.size, "")
+		run(b, nil, "curl", curlPatch("--http2", cacert, token, f.path, u)...)
+		rg.mc(b, "cp", "--quiet", f.path, "bench/"+rg.refBucket+"/case/"+f.name)
+		caseBytes += f.size
+	}
 	// A fresh process: the peak RSS is the downloads', not the uploads'
 	// (whose part buffers stay for reuse).
 	if err := cd.Stop(); err != nil {
 		b.Fatal(err)
 	}
 	cd.Restart(b)
-	out := filepath.Join(b.TempDir(), "out")
-	get := func(path string, proto string) float64 {
-		defer os.Remove(out)
-		return timed(b, nil, "curl", "-sS", "--fail", proto, "--cacert", cacert, "-H", "Authorization: Bearer "+token,
-			"-o", out, cd.URL+path)
-	}
+	rg.cdProc.pid = cd.PID
 
-	var mc, h1, h2 []float64
+	out := filepath.Join(b.TempDir(), "out")
+	curl := func(args ...string) {
+		run(b, nil, "curl", append([]string{"-sS", "--fail", "--cacert", cacert,
+			"-H", "Authorization: Bearer " + token, "-o", out}, args...)...)
+	}
+	fileURL := cd.URL + "/api/v1/cases/bench/files/core.1"
+	zipURL := cd.URL + "/api/v1/cases/" + url.PathEscape("bench") + "/archive.zip"
+	half := strconv.Itoa(size / 2)
+	srv := rg.cdProc
+
+	mcWhole := &contender{name: "mc cp, 1 GiB file", metric: "mc-MB/s"}
+	mcWhole.ref = mcWhole
+	mcRange := &contender{name: "mc cat --offset, its second half", metric: "mc-range-MB/s"}
+	mcRange.ref = mcRange
+	mcCase := &contender{name: "mc cp --recursive, the case's 4 files", metric: "mc-case-MB/s"}
+	mcCase.ref = mcCase
+	ref := "bench/" + rg.refBucket + "/case/"
+	get := func(args ...string) func() { return func() { curl(args...) } }
+	jobs := []struct {
+		c  *contender
+		n  int64
+		do func()
+	}{
+		{mcWhole, size, func() { rg.mc(b, "cp", "--quiet", ref+"core.1", out) }},
+		{&contender{name: "casedrop GET, h1", metric: "get-h1-MB/s", server: srv, ref: mcWhole}, size, get("--http1.1", fileURL)},
+		{&contender{name: "casedrop GET, h2", metric: "get-h2-MB/s", server: srv, ref: mcWhole}, size, get("--http2", fileURL)},
+		{mcRange, size / 2, func() { mcCatTo(b, rg, out, "--offset", half, ref+"core.1") }},
+		{&contender{name: "casedrop GET Range, h1", metric: "range-h1-MB/s", server: srv, ref: mcRange}, size / 2, get("--http1.1", "-r", half+"-", fileURL)},
+		{&contender{name: "casedrop GET Range, h2", metric: "range-h2-MB/s", server: srv, ref: mcRange}, size / 2, get("--http2", "-r", half+"-", fileURL)},
+		{mcCase, caseBytes, func() { rg.mc(b, "cp", "--quiet", "--recursive", ref, out+"/") }},
+		{&contender{name: "casedrop archive.zip, h2", metric: "zip-h2-MB/s", server: srv, ref: mcCase}, caseBytes, get("--http2", zipURL)},
+	}
 	b.ResetTimer()
-	for range rounds {
-		mc = append(mc, timed(b, mcEnv, mcBin(b), "cp", "--quiet", "bench/"+refBucket+"/core.1", out))
-		os.Remove(out)
-		h1 = append(h1, get("/api/v1/cases/bench/files/core.1", "--http1.1"))
-		h2 = append(h2, get("/api/v1/cases/bench/files/core.1", "--http2"))
+	for range rg.rounds {
+		for _, j := range jobs {
+			j.c.measure(b, rg.minioProc, j.n, j.do)
+			if err := os.RemoveAll(out); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	b.StopTimer()
-	rss, err := cd.PeakRSS()
-	if err != nil {
-		b.Fatal(err)
+	var rows []*contender
+	for _, j := range jobs {
+		rows = append(rows, j.c)
 	}
-	mbps := func(bytes int64, secs float64) float64 { return float64(bytes) / secs / 1e6 }
-	mcRate, h1Rate, h2Rate := mbps(size, median(mc)), mbps(size, median(h1)), mbps(size, median(h2))
-	fmt.Printf("\n1 GiB download out of MinIO on 127.0.0.1 into a local file, median of %d interleaved rounds\n", rounds)
-	fmt.Printf("  %-38s %8.1f MB/s\n", "mc cp (reference)", mcRate)
-	fmt.Printf("  %-38s %8.1f MB/s  %.2fx mc cp\n", "casedrop GET, HTTPS HTTP/1.1 (curl)", h1Rate, h1Rate/mcRate)
-	fmt.Printf("  %-38s %8.1f MB/s  %.2fx mc cp\n", "casedrop GET, HTTPS HTTP/2 (curl)", h2Rate, h2Rate/mcRate)
-	fmt.Printf("  casedrop peak RSS over the downloads: %.1f MiB\n", float64(rss)/(1<<20))
-	fmt.Printf("  all runs (s): mc %v  h1 %v  h2 %v\n", mc, h1, h2)
-	b.ReportMetric(mcRate, "mc-MB/s")
-	b.ReportMetric(h1Rate, "h1-MB/s")
-	b.ReportMetric(h2Rate, "h2-MB/s")
-	b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+	table(b, fmt.Sprintf("downloads out of MinIO on 127.0.0.1 into a local file (curl, HTTPS), median of %d interleaved rounds; "+
+		"ratio to mc moving the same bytes (archive.zip: MB/s of the files' bytes)", rg.rounds), nil, rows...)
+	fmt.Println()
+}
 
-	// The archive of the 2 GiB case.
-	before, err := cd.ResetPeakRSS()
+// mcCatTo runs `mc cat` with args into the file out.
+func mcCatTo(b *testing.B, rg *rig, out string, args ...string) {
+	b.Helper()
+	f, err := os.Create(out)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var zipSecs []float64
-	var zipSize int64
-	for range rounds {
-		zipSecs = append(zipSecs, timed(b, nil, "curl", "-sS", "--fail", "--http2", "--cacert", cacert,
-			"-H", "Authorization: Bearer "+token, "-o", out, cd.URL+"/api/v1/cases/"+url.PathEscape("bench")+"/archive.zip"))
-		st, err := os.Stat(out)
-		if err != nil {
-			b.Fatal(err)
-		}
-		zipSize = st.Size()
-		os.Remove(out)
+	defer f.Close()
+	cmd := exec.Command(mcBin(b), append([]string{"cat"}, args...)...)
+	cmd.Env = rg.mcEnv
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = f, &stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("mc cat: %v %s", err, stderr.Bytes())
 	}
-	zipRSS, err := cd.PeakRSS()
-	if err != nil {
-		b.Fatal(err)
-	}
-	zipRate := mbps(zipSize, median(zipSecs))
-	fmt.Printf("archive.zip of a 2 GiB case (%d bytes), HTTPS HTTP/2 (curl), median of %d\n", zipSize, rounds)
-	fmt.Printf("  %-38s %8.1f MB/s  %.2fx mc cp of one file\n", "casedrop archive.zip", zipRate, zipRate/mcRate)
-	fmt.Printf("  casedrop RSS %.1f MiB before, peak %.1f MiB while streaming\n\n", float64(before)/(1<<20), float64(zipRSS)/(1<<20))
-	b.ReportMetric(zipRate, "zip-MB/s")
-	b.ReportMetric(float64(zipRSS)/(1<<20), "zip-peak-RSS-MiB")
 }

@@ -1,125 +1,75 @@
-// Package bench measures casedrop against a reference in the same run.
-// Run with `make bench`; figures are printed, not asserted.
 package bench
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"testing"
-	"time"
-
-	"github.com/casedrop/casedrop/internal/miniotest"
 )
 
-func TestMain(m *testing.M) { miniotest.Main(m) }
-
-// BenchmarkUpload1GiB uploads a 1 GiB file through casedrop's tus endpoint
-// (curl, HTTPS, HTTP/1.1 and HTTP/2) into MinIO and, interleaved in the
-// same run, `mc cp` of the same file into the same MinIO; it prints the
-// median MB/s of each, their ratio and casedrop's peak RSS. BENCH_ROUNDS
-// sets the number of rounds (default 3).
+// BenchmarkUpload1GiB uploads a 1 GiB file over tus (curl, HTTPS,
+// HTTP/1.1 and HTTP/2) into casedrop on MinIO and into tusd with its S3
+// store on the same MinIO, once with its content hashes on (its default)
+// and once off, and, interleaved in the same rounds, `mc cp`s the same file
+// into the same MinIO. It prints each one's median MB/s, its ratio to mc
+// cp, the server's CPU seconds per GiB, MinIO's, and the server's peak RSS.
+// BENCH_ROUNDS sets the number of rounds (default 3).
 func BenchmarkUpload1GiB(b *testing.B) {
 	const size = 1 << 30
 	rg := newRig(b)
-	cd, refBucket, mcEnv, rounds := rg.cd, rg.refBucket, rg.mcEnv, rg.rounds
+	cd := rg.cd
 	cd.OpenCase(b, "bench")
 	cred := cd.Credential(b, "bench", "customer")
 	file := randomFile(b, size)
+	want := fileSHA256(b, file)
+	cert, key := filepath.Join(cd.DataDir, "tls.crt"), filepath.Join(cd.DataDir, "tls.key")
+	tusds := []*tusd{startTusd(b, rg.minio, cert, key, true), startTusd(b, rg.minio, cert, key, false)}
 
-	var mc, h1, h2 []float64
+	mc := &contender{name: "mc cp (reference)", metric: "mc-MB/s"}
+	protos := []struct{ flag, name string }{{"--http1.1", "h1"}, {"--http2", "h2"}}
+	// rows[proto][0] is casedrop, then tusd with hashes, then without.
+	rows := make([][]*contender, len(protos))
+	for i, p := range protos {
+		rows[i] = []*contender{
+			{name: "casedrop tus, " + p.name, metric: "casedrop-" + p.name + "-MB/s", server: rg.cdProc},
+			{name: "tusd " + tusdVersion + " s3store, " + p.name, metric: "tusd-" + p.name + "-MB/s", server: tusds[0].proc},
+			{name: "tusd, content hashes off, " + p.name, metric: "tusd-nohash-" + p.name + "-MB/s", server: tusds[1].proc},
+		}
+	}
 	b.ResetTimer()
-	for round := range rounds {
-		mc = append(mc, timed(b, mcEnv, mcBin(b), "cp", "--quiet", file, fmt.Sprintf("bench/%s/ref-%d", refBucket, round)))
-		for _, proto := range []string{"--http1.1", "--http2"} {
-			url := cd.Create(b, cred.Token, fmt.Sprintf("big-%d%s", round, proto), size, "")
-			secs := timed(b, nil, "curl", "-sS", "--fail", proto, "--cacert", filepath.Join(cd.DataDir, "tls.crt"),
-				"-X", "PATCH", "-H", "Authorization: Bearer "+cred.Token, "-H", "Tus-Resumable: 1.0.0",
-				"-H", "Upload-Offset: 0", "-H", "Content-Type: application/offset+octet-stream",
-				"-T", file, "-o", "/dev/null", url)
-			if proto == "--http1.1" {
-				h1 = append(h1, secs)
-			} else {
-				h2 = append(h2, secs)
+	for round := range rg.rounds {
+		mc.measure(b, rg.minioProc, size, func() {
+			rg.mc(b, "cp", "--quiet", file, fmt.Sprintf("bench/%s/ref", rg.refBucket))
+		})
+		rg.dropObjects(b, rg.refBucket, "")
+		for i, p := range protos {
+			url := cd.Create(b, cred.Token, fmt.Sprintf("big-%d-%s", round, p.name), size, "")
+			rows[i][0].measure(b, rg.minioProc, size, func() {
+				run(b, nil, "curl", curlPatch(p.flag, cert, cred.Token, file, url)...)
+			})
+			rg.dropObjects(b, rg.cdBucket, "cases/bench/objects/")
+			for j, t := range tusds {
+				url := t.create(b, size)
+				rows[i][1+j].measure(b, rg.minioProc, size, func() {
+					run(b, nil, "curl", curlPatch(p.flag, cert, "", file, url)...)
+				})
+				rg.dropObjects(b, t.bucket, "")
 			}
 		}
 	}
 	b.StopTimer()
-	rss, err := cd.PeakRSS()
-	if err != nil {
-		b.Fatal(err)
-	}
-	mbps := func(secs float64) float64 { return size / secs / 1e6 }
-	mcRate, h1Rate, h2Rate := mbps(median(mc)), mbps(median(h1)), mbps(median(h2))
-	fmt.Printf("\n1 GiB upload into MinIO on 127.0.0.1, median of %d interleaved rounds\n", rounds)
-	fmt.Printf("  %-34s %8.1f MB/s\n", "mc cp (reference)", mcRate)
-	fmt.Printf("  %-34s %8.1f MB/s  %.2fx mc cp\n", "casedrop tus, HTTPS HTTP/1.1 (curl)", h1Rate, h1Rate/mcRate)
-	fmt.Printf("  %-34s %8.1f MB/s  %.2fx mc cp\n", "casedrop tus, HTTPS HTTP/2 (curl)", h2Rate, h2Rate/mcRate)
-	fmt.Printf("  casedrop peak RSS over all uploads: %.1f MiB\n", float64(rss)/(1<<20))
-	fmt.Printf("  all runs (s): mc %v  h1 %v  h2 %v\n\n", mc, h1, h2)
-	b.ReportMetric(mcRate, "mc-MB/s")
-	b.ReportMetric(h1Rate, "h1-MB/s")
-	b.ReportMetric(h2Rate, "h2-MB/s")
-	b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
-}
-
-func mcBin(b *testing.B) string {
-	if p, err := exec.LookPath("mc"); err == nil {
-		return p
-	}
-	gopath, err := exec.Command("go", "env", "GOPATH").Output()
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := filepath.Join(string(gopath[:len(gopath)-1]), "bin", "mc")
-	if _, err := os.Stat(p); err != nil {
-		b.Fatalf("mc not found: run `make test-deps`")
-	}
-	return p
-}
-
-// timed runs a command and returns its wall time in seconds.
-func timed(b *testing.B, env []string, name string, args ...string) float64 {
-	b.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = env
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		b.Fatalf("%s: %v\n%s", name, err, out)
-	}
-	return time.Since(start).Seconds()
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-// randomFile writes size pseudo-random (incompressible) bytes to a file.
-func randomFile(b *testing.B, size int) string {
-	path := filepath.Join(b.TempDir(), "big.bin")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	r := rand.New(rand.NewPCG(1, 2))
-	buf := make([]byte, 1<<20)
-	for written := 0; written < size; written += len(buf) {
-		for i := 0; i < len(buf); i += 8 {
-			v := r.Uint64()
-			for j := range 8 {
-				buf[i+j] = byte(v >> (8 * j))
-			}
-		}
-		if _, err := f.Write(buf); err != nil {
-			b.Fatal(err)
+	for _, f := range cd.Files(b, "bench") {
+		if f.State != "complete" || f.Size != size || f.SHA256 != want {
+			b.Fatalf("%s is %s, %d bytes, sha256 %s; want complete, %d bytes, %s", f.Name, f.State, f.Size, f.SHA256, int64(size), want)
 		}
 	}
-	return path
+	all := []*contender{mc}
+	for _, r := range rows {
+		all = append(all, r...)
+	}
+	table(b, fmt.Sprintf("1 GiB tus upload over HTTPS (curl) into MinIO on 127.0.0.1, median of %d interleaved rounds", rg.rounds), mc, all...)
+	for i, p := range protos {
+		fmt.Printf("  casedrop against tusd, %s: %.2fx with its hashes, %.2fx without\n", p.name,
+			rows[i][0].rate()/rows[i][1].rate(), rows[i][0].rate()/rows[i][2].rate())
+	}
+	fmt.Println()
 }

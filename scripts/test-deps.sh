@@ -16,19 +16,7 @@ RCLONE_VERSION=v1.75.0
 # several-instances tests behind a load balancer.
 DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy)
 
-gobin="$(go env GOPATH)/bin"
-
-# go_install BIN PACKAGE MODULE VERSION: installs PACKAGE@VERSION as
-# $gobin/BIN unless that was built from exactly that version of MODULE. A BIN
-# in a subfolder is off PATH: it shadows nothing of the same name.
-go_install() {
-  local bin=$1 pkg=$2 module=$3 want=$4
-  if [ -x "$gobin/$bin" ] && go version -m "$gobin/$bin" 2>/dev/null | grep -q "mod[[:space:]]*${module}[[:space:]]*${want}"; then
-    return
-  fi
-  echo "installing $pkg@$want (MinIO and rclone take a few minutes the first time)"
-  (cd /tmp && GOFLAGS= GOBIN="$(dirname "$gobin/$bin")" go install "$pkg@$want")
-}
+. scripts/install-lib.sh
 
 go_install minio github.com/minio/minio github.com/minio/minio "$MINIO_VERSION"
 go_install mc github.com/minio/mc github.com/minio/mc "$MC_VERSION"
@@ -37,17 +25,7 @@ go_install staticcheck honnef.co/go/tools/cmd/staticcheck honnef.co/go/tools "$S
 # the test machines), and the other tests run Debian's rclone.
 go_install rclone-sha256/rclone github.com/rclone/rclone github.com/rclone/rclone "$RCLONE_VERSION"
 
-missing=()
-for p in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
-fi
+debian_install "${DEBIAN_PACKAGES[@]}"
 
 # npm packages from the lock file; skipped when node_modules matches it.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
