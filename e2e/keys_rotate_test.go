@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -40,14 +39,14 @@ func TestAKeyRotatedOnTheBucketIsTakenByEveryRunningInstance(t *testing.T) {
 		return out
 	}
 	var rotated struct{ KID string }
-	if err := json.Unmarshal(onBucket("keys", "rotate"), &rotated); err != nil || rotated.KID == "" || rotated.KID == jwtKID(t, before.Token) {
+	if err := json.Unmarshal(onBucket("keys", "rotate"), &rotated); err != nil || rotated.KID == "" || rotated.KID == testserver.TokenKID(t, before.Token) {
 		t.Fatalf("keys rotate: %+v %v; want a new kid", rotated, err)
 	}
 	var after testserver.Credential
 	if err := json.Unmarshal(onBucket("credentials", "issue", "keys"), &after); err != nil {
 		t.Fatal(err)
 	}
-	if got := jwtKID(t, after.Token); got != rotated.KID {
+	if got := testserver.TokenKID(t, after.Token); got != rotated.KID {
 		t.Fatalf("the credential issued after the rotation has kid %s, want %s", got, rotated.KID)
 	}
 	for _, srv := range []*testserver.Server{a, b} {
@@ -57,21 +56,6 @@ func TestAKeyRotatedOnTheBucketIsTakenByEveryRunningInstance(t *testing.T) {
 			}
 		}
 	}
-}
-
-// jwtKID is the kid in a JWT's header.
-func jwtKID(t *testing.T, token string) string {
-	t.Helper()
-	header, _, _ := strings.Cut(token, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h struct{ Kid string }
-	if err := json.Unmarshal(raw, &h); err != nil {
-		t.Fatal(err)
-	}
-	return h.Kid
 }
 
 // whoami is srv's status for GET /api/v1/whoami with token.

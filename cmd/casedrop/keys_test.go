@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -17,23 +16,9 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/auth"
+	"github.com/casedrop/casedrop/internal/testserver"
 	"github.com/casedrop/casedrop/storage/diskstore"
 )
-
-// tokenKID is the kid in a JWT's header.
-func tokenKID(t *testing.T, token string) string {
-	t.Helper()
-	header, _, _ := strings.Cut(token, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h struct{ Kid string }
-	if err := json.Unmarshal(raw, &h); err != nil {
-		t.Fatal(err)
-	}
-	return h.Kid
-}
 
 // keysOnData runs `casedrop keys ARGS --json` on dataDir and decodes what
 // it prints into v.
@@ -93,11 +78,11 @@ func TestKeysRotateSignsWithANewKeyAndOldCredentialsStillWork(t *testing.T) {
 
 	var rotated auth.KeyInfo
 	keysOnData(t, ts.dataDir, &rotated, "rotate")
-	if rotated.KID == "" || rotated.KID == tokenKID(t, before) || rotated.Generation != 2 || !rotated.Signing {
-		t.Fatalf("keys rotate printed %+v; want generation 2, signing, with a kid other than %s", rotated, tokenKID(t, before))
+	if rotated.KID == "" || rotated.KID == testserver.TokenKID(t, before) || rotated.Generation != 2 || !rotated.Signing {
+		t.Fatalf("keys rotate printed %+v; want generation 2, signing, with a kid other than %s", rotated, testserver.TokenKID(t, before))
 	}
 	after := issueToken(t, "--data-dir", ts.dataDir)
-	if got := tokenKID(t, after); got != rotated.KID {
+	if got := testserver.TokenKID(t, after); got != rotated.KID {
 		t.Fatalf("a credential issued after the rotation has kid %s, want the new %s", got, rotated.KID)
 	}
 	// The server loaded its keys before the rotation: it takes the new
@@ -110,7 +95,7 @@ func TestKeysRotateSignsWithANewKeyAndOldCredentialsStillWork(t *testing.T) {
 
 	var listed []auth.KeyInfo
 	keysOnData(t, ts.dataDir, &listed, "list")
-	if len(listed) != 2 || listed[0].KID != tokenKID(t, before) || listed[0].Signing || listed[1] != rotated {
+	if len(listed) != 2 || listed[0].KID != testserver.TokenKID(t, before) || listed[0].Signing || listed[1] != rotated {
 		t.Fatalf("keys list printed %+v; want the first key, then the rotated one signing", listed)
 	}
 	var text bytes.Buffer
