@@ -186,6 +186,8 @@ func subsystem(payload []byte) string {
 
 func (c *connection) serveSFTP(ch ssh.Channel) {
 	s := &session{srv: c.srv, claims: c.claims, remote: c.remote, log: c.log}
+	// No sftp.WithRSAllocator: it reuses a request's buffer once answered,
+	// and writeHandle.keep holds early writes' bytes past their answer.
 	rs := sftp.NewRequestServer(activity{Channel: ch, seen: &c.seen},
 		sftp.Handlers{FileGet: s, FilePut: s, FileCmd: s, FileList: s})
 	started := c.srv.cfg.Now()

@@ -1,7 +1,6 @@
 package sftpd
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"io"
@@ -193,14 +192,19 @@ func (h *writeHandle) WriteAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// keep holds a copy of a write that arrived early. h.mu is held.
+// keep holds a write that arrived early, without copying it: pkg/sftp's
+// request server (without sftp.WithRSAllocator, see serveSFTP) reads each
+// request into a buffer of its own and never reuses it, and holds the
+// request until its answer goes, after the answers to the writes before
+// it. A copy held each early byte twice: 4 MiB instead of 2 for an
+// OpenSSH client whose upload waits for a part buffer. h.mu is held.
 func (h *writeHandle) keep(off int64, p []byte) error {
 	if off+int64(len(p))-h.next > maxAhead || h.aheadBytes+int64(len(p)) > maxAhead {
 		h.broken = errTooFarAhead
 		return errTooFarAhead
 	}
 	i, _ := slices.BinarySearchFunc(h.ahead, off, func(s segment, off int64) int { return cmp.Compare(s.off, off) })
-	h.ahead = slices.Insert(h.ahead, i, segment{off: off, data: bytes.Clone(p)})
+	h.ahead = slices.Insert(h.ahead, i, segment{off: off, data: p})
 	h.aheadBytes += int64(len(p))
 	return nil
 }
