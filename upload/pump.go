@@ -44,8 +44,12 @@ type pump struct {
 	ended   error     // the read error once every byte before it is out
 }
 
+// Every upload waiting for a part buffer holds its chunks full, outside
+// the memory budget: 128 KiB. A read of an HTTP/1.1 body gives at most a
+// TLS record (16 KiB) and common SFTP clients write 32 KiB at a time, so
+// larger chunks would mostly be part empty.
 const (
-	pumpChunkSize = 64 << 10
+	pumpChunkSize = 32 << 10
 	pumpChunks    = 4
 )
 
