@@ -16,10 +16,12 @@ import (
 
 // budgetOverhead is what the process may hold besides the upload buffers
 // of its memory budget, as the README states it: the 128 MiB of headroom
-// the soft memory limit gives (runtime, TLS, SSH channels, catalog reads,
-// garbage not yet collected), and what each of the 30 HTTP/2 uploads may
-// send ahead of the server (its 2 MiB stream window).
-const budgetOverhead = 128<<20 + 30*2<<20
+// the soft memory limit gives (runtime, TLS and SSH state, catalog reads,
+// garbage not yet collected), what each upload waiting for a buffer lets
+// its client send ahead (the 2 MiB stream window of each of the 30 HTTP/2
+// uploads, the 2 MiB of writes each of the 10 SFTP clients keeps in
+// flight), and the 128 KiB each of the 40 is read through.
+const budgetOverhead = 128<<20 + 30*2<<20 + 10*2<<20 + 40*128<<10
 
 func TestFortyThrottledUploadsStayWithinTheMemoryBudget(t *testing.T) {
 	const (
