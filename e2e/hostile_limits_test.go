@@ -243,7 +243,9 @@ func TestRevokingACredentialStopsItsPatchInFlight(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{})
 	srv.OpenCase(t, "revoke")
 	c := srv.Credential(t, "revoke", "customer")
-	const size = 200 << 20
+	// Longer than a second's worth: a PATCH in flight checks its
+	// credential again once a second has passed.
+	const size = 8 << 30
 	url := srv.Create(t, c.Token, "long.bin", size, "")
 	pr, pw := io.Pipe()
 	type result struct {
@@ -263,7 +265,7 @@ func TestRevokingACredentialStopsItsPatchInFlight(t *testing.T) {
 	}
 	srv.RevokeCredential(t, c.ID)
 	go func() {
-		for range 160 {
+		for range size>>20 - 40 {
 			if _, err := pw.Write(chunk); err != nil {
 				return
 			}

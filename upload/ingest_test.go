@@ -14,6 +14,7 @@ import (
 	"github.com/casedrop/casedrop/cases"
 	backendpkg "github.com/casedrop/casedrop/internal/backends"
 	"github.com/casedrop/casedrop/internal/miniotest"
+	"github.com/casedrop/casedrop/internal/testclock"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/diskstore"
 	"github.com/casedrop/casedrop/upload"
@@ -32,10 +33,11 @@ type fixture struct {
 	in       *upload.Ingest
 	catalog  *cases.Catalog
 	newStore func() storage.Store
+	clk      *testclock.Clock // the catalog's and the ingest's
 }
 
 func newFixture(t *testing.T, newStore func() storage.Store) *fixture {
-	f := &fixture{newStore: newStore}
+	f := &fixture{newStore: newStore, clk: testclock.New(clock())}
 	f.restart()
 	if _, _, err := f.catalog.Open(context.Background(), "case-1"); err != nil {
 		t.Fatal(err)
@@ -45,8 +47,8 @@ func newFixture(t *testing.T, newStore func() storage.Store) *fixture {
 
 func (f *fixture) restart() {
 	store := f.newStore()
-	f.catalog = cases.New(store, clock)
-	f.in = upload.New(upload.Config{Store: store, Catalog: f.catalog, Now: clock, PartSize: storage.MinPartSize})
+	f.catalog = cases.New(store, f.clk.Now)
+	f.in = upload.New(upload.Config{Store: store, Catalog: f.catalog, Now: f.clk.Now, PartSize: storage.MinPartSize})
 }
 
 func randomBytes(n int, seed uint64) []byte {
@@ -443,8 +445,10 @@ func TestClosingACaseStopsAnUploadInFlight(t *testing.T) {
 	// The write may see the case closed before Close has written all it
 	// writes: the test ends only after Close did.
 	closeErr := make(chan error, 1)
+	// A second passes: the write checks again before its next part.
 	r := &closingReader{r: bytes.NewReader(data), after: 2 * storage.MinPartSize, close: func() {
 		_, err := f.catalog.Close(ctx, "case-1")
+		f.clk.Advance(time.Second)
 		closeErr <- err
 	}}
 	stored, err := up.Write(ctx, 0, r)

@@ -21,8 +21,8 @@ func diskFixture(t *testing.T, cfg upload.Config) *fixture {
 	root := t.TempDir()
 	f := newFixture(t, func() storage.Store { s, _ := diskstore.New(root); return s })
 	store := f.newStore()
-	f.catalog = cases.New(store, clock)
-	cfg.Store, cfg.Catalog, cfg.Now = store, f.catalog, clock
+	f.catalog = cases.New(store, f.clk.Now)
+	cfg.Store, cfg.Catalog, cfg.Now = store, f.catalog, f.clk.Now
 	if cfg.PartSize == 0 {
 		cfg.PartSize = storage.MinPartSize
 	}
@@ -203,7 +203,12 @@ func TestARevokedCredentialStopsItsWriteBetweenParts(t *testing.T) {
 		}
 		return nil
 	})
-	r := &closingReader{r: bytes.NewReader(data), after: storage.MinPartSize + 10, close: func() { revoked.Store(true) }}
+	// Revoked, and a second later the write checks again before its next
+	// part.
+	r := &closingReader{r: bytes.NewReader(data), after: storage.MinPartSize + 10, close: func() {
+		revoked.Store(true)
+		f.clk.Advance(time.Second)
+	}}
 	stored, err := up.Write(wctx, 0, r)
 	if !errors.Is(err, errRevoked) {
 		t.Fatalf("write after the revocation: %v, want the authorization's error", err)
@@ -271,5 +276,35 @@ func TestAClientGoneQuietGivesItsBufferToUploadsThatWait(t *testing.T) {
 	}
 	if file, err := quiet.Finish(ctx); err != nil || file.SHA256 != sha(data) {
 		t.Fatalf("the quiet upload finished with %v, digest %s, want %s", err, file.SHA256, sha(data))
+	}
+}
+
+func TestALongWriteChecksItsWriterAgainOnlyOnceASecondHasPassed(t *testing.T) {
+	ctx := context.Background()
+	f := diskFixture(t, upload.Config{})
+	data := randomBytes(4*storage.MinPartSize, 10)
+	up, err := f.in.Create(ctx, upload.NewFile{Case: "case-1", Name: "long.bin", Size: int64(len(data)), Via: "test", UploadedBy: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checks atomic.Int32
+	wctx := upload.WithAuthorization(ctx, func(context.Context) error {
+		checks.Add(1)
+		return nil
+	})
+	// Four parts stored within the same second: checked once, at the start.
+	if _, err := up.Write(wctx, 0, bytes.NewReader(data[:2*storage.MinPartSize])); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks.Load(); n != 1 {
+		t.Fatalf("a write of two parts within a second checked its writer %d times, want once", n)
+	}
+	// A second later, each part is checked again before it is stored.
+	r := &closingReader{r: bytes.NewReader(data[2*storage.MinPartSize:]), after: 10, close: func() { f.clk.Advance(time.Second) }}
+	if _, err := up.Write(wctx, up.Info().Offset, r); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks.Load(); n != 3 {
+		t.Fatalf("after a second had passed, %d checks in all, want 3 (two write starts, one part)", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/casedrop/casedrop/storage"
 )
@@ -33,6 +34,12 @@ type partJob struct {
 // memory budget is short (then parts are sent one at a time).
 const partsInFlight = 3
 
+// recheckEvery is how often a long write checks again that its writer may
+// still write (the case open, the credential neither revoked nor expired):
+// before a part is stored once this much time has passed since the last
+// check, by the ingest's clock. A write checks when it starts too.
+const recheckEvery = time.Second
+
 // pipeline is one write's way from the client to the store: it fills a
 // part buffer from the client, sends each full part while the next one
 // fills, and commits the parts to the saved state strictly in order, each
@@ -51,9 +58,10 @@ type pipeline struct {
 	check *Checksum
 	sum   hash.Hash
 
-	p     *pump
-	yield func() bool // nil: the client is waited for as long as it takes
-	h     hash.Hash   // the file's SHA-256, up to buf[:fill]
+	p       *pump
+	yield   func() bool // nil: the client is waited for as long as it takes
+	checked time.Time   // when the writer's authorization was last checked
+	h       hash.Hash   // the file's SHA-256, up to buf[:fill]
 
 	queue   []*partJob // parts in flight, oldest first
 	buf     []byte     // the part being filled
@@ -69,7 +77,7 @@ type pipeline struct {
 // client gone quiet while others wait for a buffer.
 func (u *Upload) newPipeline(ctx context.Context, r io.Reader, h hash.Hash, check *Checksum, sum hash.Hash) *pipeline {
 	pl := &pipeline{u: u, ctx: ctx, start: u.s.Offset, check: check, sum: sum, h: h,
-		pos: u.s.partsSize(), parts: len(u.s.Parts)}
+		pos: u.s.partsSize(), parts: len(u.s.Parts), checked: u.in.now()}
 	if check == nil { // checked writes keep their bytes to the end
 		pl.yield = u.in.buffers.waiting
 	}
@@ -177,9 +185,14 @@ func (pl *pipeline) fits(size int64) error {
 func (pl *pipeline) send() error {
 	u := pl.u
 	// A case closed, or a credential revoked or expired, while a long
-	// request streams stops it here.
-	if err := u.authorized(pl.ctx); err != nil {
-		return err
+	// request streams stops it here: checked again once a second has
+	// passed since the last check (three small reads of the store per
+	// part would otherwise cost the store more than the part).
+	if now := u.in.now(); now.Sub(pl.checked) >= recheckEvery {
+		if err := u.authorized(pl.ctx); err != nil {
+			return err
+		}
+		pl.checked = now
 	}
 	if err := u.ensureMultipart(pl.ctx); err != nil {
 		return err

@@ -88,7 +88,9 @@ func TestARevokedCredentialsPatchInFlightStopsAtTheNextPart(t *testing.T) {
 		}
 	}
 	e.expect(e.do("DELETE", "/api/v1/credentials/"+c.ID, adminToken, nil), http.StatusOK)
-	// The client goes on sending; the server stops at the next part.
+	// The client goes on sending; a second later the server stops it at
+	// the next part.
+	e.clock.Advance(time.Second)
 	go func() {
 		for range 44 {
 			if _, err := pw.Write(chunk); err != nil {
