@@ -19,7 +19,8 @@ var copyBufs = sync.Pool{New: func() any {
 }}
 
 // copyStream copies src to dst, the response to the request of ctx, in
-// chunks of copyBufSize.
+// chunks of copyBufSize, and has the connection write each chunk's TLS
+// records at once (holdWrites).
 func copyStream(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -28,7 +29,9 @@ func copyStream(ctx context.Context, dst io.Writer, src io.Reader) (int64, error
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			release := holdWrites(ctx)
 			m, werr := dst.Write(buf[:n])
+			release()
 			written += int64(m)
 			if werr == nil && m != n {
 				werr = io.ErrShortWrite
