@@ -1,9 +1,11 @@
 package web
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -38,7 +40,7 @@ func (s *server) download(w http.ResponseWriter, r *http.Request) error {
 		s.audit(r, cases.Event{Type: cases.EventFileDownloaded, Case: caseID, File: f.Name, Size: f.Size, SHA256: f.SHA256, Detail: r.Header.Get("Range")})
 	}
 	if r.Method == http.MethodGet {
-		w = &contentDigestWriter{ResponseWriter: w, digest: digest}
+		w = &contentDigestWriter{ResponseWriter: w, digest: digest, ctx: r.Context()}
 	}
 	http.ServeContent(w, r, "", modTime(f), obj)
 	return nil
@@ -59,6 +61,7 @@ func digestField(sha256hex string) (string, error) {
 // recorded digest would be wrong for the content, and it is left out.
 type contentDigestWriter struct {
 	http.ResponseWriter
+	ctx         context.Context // the request's
 	digest      string
 	wroteHeader bool
 }
@@ -76,6 +79,12 @@ func (c *contentDigestWriter) Write(b []byte) (int, error) {
 		c.WriteHeader(http.StatusOK)
 	}
 	return c.ResponseWriter.Write(b)
+}
+
+// ReadFrom is what http.ServeContent's copy calls: the file streams
+// through copyStream.
+func (c *contentDigestWriter) ReadFrom(src io.Reader) (int64, error) {
+	return copyStream(c.ctx, c, src)
 }
 
 func (c *contentDigestWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -44,6 +44,7 @@ func HTTPServer(addr string, h http.Handler, cert tls.Certificate, log *slog.Log
 		},
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext: func(_ net.Listener) context.Context { return base },
+		ConnContext: withHeldConn,
 	}
 	return srv, func() { interrupt(handler.ErrServerShutdown) }
 }

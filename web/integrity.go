@@ -3,6 +3,7 @@ package web
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -187,7 +188,7 @@ func (s *server) writeArchive(w io.Writer, r *http.Request, rec cases.Case, file
 			newest = t
 		}
 	}
-	if err := addEntry(zw, manifest.Name, newest, bytes.NewReader(sums), int64(len(sums))); err != nil {
+	if err := addEntry(r.Context(), zw, manifest.Name, newest, bytes.NewReader(sums), int64(len(sums))); err != nil {
 		return err
 	}
 	for i, f := range files {
@@ -197,7 +198,7 @@ func (s *server) writeArchive(w io.Writer, r *http.Request, rec cases.Case, file
 		}
 		// The entry carries the time the file had where it came from,
 		// when its client set one (SFTP), as unzip restores it.
-		err = addEntry(zw, entries[i].Name, f.Modified(), obj, f.Size)
+		err = addEntry(r.Context(), zw, entries[i].Name, f.Modified(), obj, f.Size)
 		obj.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Name, err)
@@ -207,7 +208,7 @@ func (s *server) writeArchive(w io.Writer, r *http.Request, rec cases.Case, file
 }
 
 // addEntry streams size bytes of r into the archive as the stored entry name.
-func addEntry(zw *zip.Writer, name string, modTime time.Time, r io.Reader, size int64) error {
+func addEntry(ctx context.Context, zw *zip.Writer, name string, modTime time.Time, r io.Reader, size int64) error {
 	hdr := &zip.FileHeader{Name: name, Method: zip.Store}
 	if !modTime.IsZero() {
 		hdr.Modified = modTime.UTC()
@@ -219,7 +220,7 @@ func addEntry(zw *zip.Writer, name string, modTime time.Time, r io.Reader, size 
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(ew, r)
+	n, err := copyStream(ctx, ew, r)
 	if err != nil {
 		return err
 	}

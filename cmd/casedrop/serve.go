@@ -158,7 +158,7 @@ func startLoops(ctx context.Context, cfg *config, p *parts) {
 // uploads in flight are interrupted and keep what they stored.
 func (d *doors) run(ctx context.Context, log *slog.Logger) error {
 	served := make(chan error, 2)
-	go func() { served <- d.httpsSrv.ServeTLS(d.https, "", "") }()
+	go func() { served <- d.httpsSrv.ServeTLS(web.Listener(d.https), "", "") }()
 	go func() { served <- d.sftpSrv.Serve(d.sftp) }()
 	var serveErr error
 	select {
