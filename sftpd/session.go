@@ -65,7 +65,9 @@ func (s *session) status(op, name string, err error) error {
 func (s *Server) serveConn(nc net.Conn) {
 	// Deadlines are wall-clock times of the socket, not the injected clock.
 	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
-	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.ssh)
+	bc := newBatchingConn(nc)
+	defer bc.Close()
+	sconn, chans, reqs, err := ssh.NewServerConn(bc, s.ssh)
 	if err != nil {
 		s.log.Debug("ssh handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 		return
