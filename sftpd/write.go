@@ -25,15 +25,16 @@ const maxAhead = 16 << 20
 // way (in the pipe, or in a WriteAt waiting for its turn) waits for its
 // turn, holding no copy: that is every write of a client that sends in
 // order, as pkg/sftp's workers take them a few at a time. A write beyond
-// them is copied and kept until the bytes before it have come. What ends the upload is the handle's close: with
-// every byte in place the file is finished (upload.Finish, which gives it
-// the server's SHA-256), or, for a name ending in ".filepart", marked in
-// its saved state as closed whole for its rename to finish; after a dropped
-// connection (TransferError) or with bytes missing it stays a partial that
-// the client can resume. A clean close is no proof that the client sent
-// everything (Ctrl-C in sftp and lftp closes cleanly too), so the uploader
-// may continue a complete file from its end: a handle opened on it without
-// truncating reopens it (upload.Reopen) at its first write.
+// them is copied and kept until the bytes before it have come. What ends
+// the upload is the handle's close: with every byte in place the file is
+// finished (upload.Finish, which gives it the server's SHA-256), or, for a
+// name ending in ".filepart", marked in its saved state as closed whole
+// for its rename to finish; after a dropped connection (TransferError) or
+// with bytes missing it stays a partial that the client can resume. A
+// clean close is no proof that the client sent everything (Ctrl-C in sftp
+// and lftp closes cleanly too), so the uploader may continue a complete
+// file from its end: a handle opened on it without truncating reopens it
+// (upload.Reopen) at its first write.
 type writeHandle struct {
 	sess   *session
 	name   string
@@ -271,7 +272,7 @@ func (h *writeHandle) TransferError(error) {
 func (h *writeHandle) written() int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	end := h.queued
+	end := h.next
 	for _, seg := range h.ahead {
 		end = max(end, seg.off+int64(len(seg.data)))
 	}
