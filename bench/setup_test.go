@@ -44,7 +44,13 @@ func newRig(b *testing.B) *rig {
 	r := &rig{rounds: envInt(b, "BENCH_ROUNDS", 3), minio: miniotest.Shared(b)}
 	r.minioProc = minioProc(b, r.minio)
 	r.cdBucket = r.minio.NewBucket(b)
-	r.cd = testserver.Start(b, testserver.Options{S3: r.minio, Bucket: r.cdBucket})
+	// BENCH_CASEDROP_BIN runs another build (say one with -tags pprof, whose
+	// profiles BENCH_CASEDROP_PPROF, an address, serves).
+	opts := testserver.Options{S3: r.minio, Bucket: r.cdBucket, Binary: os.Getenv("BENCH_CASEDROP_BIN")}
+	if addr := os.Getenv("BENCH_CASEDROP_PPROF"); addr != "" {
+		opts.Env = []string{"CASEDROP_PPROF=" + addr}
+	}
+	r.cd = testserver.Start(b, opts)
 	r.cdProc = &proc{pid: r.cd.PID}
 	r.refBucket = r.minio.NewBucket(b)
 	r.mcEnv = append(os.Environ(),

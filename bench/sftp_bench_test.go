@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/casedrop/casedrop/internal/testserver"
 )
 
 // sftpMAC is the MAC the bench pins for the ciphers that need one: the
@@ -12,9 +16,13 @@ import (
 // umac-64-etm, is not in x/crypto).
 const sftpMAC = "hmac-sha2-256-etm@openssh.com"
 
+// sftpCipher is a cipher OpenSSH's client is told to use, with the MAC
+// for one that has none of its own.
+type sftpCipher struct{ name, short, mac string }
+
 // sftpCiphers are the ciphers casedrop's SFTP door offers (sftpd's
 // ciphers), in its order of preference.
-var sftpCiphers = []struct{ name, short, mac string }{
+var sftpCiphers = []sftpCipher{
 	{"aes128-gcm@openssh.com", "aes128gcm", ""},
 	{"aes256-gcm@openssh.com", "aes256gcm", ""},
 	{"chacha20-poly1305@openssh.com", "chacha20", ""},
@@ -31,28 +39,45 @@ var sftpCiphers = []struct{ name, short, mac string }{
 // in the same rounds. All log in with the same key. It prints each one's
 // median MB/s, its ratio to sshd with the same cipher, the server's CPU
 // seconds per GiB (sshd's with its children), MinIO's, and the server's
-// peak RSS. BENCH_ROUNDS sets the number of rounds (default 3).
+// peak RSS. BENCH_ROUNDS sets the number of rounds (default 3),
+// BENCH_SFTP_CIPHERS (short names separated by commas, e.g.
+// "aes128gcm,chacha20") the ciphers, all by default; BENCH_BASELINE_BIN
+// adds that build of casedrop (an earlier commit) on a bucket of its own.
 func BenchmarkSFTPUpload1GiB(b *testing.B) {
 	const size = 1 << 30
 	rg := newRig(b)
-	cd := rg.cd
-	cd.OpenCase(b, "bench")
+	ciphers := benchCiphers(b)
 	key := newSSHKey(b)
-	cred := cd.CredentialWithKey(b, "bench", key.public)
 	file := randomFile(b, size)
 	want := fileSHA256(b, file)
-	casedrop := sftpTarget{addr: cd.SFTPAddr(), user: cred.Username}
+	builds := []*casedropBuild{{label: "casedrop", srv: rg.cd, bucket: rg.cdBucket, proc: rg.cdProc}}
+	if bin := os.Getenv("BENCH_BASELINE_BIN"); bin != "" {
+		bucket := rg.minio.NewBucket(b)
+		srv := testserver.Start(b, testserver.Options{S3: rg.minio, Bucket: bucket, Binary: bin})
+		builds = append(builds, &casedropBuild{label: "baseline", srv: srv, bucket: bucket, proc: &proc{pid: srv.PID}})
+	}
+	for _, cd := range builds {
+		cd.srv.OpenCase(b, "bench")
+		cred := cd.srv.CredentialWithKey(b, "bench", key.public)
+		cd.target = sftpTarget{addr: cd.srv.SFTPAddr(), user: cred.Username}
+	}
 	ssh := startSSHD(b, key)
 	sftpGo := startSFTPGo(b, rg.minio, key)
 
-	type trio struct{ sshd, casedrop, sftpgo *contender }
-	rows := make([]trio, len(sftpCiphers))
-	for i, c := range sftpCiphers {
+	type row struct {
+		sshd     *contender
+		casedrop []*contender // by build
+		sftpgo   *contender
+	}
+	rows := make([]row, len(ciphers))
+	for i, c := range ciphers {
 		rows[i].sshd = &contender{name: "sshd to local disk, " + c.short, metric: "sshd-" + c.short + "-MB/s",
 			server: ssh.proc, tree: true}
 		rows[i].sshd.ref = rows[i].sshd
-		rows[i].casedrop = &contender{name: "casedrop to MinIO, " + c.short, metric: "casedrop-" + c.short + "-MB/s",
-			server: rg.cdProc, ref: rows[i].sshd}
+		for _, cd := range builds {
+			rows[i].casedrop = append(rows[i].casedrop, &contender{name: cd.label + " to MinIO, " + c.short,
+				metric: cd.label + "-" + c.short + "-MB/s", server: cd.proc, ref: rows[i].sshd})
+		}
 		if sftpGo != nil {
 			rows[i].sftpgo = &contender{name: "SFTPGo to MinIO, " + c.short, metric: "sftpgo-" + c.short + "-MB/s",
 				server: sftpGo.proc, ref: rows[i].sshd}
@@ -60,7 +85,7 @@ func BenchmarkSFTPUpload1GiB(b *testing.B) {
 	}
 	b.ResetTimer()
 	for round := range rg.rounds {
-		for i, c := range sftpCiphers {
+		for i, c := range ciphers {
 			name := fmt.Sprintf("big-%d-%s", round, c.short)
 			rows[i].sshd.measure(b, nil, size, func() {
 				run(b, nil, "sftp", sftpPutArgs(b, ssh.sftpTarget, key, c.name, c.mac, file, name)...)
@@ -70,10 +95,12 @@ func BenchmarkSFTPUpload1GiB(b *testing.B) {
 				b.Fatalf("sshd stored %v, %v; want %d bytes", st, err, size)
 			}
 			os.Remove(stored)
-			rows[i].casedrop.measure(b, rg.minioProc, size, func() {
-				run(b, nil, "sftp", sftpPutArgs(b, casedrop, key, c.name, c.mac, file, name)...)
-			})
-			rg.dropObjects(b, rg.cdBucket, "cases/bench/objects/")
+			for j, cd := range builds {
+				rows[i].casedrop[j].measure(b, rg.minioProc, size, func() {
+					run(b, nil, "sftp", sftpPutArgs(b, cd.target, key, c.name, c.mac, file, name)...)
+				})
+				rg.dropObjects(b, cd.bucket, "cases/bench/objects/")
+			}
 			if sftpGo != nil {
 				rows[i].sftpgo.measure(b, rg.minioProc, size, func() {
 					run(b, nil, "sftp", sftpPutArgs(b, sftpGo.sftpTarget, key, c.name, c.mac, file, name)...)
@@ -83,14 +110,17 @@ func BenchmarkSFTPUpload1GiB(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	for _, f := range cd.Files(b, "bench") {
-		if f.State != "complete" || f.Size != size || f.SHA256 != want {
-			b.Fatalf("%s is %s, %d bytes, sha256 %s; want complete, %d bytes, %s", f.Name, f.State, f.Size, f.SHA256, int64(size), want)
+	for _, cd := range builds {
+		for _, f := range cd.srv.Files(b, "bench") {
+			if f.State != "complete" || f.Size != size || f.SHA256 != want {
+				b.Fatalf("%s: %s is %s, %d bytes, sha256 %s; want complete, %d bytes, %s", cd.label, f.Name, f.State, f.Size, f.SHA256, int64(size), want)
+			}
 		}
 	}
 	var all []*contender
 	for _, r := range rows {
-		all = append(all, r.sshd, r.casedrop)
+		all = append(all, r.sshd)
+		all = append(all, r.casedrop...)
 		if r.sftpgo != nil {
 			all = append(all, r.sftpgo)
 		}
@@ -101,4 +131,31 @@ func BenchmarkSFTPUpload1GiB(b *testing.B) {
 		fmt.Println("  SFTPGo: skipped, set SFTPGO_BIN")
 	}
 	fmt.Println()
+}
+
+// casedropBuild is one build of casedrop the SFTP bench uploads to.
+type casedropBuild struct {
+	label  string
+	srv    *testserver.Server
+	bucket string
+	proc   *proc
+	target sftpTarget
+}
+
+// benchCiphers are the ciphers BENCH_SFTP_CIPHERS names, all by default.
+func benchCiphers(b *testing.B) []sftpCipher {
+	b.Helper()
+	env := os.Getenv("BENCH_SFTP_CIPHERS")
+	if env == "" {
+		return sftpCiphers
+	}
+	var picked []sftpCipher
+	for short := range strings.SplitSeq(env, ",") {
+		i := slices.IndexFunc(sftpCiphers, func(c sftpCipher) bool { return c.short == strings.TrimSpace(short) })
+		if i < 0 {
+			b.Fatalf("BENCH_SFTP_CIPHERS=%q: %q is none of casedrop's ciphers", env, short)
+		}
+		picked = append(picked, sftpCiphers[i])
+	}
+	return picked
 }

@@ -173,7 +173,9 @@ func (s *session) newWriteHandle(name string, slot func()) *writeHandle {
 	// slot of the open, and checks between parts that the credential still
 	// opens the case.
 	ctx := upload.WithAuthorization(upload.WithReservedWriter(s.srv.ctx), s.stillValid)
-	return &writeHandle{sess: s, name: name, ctx: ctx, slot: slot}
+	h := &writeHandle{sess: s, name: name, ctx: ctx, slot: slot}
+	h.turn.L = &h.mu
+	return h
 }
 
 // stillValid fails once the session's credential no longer opens its

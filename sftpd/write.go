@@ -20,16 +20,21 @@ const maxAhead = 16 << 20
 
 // writeHandle is a file open for upload. One long upload.Write runs for the
 // handle's life, reading from a pipe; WriteAt puts the client's writes into
-// the pipe in file order, keeping writes that arrive early until the bytes
-// before them have come. What ends the upload is the handle's close: with
-// every byte in place the file is finished (upload.Finish, which gives it
-// the server's SHA-256), or, for a name ending in ".filepart", marked in
-// its saved state as closed whole for its rename to finish; after a dropped
-// connection (TransferError) or with bytes missing it stays a partial that
-// the client can resume. A clean close is no proof that the client sent
-// everything (Ctrl-C in sftp and lftp closes cleanly too), so the uploader
-// may continue a complete file from its end: a handle opened on it without
-// truncating reopens it (upload.Reopen) at its first write.
+// the pipe in file order. A write that continues the bytes already on their
+// way (in the pipe, or in a WriteAt waiting for its turn) waits for its
+// turn, holding no copy: that is every write of a client that sends in
+// order, as pkg/sftp's workers take them a few at a time. A write beyond
+// them is kept (pkg/sftp's own buffer, see keep) until the bytes before it
+// have come. What ends
+// the upload is the handle's close: with every byte in place the file is
+// finished (upload.Finish, which gives it the server's SHA-256), or, for a
+// name ending in ".filepart", marked in its saved state as closed whole
+// for its rename to finish; after a dropped connection (TransferError) or
+// with bytes missing it stays a partial that the client can resume. A
+// clean close is no proof that the client sent everything (Ctrl-C in sftp
+// and lftp closes cleanly too), so the uploader may continue a complete
+// file from its end: a handle opened on it without truncating reopens it
+// (upload.Reopen) at its first write.
 type writeHandle struct {
 	sess   *session
 	name   string
@@ -46,10 +51,16 @@ type writeHandle struct {
 	startMu sync.Mutex
 	grows   *cases.File
 
-	mu          sync.Mutex
-	next        int64     // file offset of the next byte the pipe takes
-	feeding     bool      // a WriteAt is putting bytes into the pipe
-	ahead       []segment // writes beyond next, by offset
+	mu sync.Mutex
+	// turn is signalled when next moves or broken is set: a WriteAt in
+	// line waits on it for next to reach its offset.
+	turn sync.Cond
+	next int64 // file offset of the next byte the pipe takes
+	// queued is where the bytes on their way end: those a WriteAt is
+	// putting into the pipe and those of the WriteAts in line behind it;
+	// next when there are none.
+	queued      int64
+	ahead       []segment // writes beyond queued, by offset
 	aheadBytes  int64
 	broken      error // once set, every later write fails with it
 	interrupted bool  // connection lost or taken over: never finish
@@ -68,6 +79,7 @@ func (h *writeHandle) start(up *upload.Upload, unlock func()) {
 	h.mu.Lock()
 	h.up, h.unlock, h.pw = up, unlock, pw
 	h.next = up.Info().Offset
+	h.queued = h.next
 	h.done = make(chan struct{})
 	stopped := h.interrupted // another session took over while this one opened
 	h.mu.Unlock()
@@ -83,6 +95,7 @@ func (h *writeHandle) start(up *upload.Upload, unlock func()) {
 		if err != nil && h.broken == nil {
 			h.broken = err
 		}
+		h.turn.Broadcast()
 		h.mu.Unlock()
 		close(h.done)
 	}(h.next)
@@ -104,7 +117,7 @@ func (h *writeHandle) continueAt(off int64) error {
 	err := h.reopen(*f, off)
 	if err != nil {
 		h.mu.Lock()
-		h.broken = err
+		h.fail(err)
 		h.mu.Unlock()
 	}
 	return err
@@ -131,65 +144,85 @@ func (h *writeHandle) reopen(f cases.File, off int64) error {
 	return nil
 }
 
-// WriteAt stores p at off. Bytes already stored are acknowledged and
-// dropped: a resuming client may send again a little of what arrived.
+// WriteAt stores p at off. Bytes already stored or on their way are
+// acknowledged and dropped: a resuming client may send again a little of
+// what arrived.
 func (h *writeHandle) WriteAt(p []byte, off int64) (int, error) {
 	if err := h.continueAt(off); err != nil {
 		return 0, err
 	}
 	n := len(p)
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.broken != nil {
-		err := h.broken
-		h.mu.Unlock()
-		return 0, err
+		return 0, h.broken
 	}
 	if off < 0 || off > h.next+maxAhead { // offsets arrive as uint64
-		h.broken = errTooFarAhead
-		h.mu.Unlock()
+		h.fail(errTooFarAhead)
 		return 0, errTooFarAhead
 	}
-	if off < h.next {
-		skip := min(h.next-off, int64(len(p)))
+	if off < h.queued {
+		skip := min(h.queued-off, int64(len(p)))
 		p, off = p[skip:], off+skip
 	}
 	if len(p) == 0 {
-		h.mu.Unlock()
 		return n, nil
 	}
-	if h.feeding || off != h.next {
-		err := h.keep(off, p)
-		h.mu.Unlock()
-		if err != nil {
+	if off != h.queued {
+		if err := h.keep(off, p); err != nil {
 			return 0, err
 		}
 		return n, nil
 	}
-	h.feeding = true
-	for p != nil {
-		h.mu.Unlock()
-		m, err := h.pw.Write(p)
-		h.sess.bytesIn.Add(int64(m))
-		h.mu.Lock()
-		h.next += int64(m)
-		if err != nil {
-			// The upload stopped: wait for what stopped it.
-			h.feeding = false
-			h.mu.Unlock()
-			<-h.done
-			h.mu.Lock()
-			if h.broken == nil {
-				h.broken = errInterrupted
-			}
-			broken := h.broken
-			h.mu.Unlock()
-			return 0, broken
+	// p continues the bytes on their way: wait in line for them to be in
+	// the pipe, then put p there, and whatever was kept that follows it.
+	h.queued = off + int64(len(p))
+	for h.next != off && h.broken == nil {
+		h.turn.Wait()
+	}
+	for p != nil && h.broken == nil {
+		if err := h.feed(p); err != nil {
+			return 0, err
+		}
+		if h.next != h.queued {
+			return n, nil // the next in line takes over
 		}
 		p = h.popContiguous()
+		h.queued = max(h.queued, h.next+int64(len(p)))
 	}
-	h.feeding = false
-	h.mu.Unlock()
+	if h.broken != nil {
+		return 0, h.broken
+	}
 	return n, nil
+}
+
+// feed puts p, the bytes at next, into the pipe. h.mu is held, and let go
+// of while the pipe takes them.
+func (h *writeHandle) feed(p []byte) error {
+	h.mu.Unlock()
+	m, err := h.pw.Write(p)
+	h.sess.bytesIn.Add(int64(m))
+	h.mu.Lock()
+	h.next += int64(m)
+	h.turn.Broadcast()
+	if err == nil {
+		return nil
+	}
+	// The upload stopped: wait for what stopped it.
+	h.mu.Unlock()
+	<-h.done
+	h.mu.Lock()
+	h.fail(errInterrupted)
+	return h.broken
+}
+
+// fail makes every later write fail with err, unless one failed already.
+// h.mu is held.
+func (h *writeHandle) fail(err error) {
+	if h.broken == nil {
+		h.broken = err
+	}
+	h.turn.Broadcast()
 }
 
 // keep holds a write that arrived early, without copying it: pkg/sftp's
@@ -256,9 +289,7 @@ func (h *writeHandle) written() int64 {
 func (h *writeHandle) stop() {
 	h.mu.Lock()
 	h.interrupted = true
-	if h.broken == nil {
-		h.broken = errTakenOver
-	}
+	h.fail(errTakenOver)
 	started := h.pw != nil
 	h.mu.Unlock()
 	if started {
