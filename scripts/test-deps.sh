@@ -13,8 +13,10 @@ STATICCHECK_VERSION=v0.8.2
 RCLONE_VERSION=v1.75.0
 # SFTP clients for the SFTP door's tests (sshfs mounts over FUSE; scp, ssh and rsync for its
 # "SFTP only" answers); chromium for the pages' browser tests; haproxy for the
-# several-instances tests behind a load balancer.
-DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy)
+# several-instances tests behind a load balancer; clamav-daemon's clamd
+# for the malware scanning tests (they give it a signature database of
+# their own: nothing is downloaded, and the package's services stay off).
+DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy clamav-daemon)
 
 . scripts/install-lib.sh
 
