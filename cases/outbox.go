@@ -14,6 +14,7 @@ var notified = map[string]string{
 	EventUploadFinished: "file.completed",
 	EventUploadRejected: "file.rejected",
 	EventFileRemoved:    "file.removed",
+	EventFileScanned:    "file.scanned",
 	EventCasePurged:     "case.purged",
 }
 
@@ -22,7 +23,7 @@ const outboxPrefix = "outbox/"
 // Notification is an event waiting in the outbox for delivery.
 type Notification struct {
 	ID    string `json:"id"`
-	Type  string `json:"type"` // file.completed, file.rejected, file.removed, case.purged
+	Type  string `json:"type"` // file.completed, file.rejected, file.removed, file.scanned, case.purged
 	Event Event  `json:"event"`
 	// Attempts and NextAttempt drive the retries.
 	Attempts    int       `json:"attempts"`

@@ -44,6 +44,8 @@ var codes = []struct {
 	{name: "cases.ErrInvalidName", err: cases.ErrInvalidName, code: sftp.ErrSSHFxPermissionDenied},
 	{name: "cases.ErrCaseClosed", err: cases.ErrCaseClosed, code: sftp.ErrSSHFxPermissionDenied},
 	{name: "cases.ErrNameConflict", err: cases.ErrNameConflict, code: sftp.ErrSSHFxFailure},
+	{name: "cases.ErrFileScanning", err: cases.ErrFileScanning, code: sftp.ErrSSHFxPermissionDenied},
+	{name: "cases.ErrFileQuarantined", err: cases.ErrFileQuarantined, code: sftp.ErrSSHFxPermissionDenied},
 	{name: "cases.ErrInvalidCase", err: cases.ErrInvalidCase, why: "the session's case comes from its credential"},
 	{name: "cases.ErrLinkNotFound", err: cases.ErrLinkNotFound, why: "upload links are redeemed over HTTPS only"},
 	{name: "cases.ErrLinkUsed", err: cases.ErrLinkUsed, why: "upload links are redeemed over HTTPS only"},

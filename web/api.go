@@ -192,6 +192,10 @@ type File struct {
 	StartedAt  time.Time  `json:"started_at"`
 	UploadedAt *time.Time `json:"uploaded_at,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	// Finding is what the malware scanner found in a quarantined file.
+	Finding string `json:"finding,omitempty"`
+	// ScannedAt is when the scanner gave its verdict.
+	ScannedAt *time.Time `json:"scanned_at,omitempty"`
 	// ModifiedAt is the modification time the uploader's client set
 	// (SFTP), else when the file was complete.
 	ModifiedAt time.Time `json:"modified_at"`
@@ -223,7 +227,7 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 		views[i] = File{
 			Name: f.Name, Size: f.Size, SHA256: f.SHA256, State: string(f.State), Via: f.Via,
 			UploadedBy: f.UploadedBy, StartedAt: f.StartedAt, UploadedAt: f.UploadedAt, Reason: f.Reason,
-			ModifiedAt: f.Modified(), Received: received,
+			Finding: f.Finding, ScannedAt: f.ScannedAt, ModifiedAt: f.Modified(), Received: received,
 		}
 	}
 	s.auditListing(r, caseID, len(views))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/clientaddr"
+	"github.com/casedrop/casedrop/scan/clamd"
 	"github.com/casedrop/casedrop/web"
 	"github.com/casedrop/casedrop/webhook"
 )
@@ -40,6 +41,7 @@ type config struct {
 	LogLevel             string
 	AdminToken           string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
 
+	ScanClamd      string
 	WebhookURL     string
 	WebhookSecret  string // only from CASEDROP_WEBHOOK_SECRET, like the admin token
 	webhookKey     []byte
@@ -91,7 +93,8 @@ func (c *config) settings() []setting {
 		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "128", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
 		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
-		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected, file.removed and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", shown: "none", str: &c.WebhookURL},
+		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected, file.removed, file.scanned and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", shown: "none", str: &c.WebhookURL},
+		{flag: "scan-clamd", env: "CASEDROP_SCAN_CLAMD", def: "", help: "ClamAV clamd that scans every landed file, tcp://host:port or unix:///path/clamd.ctl; files are held (scanning) until found clean, quarantined if not. Unset: files are not scanned", shown: "none", str: &c.ScanClamd},
 		{flag: "stall-timeout", env: "CASEDROP_STALL_TIMEOUT", def: "2m", help: "a response (a download, a zip) whose client reads nothing for this long is ended", str: &c.StallTimeout},
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year", shown: "0 (forever)", str: &c.AuditRetention},
@@ -206,6 +209,11 @@ func (c *config) complete() error {
 			return fmt.Errorf("CASEDROP_WEBHOOK_SECRET: %w", err)
 		}
 		c.webhookKey = key
+	}
+	if c.ScanClamd != "" {
+		if _, _, err := clamd.ParseAddress(c.ScanClamd); err != nil {
+			return fmt.Errorf("--scan-clamd: %w", err)
+		}
 	}
 	every, err := time.ParseDuration(c.PurgeInterval)
 	if err != nil || every < 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/manifest"
+	"github.com/casedrop/casedrop/scan"
+	"github.com/casedrop/casedrop/scan/clamd"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/outage"
@@ -141,9 +144,12 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 	return d, nil
 }
 
-// startLoops starts the purge, the webhook deliveries and the reading of
-// rotated signing keys; they end with ctx.
+// startLoops starts the purge, the webhook deliveries, the malware scans
+// and the reading of rotated signing keys; they end with ctx.
 func startLoops(ctx context.Context, cfg *config, p *parts) {
+	if cfg.ScanClamd != "" {
+		startScans(ctx, cfg, p)
+	}
 	go refreshKeys(ctx, p.keys, keyRefresh, p.log)
 	if cfg.purgeEvery > 0 {
 		go p.purger.Run(ctx, cfg.purgeEvery)
@@ -153,6 +159,35 @@ func startLoops(ctx context.Context, cfg *config, p *parts) {
 		go deliverer.Run(ctx, 2*time.Second)
 	}
 }
+
+// startScans starts scanning the files that wait for it with clamd. A
+// clamd that does not answer yet is no reason not to start: files wait,
+// held, until it does.
+func startScans(ctx context.Context, cfg *config, p *parts) {
+	scanner, err := clamd.New(clamd.Config{Address: cfg.ScanClamd})
+	if err != nil { // checked in parseConfig
+		p.log.Error("scan: no scanner", "err", err)
+		return
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := scanner.Ping(pingCtx); err != nil {
+		p.log.Warn("scan: clamd does not answer yet; landed files wait as scanning until it does", "clamd", cfg.ScanClamd, "err", err)
+	} else {
+		p.log.Info("scan: every landed file is scanned by clamd before it is served", "clamd", cfg.ScanClamd)
+	}
+	w := scan.NewWorker(scan.Config{
+		Scanner: scanner, Queue: p.catalog, Now: p.now, Logger: p.log, Metrics: p.metrics, Instance: cfg.Instance,
+		Open: func(ctx context.Context, caseID string, f cases.File) (io.ReadCloser, error) {
+			return p.ingest.OpenScan(ctx, caseID, f)
+		},
+	})
+	p.metrics.ObserveScans(w.Waiting)
+	go w.Run(ctx, scanInterval)
+}
+
+// scanInterval is how often the scan queue is looked at.
+const scanInterval = time.Second
 
 // run serves both doors until one fails or ctx ends, then shuts both down:
 // uploads in flight are interrupted and keep what they stored.
