@@ -49,7 +49,9 @@ func TestAScanWithoutVerdictKeepsTheFileHeldAndIsRetriedWithBackoffOnTheClock(t 
 	}
 	scanner := &fakeScanner{err: errors.New("clamd: connection refused")}
 	w := scan.NewWorker(scan.Config{Scanner: scanner, Queue: catalog, Now: clock.Now, Instance: "i1", MaxBackoff: time.Minute,
-		Open: func(context.Context, string, cases.File) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("data")), nil }})
+		Open: func(context.Context, string, cases.File) (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader("data")), nil
+		}})
 	state := func() cases.FileState {
 		got, err := catalog.File(ctx, "c1", "dump.bin")
 		if err != nil {

@@ -231,6 +231,7 @@ func writeConfig(path string, port int, dbDir string, opts Options) error {
 		"TCPAddr 127.0.0.1",
 		"DatabaseDirectory " + dbDir,
 		"StreamMaxLength " + opts.StreamMaxLength,
+		"TemporaryDirectory " + filepath.Dir(dbDir), // not /tmp: it goes with the test
 		"LogVerbose yes",
 		"SelfCheck 0", // no reloading of the database while tests run
 		"",
