@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/internal/clamdtest"
+	"github.com/casedrop/casedrop/internal/icaptest"
 	"github.com/casedrop/casedrop/internal/testserver"
 )
 
@@ -213,6 +214,33 @@ func TestFilesWaitAsScanningWhileClamdIsDownAndAreReleasedWhenItIsBackAcrossARes
 		t.Errorf("clean.conf downloads as %q", got)
 	}
 	heldEverywhere(t, srv, "down", staff, customer, "file_quarantined", "eicar.txt")
+}
+
+func TestEICARThroughICAPIsQuarantinedAndACleanFileCompletes(t *testing.T) {
+	clamd := clamdtest.Start(t, clamdtest.Options{StreamMaxLength: "8M"})
+	icap := icaptest.Start(t, icaptest.Options{Clamd: clamd, MaxObjectSize: "1M"})
+	srv := testserver.Start(t, testserver.Options{ScanICAP: icap.URL + "?mode=simple"})
+	srv.OpenCase(t, "icap")
+	customer := srv.Credential(t, "icap", "customer")
+	staff := srv.Credential(t, "icap", "staff")
+
+	clean := bytes.Repeat([]byte("a clean log line\n"), 10_000) // past the preview
+	uploadBytes(t, srv, customer.Token, "eicar.txt", []byte(clamdtest.EICAR))
+	uploadBytes(t, srv, customer.Token, "big.log", bytes.Repeat([]byte("x"), 2<<20))
+	uploadBytes(t, srv, customer.Token, "clean.log", clean)
+
+	if f := waitState(t, srv, "icap", "eicar.txt", "quarantined"); f.Finding != clamdtest.EICARSignature {
+		t.Errorf("eicar.txt is quarantined with finding %q, want %q", f.Finding, clamdtest.EICARSignature)
+	}
+	// c-icap passes a file over MaxObjectSize unscanned: never clean here.
+	if f := waitState(t, srv, "icap", "big.log", "quarantined"); !strings.Contains(f.Reason, "size limit") {
+		t.Errorf("big.log over MaxObjectSize: reason %q, want the size limit", f.Reason)
+	}
+	waitState(t, srv, "icap", "clean.log", "complete")
+	if got, _ := srv.Download(t, "icap", "clean.log"); !bytes.Equal(got, clean) {
+		t.Errorf("clean.log downloads as %d bytes, want its %d", len(got), len(clean))
+	}
+	heldEverywhere(t, srv, "icap", staff, customer, "file_quarantined", "eicar.txt", "big.log")
 }
 
 // metricValue is the sum of the samples of a metric on /metrics.

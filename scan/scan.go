@@ -33,9 +33,10 @@ type Verdict struct {
 	Signature string
 }
 
-// Scanner reads a file's bytes to its end and says what it found. An error
-// means there is no verdict (the scanner is down, slow, or answered
+// Scanner reads a file's bytes to its end and says what it found; size is
+// the number of bytes r holds (an ICAP server is told it up front). An
+// error means there is no verdict (the scanner is down, slow, or answered
 // something else): the scan is tried again later.
 type Scanner interface {
-	Scan(ctx context.Context, r io.Reader) (Verdict, error)
+	Scan(ctx context.Context, r io.Reader, size int64) (Verdict, error)
 }

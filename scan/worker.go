@@ -154,7 +154,7 @@ func (w *Worker) scan(ctx context.Context, j cases.ScanJob) error {
 		return err
 	}
 	defer obj.Close()
-	v, err := w.cfg.Scanner.Scan(sctx, obj)
+	v, err := w.cfg.Scanner.Scan(sctx, obj, f.Size)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ type fakeScanner struct {
 	scans   int
 }
 
-func (s *fakeScanner) Scan(_ context.Context, r io.Reader) (scan.Verdict, error) {
+func (s *fakeScanner) Scan(_ context.Context, r io.Reader, _ int64) (scan.Verdict, error) {
 	s.scans++
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return scan.Verdict{}, err

@@ -77,7 +77,7 @@ func build(ctx context.Context, cfg *config, m mode, log *slog.Logger) (*parts, 
 	ingestCfg := upload.Config{Store: p.store, Catalog: p.catalog, Now: p.now, Logger: log,
 		PartSize: int64(cfg.PartSizeMiB) << 20, MaxFileSize: int64(cfg.MaxFileGiB) << 30,
 		MemoryBudget: int64(cfg.MemoryBudgetMiB) << 20, MaxWritersPerCredential: cfg.UploadsPerCredential,
-		Metrics: p.metrics, Scanning: cfg.ScanClamd != ""}
+		Metrics: p.metrics, Scanning: cfg.scanning()}
 	if cfg.SharedLock {
 		if err := storage.ProbeConditional(ctx, p.store); err != nil {
 			return nil, fmt.Errorf("--shared-lock: %w", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/casedrop/casedrop/manifest"
 	"github.com/casedrop/casedrop/scan"
 	"github.com/casedrop/casedrop/scan/clamd"
+	"github.com/casedrop/casedrop/scan/icap"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/outage"
@@ -147,7 +148,7 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 // startLoops starts the purge, the webhook deliveries, the malware scans
 // and the reading of rotated signing keys; they end with ctx.
 func startLoops(ctx context.Context, cfg *config, p *parts) {
-	if cfg.ScanClamd != "" {
+	if cfg.scanning() {
 		startScans(ctx, cfg, p)
 	}
 	go refreshKeys(ctx, p.keys, keyRefresh, p.log)
@@ -160,11 +161,11 @@ func startLoops(ctx context.Context, cfg *config, p *parts) {
 	}
 }
 
-// startScans starts scanning the files that wait for it with clamd. A
-// clamd that does not answer yet is no reason not to start: files wait,
-// held, until it does.
+// startScans starts scanning the files that wait for it, with clamd or
+// an ICAP service. A scanner that does not answer yet is no reason not to
+// start: files wait, held, until it does.
 func startScans(ctx context.Context, cfg *config, p *parts) {
-	scanner, err := clamd.New(clamd.Config{Address: cfg.ScanClamd})
+	scanner, err := newScanner(cfg)
 	if err != nil { // checked in parseConfig
 		p.log.Error("scan: no scanner", "err", err)
 		return
@@ -172,9 +173,9 @@ func startScans(ctx context.Context, cfg *config, p *parts) {
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := scanner.Ping(pingCtx); err != nil {
-		p.log.Warn("scan: clamd does not answer yet; landed files wait as scanning until it does", "clamd", cfg.ScanClamd, "err", err)
+		p.log.Warn("scan: the scanner does not answer yet; landed files wait as scanning until it does", "scanner", scanner.String(), "err", err)
 	} else {
-		p.log.Info("scan: every landed file is scanned by clamd before it is served", "clamd", cfg.ScanClamd)
+		p.log.Info("scan: every landed file is scanned before it is served", "scanner", scanner.String())
 	}
 	w := scan.NewWorker(scan.Config{
 		Scanner: scanner, Queue: p.catalog, Now: p.now, Logger: p.log, Metrics: p.metrics, Instance: cfg.Instance,
@@ -184,6 +185,25 @@ func startScans(ctx context.Context, cfg *config, p *parts) {
 	})
 	p.metrics.ObserveScans(w.Waiting)
 	go w.Run(ctx, scanInterval)
+}
+
+// pingScanner is a scanner that can say whether it answers.
+type pingScanner interface {
+	scan.Scanner
+	Ping(ctx context.Context) error
+	String() string
+}
+
+// newScanner returns the scanner cfg names.
+func newScanner(cfg *config) (pingScanner, error) {
+	if cfg.ScanICAP != "" {
+		c, err := icap.New(icap.Config{URL: cfg.ScanICAP})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return clamd.New(clamd.Config{Address: cfg.ScanClamd})
 }
 
 // scanInterval is how often the scan queue is looked at.

@@ -63,6 +63,9 @@ type Options struct {
 	// ScanClamd sets --scan-clamd: every landed file is scanned by that
 	// clamd (clamdtest.Server.Address) before it is served.
 	ScanClamd string
+	// ScanICAP sets --scan-icap: every landed file is scanned by that
+	// ICAP service (icaptest.Server.URL) before it is served.
+	ScanICAP string
 }
 
 // Server is a running casedrop process.
@@ -177,6 +180,9 @@ func (s *Server) start() error {
 	}
 	if s.opts.ScanClamd != "" {
 		args = append(args, "--scan-clamd", s.opts.ScanClamd)
+	}
+	if s.opts.ScanICAP != "" {
+		args = append(args, "--scan-icap", s.opts.ScanICAP)
 	}
 	args = append(args, s.opts.Args...)
 	env := append([]string{"CASEDROP_ADMIN_TOKEN=" + s.AdminToken}, s.opts.Env...)

@@ -105,8 +105,8 @@ func (c *Client) Ping(ctx context.Context) error {
 // Scan streams r to clamd (zINSTREAM) and returns its verdict. A stream
 // over clamd's StreamMaxLength is scan.TooLarge, whatever part of it was
 // sent. Errors (clamd unreachable, gone mid-stream, an ERROR answer, r
-// failing) are no verdict.
-func (c *Client) Scan(ctx context.Context, r io.Reader) (scan.Verdict, error) {
+// failing) are no verdict. clamd needs no size: it reads to the end.
+func (c *Client) Scan(ctx context.Context, r io.Reader, _ int64) (scan.Verdict, error) {
 	reply, err := c.command(ctx, func(conn net.Conn) error { return stream(conn, r) })
 	if err != nil && reply == "" {
 		return scan.Verdict{}, err

@@ -83,7 +83,7 @@ func TestScanAgainstARealClamd(t *testing.T) {
 		{"a file over StreamMaxLength is too large, not clean", bytes.Repeat([]byte("x"), 3<<20), scan.Verdict{Result: scan.TooLarge}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := c.Scan(ctx, bytes.NewReader(tc.data))
+			got, err := c.Scan(ctx, bytes.NewReader(tc.data), int64(len(tc.data)))
 			if err != nil {
 				t.Fatalf("Scan: %v", err)
 			}
@@ -94,14 +94,14 @@ func TestScanAgainstARealClamd(t *testing.T) {
 	}
 	t.Run("a file that cannot be read to its end has no verdict", func(t *testing.T) {
 		broken := errors.New("the store went away")
-		got, err := c.Scan(ctx, &failingReader{data: []byte("partial"), err: broken})
+		got, err := c.Scan(ctx, &failingReader{data: []byte("partial"), err: broken}, 100)
 		if !errors.Is(err, broken) {
 			t.Fatalf("Scan = %+v, %v; want the reader's error", got, err)
 		}
 	})
 	t.Run("a stopped clamd is an error, not a verdict", func(t *testing.T) {
 		server.Stop()
-		got, err := c.Scan(ctx, strings.NewReader("hello"))
+		got, err := c.Scan(ctx, strings.NewReader("hello"), 5)
 		if err == nil {
 			t.Fatalf("Scan with clamd stopped = %+v, no error", got)
 		}
@@ -109,7 +109,7 @@ func TestScanAgainstARealClamd(t *testing.T) {
 			t.Fatal("Ping with clamd stopped: no error")
 		}
 		server.Restart(t)
-		if got, err := c.Scan(ctx, strings.NewReader(clamdtest.EICAR)); err != nil || got.Result != scan.Infected {
+		if got, err := c.Scan(ctx, strings.NewReader(clamdtest.EICAR), int64(len(clamdtest.EICAR))); err != nil || got.Result != scan.Infected {
 			t.Fatalf("Scan after restart = %+v, %v", got, err)
 		}
 	})
@@ -128,7 +128,7 @@ func TestScanOfAClamdThatNeverAnswers(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	got, err := c.Scan(ctx, io.LimitReader(zeros{}, 1<<10))
+	got, err := c.Scan(ctx, io.LimitReader(zeros{}, 1<<10), 1<<10)
 	if err == nil {
 		t.Fatalf("Scan of a silent scanner = %+v, no error", got)
 	}
