@@ -46,6 +46,10 @@ type File struct {
 	Finding string `json:"finding,omitempty"`
 	// ScannedAt is when the scanner gave its verdict (scanned files only).
 	ScannedAt *time.Time `json:"scanned_at,omitempty"`
+	// ReleasedAt and ReleaseReason: an admin released the file from
+	// quarantine (Catalog.ReleaseFile); Finding still says what was found.
+	ReleasedAt    *time.Time `json:"released_at,omitempty"`
+	ReleaseReason string     `json:"release_reason,omitempty"`
 	// ModTime is the modification time the uploader's client set (SFTP
 	// setstat), if it set one: the time the file had where it came from.
 	ModTime *time.Time `json:"modified_at,omitempty"`

@@ -46,23 +46,30 @@ func waitState(t *testing.T, srv *testserver.Server, caseID, name, state string)
 // error code of a JSON error, and the body.
 func apiGet(t *testing.T, srv *testserver.Server, token, path string) (int, string, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+	return apiDo(t, srv, http.MethodGet, token, path, "")
+}
+
+// apiDo sends method to path of the API with token and a JSON body (none
+// if empty), and returns as apiGet does.
+func apiDo(t *testing.T, srv *testserver.Server, method, token, path, body string) (int, string, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := srv.Client.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	var e struct{ Code string }
-	_ = json.Unmarshal(body, &e)
-	return resp.StatusCode, e.Code, body
+	_ = json.Unmarshal(answer, &e)
+	return resp.StatusCode, e.Code, answer
 }
 
 // sftpUpload uploads data as name with pkg/sftp's client.
@@ -241,6 +248,64 @@ func TestEICARThroughICAPIsQuarantinedAndACleanFileCompletes(t *testing.T) {
 		t.Errorf("clean.log downloads as %d bytes, want its %d", len(got), len(clean))
 	}
 	heldEverywhere(t, srv, "icap", staff, customer, "file_quarantined", "eicar.txt", "big.log")
+}
+
+func TestOnlyTheAdminReleasesAQuarantinedFileWithAReasonAndItIsAuditedAndServed(t *testing.T) {
+	clamd := clamdtest.Start(t, clamdtest.Options{})
+	crm := &caseSystem{arrived: make(chan struct{}, 1)}
+	hook := httptest.NewServer(crm)
+	t.Cleanup(hook.Close)
+	srv := testserver.Start(t, testserver.Options{
+		ScanClamd: clamd.Address,
+		Args:      []string{"--webhook-url", hook.URL},
+		Env:       []string{"CASEDROP_WEBHOOK_SECRET=" + crmSecret},
+	})
+	srv.OpenCase(t, "rel")
+	customer := srv.Credential(t, "rel", "customer")
+	staff := srv.Credential(t, "rel", "staff")
+	uploadBytes(t, srv, customer.Token, "eicar.txt", []byte(clamdtest.EICAR))
+	uploadBytes(t, srv, customer.Token, "clean.txt", []byte("clean\n"))
+	waitState(t, srv, "rel", "eicar.txt", "quarantined")
+	waitState(t, srv, "rel", "clean.txt", "complete")
+
+	release := "/api/v1/cases/rel/files/eicar.txt/release"
+	reason := `{"reason":"the customer's AV test file, ticket 4711"}`
+	for who, token := range map[string]string{"staff": staff.Token, "customer": customer.Token} {
+		if status, code, _ := apiDo(t, srv, http.MethodPost, token, release, reason); status != http.StatusForbidden || code != "forbidden" {
+			t.Errorf("release with a %s credential: %d %q, want 403 forbidden", who, status, code)
+		}
+	}
+	for _, body := range []string{"", `{"reason":"  "}`} {
+		if status, code, _ := apiDo(t, srv, http.MethodPost, srv.AdminToken, release, body); status != http.StatusBadRequest || code != "reason_required" {
+			t.Errorf("release without a reason (%q): %d %q, want 400 reason_required", body, status, code)
+		}
+	}
+	if status, code, _ := apiDo(t, srv, http.MethodPost, srv.AdminToken, "/api/v1/cases/rel/files/clean.txt/release", reason); status != http.StatusConflict || code != "not_quarantined" {
+		t.Errorf("release of a complete file: %d %q, want 409 not_quarantined", status, code)
+	}
+	heldEverywhere(t, srv, "rel", staff, customer, "file_quarantined", "eicar.txt")
+
+	cmd := srv.CLI(t.Context(), "files", "release", "--server", srv.URL, "--data-dir", srv.DataDir,
+		"--case", "rel", "--reason", "the customer's AV test file, ticket 4711", "eicar.txt")
+	cmd.Env = append(cmd.Env, "CASEDROP_ADMIN_TOKEN="+srv.AdminToken)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "released eicar.txt") {
+		t.Fatalf("casedrop files release: %v\n%s", err, out)
+	}
+	f := waitState(t, srv, "rel", "eicar.txt", "complete")
+	if f.Finding != clamdtest.EICARSignature {
+		t.Errorf("the released file's finding is %q: it should still say what was found", f.Finding)
+	}
+	if got, _ := srv.Download(t, "rel", "eicar.txt"); string(got) != clamdtest.EICAR {
+		t.Errorf("eicar.txt downloads as %q after its release", got)
+	}
+	p := crm.waitFor(t, "file.released", "eicar.txt")
+	if p.File.Reason != "the customer's AV test file, ticket 4711" || p.File.Signature != clamdtest.EICARSignature {
+		t.Errorf("file.released: %+v, want the reason and the signature", p.File)
+	}
+	_, _, trail := apiGet(t, srv, srv.AdminToken, "/api/v1/cases/rel/audit?type=file.released")
+	if !bytes.Contains(trail, []byte(`"type":"file.released"`)) || !bytes.Contains(trail, []byte("ticket 4711")) {
+		t.Errorf("the audit trail has no file.released with the reason:\n%s", trail)
+	}
 }
 
 // metricValue is the sum of the samples of a metric on /metrics.

@@ -57,6 +57,8 @@ var errorMap = []struct {
 	{cases.ErrFileScanning, http.StatusConflict, "file_scanning"},
 	// 403: a quarantined file stays held, whoever asks.
 	{cases.ErrFileQuarantined, http.StatusForbidden, "file_quarantined"},
+	{cases.ErrNotQuarantined, http.StatusConflict, "not_quarantined"},
+	{cases.ErrReleaseReason, http.StatusBadRequest, "reason_required"},
 	{cases.ErrLinkNotFound, http.StatusNotFound, "link_not_found"},
 	// 410: a link used or expired is gone for good; ask for a new one.
 	{cases.ErrLinkUsed, http.StatusGone, "link_used"},

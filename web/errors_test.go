@@ -43,6 +43,8 @@ var answers = []struct {
 	{name: "cases.ErrNameConflict", err: cases.ErrNameConflict, status: http.StatusConflict, code: "name_conflict"},
 	{name: "cases.ErrFileScanning", err: cases.ErrFileScanning, status: http.StatusConflict, code: "file_scanning"},
 	{name: "cases.ErrFileQuarantined", err: cases.ErrFileQuarantined, status: http.StatusForbidden, code: "file_quarantined"},
+	{name: "cases.ErrNotQuarantined", err: cases.ErrNotQuarantined, status: http.StatusConflict, code: "not_quarantined"},
+	{name: "cases.ErrReleaseReason", err: cases.ErrReleaseReason, status: http.StatusBadRequest, code: "reason_required"},
 	{name: "cases.ErrLinkNotFound", err: cases.ErrLinkNotFound, status: http.StatusNotFound, code: "link_not_found"},
 	{name: "cases.ErrLinkUsed", err: cases.ErrLinkUsed, status: http.StatusGone, code: "link_used"},
 	{name: "cases.ErrLinkExpired", err: cases.ErrLinkExpired, status: http.StatusGone, code: "link_expired"},

@@ -119,6 +119,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/v1/audit", admin(s.serverTrail))
 	mux.Handle("GET /api/v1/cases", admin(s.listCases))
 	mux.Handle("POST /api/v1/purge", admin(s.purge))
+	mux.Handle("POST /api/v1/cases/{case}/files/{name}/release", admin(s.releaseFile))
 
 	// What a case credential calls, also from the embedding origins. A
 	// download (caseDownloads, and a file) also opens to a download link
