@@ -205,6 +205,13 @@ func TestFilesWaitAsScanningWhileClamdIsDownAndAreReleasedWhenItIsBackAcrossARes
 	if n := metricValue(t, srv, "casedrop_scans_waiting"); n != 2 {
 		t.Errorf("casedrop_scans_waiting is %v, want 2", n)
 	}
+	status, _, body := apiGet(t, srv, "", "/readyz")
+	var ready struct {
+		ScansWaiting int `json:"scans_waiting"`
+	}
+	if err := json.Unmarshal(body, &ready); status != http.StatusOK || err != nil || ready.ScansWaiting != 2 {
+		t.Errorf("/readyz with clamd down: %d %s; want 200 saying that 2 scans wait", status, body)
+	}
 
 	// The queue is in the store: a restart of casedrop keeps it.
 	if err := srv.Stop(); err != nil {

@@ -58,6 +58,9 @@ type Config struct {
 type Worker struct {
 	cfg     Config
 	waiting atomic.Int64
+	// oldest is when the longest-waiting scan was queued (Unix
+	// nanoseconds; 0 when none waits), at the last look.
+	oldest atomic.Int64
 }
 
 // NewWorker returns a Worker.
@@ -80,6 +83,16 @@ func NewWorker(cfg Config) *Worker {
 // Waiting is how many scans waited in the queue at the last look, the ones
 // this instance was about to do included.
 func (w *Worker) Waiting() int { return int(w.waiting.Load()) }
+
+// Backlog is how many scans waited at the last look at the queue and when
+// the longest-waiting of them was queued (zero when none waited).
+func (w *Worker) Backlog() (int, time.Time) {
+	n, oldest := w.Waiting(), w.oldest.Load()
+	if n == 0 || oldest == 0 {
+		return n, time.Time{}
+	}
+	return n, time.Unix(0, oldest).UTC()
+}
 
 // Run scans until ctx ends, looking at the queue every interval.
 func (w *Worker) Run(ctx context.Context, interval time.Duration) {
@@ -112,6 +125,13 @@ func (w *Worker) ScanDue(ctx context.Context) error {
 		return err
 	}
 	w.waiting.Store(int64(len(jobs)))
+	var oldest int64
+	for _, j := range jobs {
+		if q := j.QueuedAt.UnixNano(); oldest == 0 || q < oldest {
+			oldest = q
+		}
+	}
+	w.oldest.Store(oldest)
 	for _, j := range jobs {
 		if j.NextAttempt.After(w.cfg.Now()) {
 			continue

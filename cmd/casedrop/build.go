@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/casedrop/casedrop/scan"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,6 +39,9 @@ const (
 // parts are casedrop's pieces made from the config, on one clock: what
 // `serve` puts behind its doors and what the direct-mode commands use.
 type parts struct {
+	// scans is the malware scan worker, nil without a scanner; it is
+	// made before the doors, for /readyz, and run with the loops.
+	scans    *scan.Worker
 	now      func() time.Time
 	log      *slog.Logger
 	store    storage.Store

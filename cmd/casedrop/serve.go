@@ -57,6 +57,9 @@ func serve(args []string) error {
 	}
 	p.metrics.ObserveBuffers(p.ingest.BufferStats)
 	limitHeap(log, int64(cfg.MemoryBudgetMiB)<<20)
+	if cfg.scanning() {
+		p.scans = newScanWorker(ctx, cfg, p)
+	}
 	d, err := openDoors(ctx, cfg, p)
 	if err != nil {
 		return err
@@ -116,6 +119,7 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 		SFTPHost:       sftpHost,
 		SFTPPort:       sftpPort,
 		Ready:          p.store.Ping,
+		ScanBacklog:    scanBacklog(p.scans),
 		StallTimeout:   cfg.stallAfter,
 		Now:            p.now,
 		Logger:         p.log,
@@ -148,8 +152,8 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 // startLoops starts the purge, the webhook deliveries, the malware scans
 // and the reading of rotated signing keys; they end with ctx.
 func startLoops(ctx context.Context, cfg *config, p *parts) {
-	if cfg.scanning() {
-		startScans(ctx, cfg, p)
+	if p.scans != nil {
+		go p.scans.Run(ctx, scanInterval)
 	}
 	go refreshKeys(ctx, p.keys, keyRefresh, p.log)
 	if cfg.purgeEvery > 0 {
@@ -161,14 +165,14 @@ func startLoops(ctx context.Context, cfg *config, p *parts) {
 	}
 }
 
-// startScans starts scanning the files that wait for it, with clamd or
-// an ICAP service. A scanner that does not answer yet is no reason not to
-// start: files wait, held, until it does.
-func startScans(ctx context.Context, cfg *config, p *parts) {
+// newScanWorker returns the worker that scans the files that wait for
+// it, with clamd or an ICAP service. A scanner that does not answer yet is
+// no reason not to start: files wait, held, until it does.
+func newScanWorker(ctx context.Context, cfg *config, p *parts) *scan.Worker {
 	scanner, err := newScanner(cfg)
 	if err != nil { // checked in parseConfig
 		p.log.Error("scan: no scanner", "err", err)
-		return
+		return nil
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -184,7 +188,18 @@ func startScans(ctx context.Context, cfg *config, p *parts) {
 		},
 	})
 	p.metrics.ObserveScans(w.Waiting)
-	go w.Run(ctx, scanInterval)
+	return w
+}
+
+// scanBacklog is what /readyz says of w's queue; nil without a scanner.
+func scanBacklog(w *scan.Worker) func() web.ScanBacklog {
+	if w == nil {
+		return nil
+	}
+	return func() web.ScanBacklog {
+		n, oldest := w.Backlog()
+		return web.ScanBacklog{Waiting: n, OldestQueuedAt: oldest}
+	}
 }
 
 // pingScanner is a scanner that can say whether it answers.
