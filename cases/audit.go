@@ -72,6 +72,9 @@ type Event struct {
 	Size   int64     `json:"size,omitempty"`
 	SHA256 string    `json:"sha256,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	// Verdict and Signature are a scanner's (file.scanned).
+	Verdict   string `json:"verdict,omitempty"`
+	Signature string `json:"signature,omitempty"`
 	// Files lists what a purge removed.
 	Files []PurgedFile `json:"files,omitempty"`
 }

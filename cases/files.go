@@ -39,8 +39,17 @@ type File struct {
 	StartedAt  time.Time `json:"started_at"`
 	// UploadedAt is when the file was complete (or rejected).
 	UploadedAt *time.Time `json:"uploaded_at,omitempty"`
-	// Reason says why a rejected file was refused.
+	// Reason says why a rejected file was refused, or why a quarantined
+	// one was not scanned (over the scanner's size limit).
 	Reason string `json:"reason,omitempty"`
+	// Finding is the signature the scanner found in a quarantined file.
+	Finding string `json:"finding,omitempty"`
+	// ScannedAt is when the scanner gave its verdict (scanned files only).
+	ScannedAt *time.Time `json:"scanned_at,omitempty"`
+	// ReleasedAt and ReleaseReason: an admin released the file from
+	// quarantine (Catalog.ReleaseFile); Finding still says what was found.
+	ReleasedAt    *time.Time `json:"released_at,omitempty"`
+	ReleaseReason string     `json:"release_reason,omitempty"`
 	// ModTime is the modification time the uploader's client set (SFTP
 	// setstat), if it set one: the time the file had where it came from.
 	ModTime *time.Time `json:"modified_at,omitempty"`

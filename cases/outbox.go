@@ -14,6 +14,8 @@ var notified = map[string]string{
 	EventUploadFinished: "file.completed",
 	EventUploadRejected: "file.rejected",
 	EventFileRemoved:    "file.removed",
+	EventFileScanned:    "file.scanned",
+	EventFileReleased:   "file.released",
 	EventCasePurged:     "case.purged",
 }
 
@@ -22,7 +24,7 @@ const outboxPrefix = "outbox/"
 // Notification is an event waiting in the outbox for delivery.
 type Notification struct {
 	ID    string `json:"id"`
-	Type  string `json:"type"` // file.completed, file.rejected, file.removed, case.purged
+	Type  string `json:"type"` // file.completed, file.rejected, file.removed, file.scanned, file.released, case.purged
 	Event Event  `json:"event"`
 	// Attempts and NextAttempt drive the retries.
 	Attempts    int       `json:"attempts"`

@@ -81,6 +81,7 @@ func AsOf(rec cases.Case, files []cases.File) time.Time {
 	for _, f := range files {
 		if f.State == cases.FileComplete {
 			later(f.UploadedAt)
+			later(f.ScannedAt) // a scanned file joins the manifest then
 		}
 	}
 	return t

@@ -34,6 +34,8 @@ type Registry struct {
 	storageErrors   *prometheus.CounterVec
 	storageLatency  *prometheus.HistogramVec
 	requestDuration *prometheus.HistogramVec
+	scans           *prometheus.CounterVec
+	scanErrors      prometheus.Counter
 }
 
 // New returns a Registry with every casedrop metric and the Go runtime's
@@ -64,6 +66,10 @@ func New() *Registry {
 		prometheus.ExponentialBuckets(0.001, 2.5, 12), "op")
 	r.requestDuration = histogramVec("http_request_seconds", "HTTP request duration, per route, method and status class.",
 		prometheus.ExponentialBuckets(0.001, 3, 12), "route", "method", "code")
+	r.scans = counterVec("scans_total", "Malware scans that gave a verdict, per result (clean, infected, too_large).", "result")
+	r.scanErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "casedrop", Name: "scan_errors_total",
+		Help: "Malware scans that gave no verdict (scanner down, slow or failing; the store failing): each is retried."})
+	r.reg.MustRegister(r.scanErrors)
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
@@ -93,6 +99,20 @@ func (r *Registry) Finished(door, result string) {
 func (r *Registry) PurgeRun(result string, objects int) {
 	r.purgeRuns.WithLabelValues(result).Inc()
 	r.purgedObjects.Add(float64(objects))
+}
+
+// Scanned counts a scan's verdict (scan.Metrics).
+func (r *Registry) Scanned(result string) { r.scans.WithLabelValues(result).Inc() }
+
+// ScanFailed counts a scan that gave no verdict (scan.Metrics).
+func (r *Registry) ScanFailed() { r.scanErrors.Inc() }
+
+// ObserveScans reports, at each scrape, the files waiting for a scan, as
+// the scan worker last saw its queue.
+func (r *Registry) ObserveScans(waiting func() int) {
+	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "casedrop", Name: "scans_waiting",
+		Help: "Files held for a malware scan (scanning), as the scan queue last read."},
+		func() float64 { return float64(waiting()) }))
 }
 
 // FailedLogin counts a refused credential at door (auth.Gate's

@@ -13,8 +13,12 @@ STATICCHECK_VERSION=v0.8.2
 RCLONE_VERSION=v1.75.0
 # SFTP clients for the SFTP door's tests (sshfs mounts over FUSE; scp, ssh and rsync for its
 # "SFTP only" answers); chromium for the pages' browser tests; haproxy for the
-# several-instances tests behind a load balancer.
-DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy)
+# several-instances tests behind a load balancer; clamav-daemon's clamd
+# for the malware scanning tests (they give it a signature database of
+# their own: nothing is downloaded, and the package's services stay off);
+# c-icap and its virus_scan service for the ICAP tests (they start their
+# own c-icap, on 127.0.0.1, with a configuration of their own).
+DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy clamav-daemon c-icap libc-icap-mod-virus-scan)
 
 . scripts/install-lib.sh
 
@@ -26,6 +30,14 @@ go_install staticcheck honnef.co/go/tools/cmd/staticcheck honnef.co/go/tools "$S
 go_install rclone-sha256/rclone github.com/rclone/rclone github.com/rclone/rclone "$RCLONE_VERSION"
 
 debian_install "${DEBIAN_PACKAGES[@]}"
+# Debian's c-icap.service starts c-icap on port 1344 of every address
+# when systemd runs (its /etc/default START=no only holds the init
+# script back): the tests need no system c-icap, so none is left running.
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet c-icap 2>/dev/null; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd systemctl disable --now c-icap
+fi
 
 # npm packages from the lock file; skipped when node_modules matches it.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

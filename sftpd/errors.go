@@ -77,6 +77,9 @@ var statusMap = []struct {
 	{cases.ErrCaseClosed, sftp.ErrSSHFxPermissionDenied},
 	{upload.ErrCommitted, sftp.ErrSSHFxPermissionDenied},
 	{cases.ErrNameConflict, sftp.ErrSSHFxFailure},
+	// Held by the scanner: nobody reads, continues or removes it.
+	{cases.ErrFileScanning, sftp.ErrSSHFxPermissionDenied},
+	{cases.ErrFileQuarantined, sftp.ErrSSHFxPermissionDenied},
 	{upload.ErrIncomplete, sftp.ErrSSHFxFailure},
 	{upload.ErrOffset, sftp.ErrSSHFxFailure},
 	{upload.ErrTooLong, sftp.ErrSSHFxFailure},

@@ -110,6 +110,9 @@ func (c *connection) sha256sum(ctx context.Context, args []string, out output) u
 			out.fail("sha256sum: " + quoteName(arg) + ": Is a directory")
 		case errors.Is(err, cases.ErrNotFound):
 			out.fail("sha256sum: " + quoteName(arg) + ": No such file or directory")
+		case errors.Is(err, cases.ErrFileScanning), errors.Is(err, cases.ErrFileQuarantined):
+			// Held by the scanner: its digest waits with its bytes.
+			out.fail("sha256sum: " + quoteName(arg) + ": Permission denied")
 		default:
 			c.log.Error("sha256sum: catalog lookup failed", "err", err)
 			out.fail("sha256sum: " + quoteName(arg) + ": Input/output error")
@@ -156,6 +159,9 @@ func (c *connection) storedDigest(ctx context.Context, arg string) (string, erro
 	}
 	f, err := c.srv.cfg.Catalog.File(ctx, c.claims.Case, name)
 	if err != nil {
+		return "", err
+	}
+	if err := f.Servable(); err != nil {
 		return "", err
 	}
 	if f.State != cases.FileComplete || f.SHA256 == "" {

@@ -202,6 +202,9 @@ func (s *session) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	if err != nil {
 		return nil, s.status("open", name, err)
 	}
+	if err := f.Servable(); err != nil {
+		return nil, s.status("open", name, err)
+	}
 	if f.State != cases.FileComplete {
 		return nil, errStillUploading
 	}
@@ -378,6 +381,9 @@ func (s *session) remove(ctx context.Context, p string) error {
 	f, err := s.file(ctx, name)
 	if err != nil {
 		return err
+	}
+	if err := f.Servable(); err != nil {
+		return err // held by the scanner: kept as it is
 	}
 	switch {
 	case f.UploadedBy != s.claims.Username:

@@ -87,6 +87,8 @@ func (s *session) tryOpenWrite(ctx context.Context, name string, flags sftp.File
 		return s.create(ctx, name, slot)
 	case err != nil:
 		return nil, err
+	case f.Servable() != nil:
+		return nil, f.Servable() // held by the scanner: never continued or replaced
 	case f.State == cases.FileComplete:
 		return s.openComplete(ctx, f, flags, slot)
 	case f.UploadedBy != s.claims.Username:

@@ -101,6 +101,10 @@ type Config struct {
 	// with a shared Locker (NewStoreLocker), on a store that honours
 	// conditional writes (storage.ProbeConditional).
 	FenceStates bool
+	// Scanning holds every file that completes for a malware scan: it is
+	// committed as scanning, with its scan queued in the catalog, and the
+	// scan's verdict makes it complete or quarantined (package scan).
+	Scanning bool
 }
 
 // Metrics is what the ingest counts, per door (Via).
@@ -151,12 +155,14 @@ type Ingest struct {
 	boot string
 	// fenced: state saves are conditional (Config.FenceStates).
 	fenced bool
+	// scanning: files complete as scanning (Config.Scanning).
+	scanning bool
 }
 
 // New returns an Ingest ready to use.
 func New(cfg Config) *Ingest {
 	in := &Ingest{store: cfg.Store, catalog: cfg.Catalog, now: cfg.Now, log: cfg.Logger,
-		partSize: cfg.PartSize, maxFileSize: cfg.MaxFileSize}
+		partSize: cfg.PartSize, maxFileSize: cfg.MaxFileSize, scanning: cfg.Scanning}
 	if in.partSize <= 0 {
 		in.partSize = DefaultPartSize
 	}
@@ -409,10 +415,23 @@ func (in *Ingest) auditDetail(ctx context.Context, s *state, typ string, size in
 	}
 }
 
-// Open opens the stored bytes of a complete file for reading.
+// Open opens the stored bytes of a complete file for reading; a file held
+// back by the scanner is refused (cases.File.Servable).
 func (in *Ingest) Open(ctx context.Context, caseID string, f cases.File) (storage.Object, error) {
+	if err := f.Servable(); err != nil {
+		return nil, err
+	}
 	if f.State != cases.FileComplete {
 		return nil, fmt.Errorf("%w: %s is %s", ErrIncomplete, f.Name, f.State)
+	}
+	return in.store.Open(ctx, objectKey(caseID, f.Object))
+}
+
+// OpenScan opens the stored bytes of a file waiting for its scan, for the
+// scanner alone.
+func (in *Ingest) OpenScan(ctx context.Context, caseID string, f cases.File) (storage.Object, error) {
+	if f.State != cases.FileScanning {
+		return nil, fmt.Errorf("%w: %s is %s, not waiting for a scan", ErrIncomplete, f.Name, f.State)
 	}
 	return in.store.Open(ctx, objectKey(caseID, f.Object))
 }

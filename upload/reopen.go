@@ -41,6 +41,9 @@ func (in *Ingest) Reopen(ctx context.Context, caseID, name string, actor cases.A
 	if f.State == cases.FileUploading {
 		return in.Partial(ctx, caseID, f.Name)
 	}
+	if err := f.Servable(); err != nil {
+		return nil, err // held by the scanner: continued once it is complete
+	}
 	if f.State != cases.FileComplete || !validID(f.Object) {
 		return nil, ErrNotFound
 	}
@@ -151,6 +154,9 @@ func (in *Ingest) Remove(ctx context.Context, caseID, name string, actor cases.A
 	}
 	f, err := in.catalog.File(ctx, caseID, name)
 	if err != nil {
+		return f, err
+	}
+	if err := f.Servable(); err != nil {
 		return f, err
 	}
 	if f.State != cases.FileComplete {

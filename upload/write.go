@@ -470,6 +470,13 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 	if mismatch == nil {
 		u.in.tagDigest(ctx, s, digest)
 	}
+	if mismatch == nil && u.in.scanning {
+		// Queued first: a file is never left scanning with no scan to come.
+		f.State = cases.FileScanning
+		if err := u.in.catalog.QueueScan(ctx, s.Case, f); err != nil {
+			return f, err
+		}
+	}
 	if err := u.in.catalog.UpdateFile(ctx, s.Case, f); err != nil {
 		return f, err
 	}

@@ -192,6 +192,14 @@ type File struct {
 	StartedAt  time.Time  `json:"started_at"`
 	UploadedAt *time.Time `json:"uploaded_at,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	// Finding is what the malware scanner found in a quarantined file.
+	Finding string `json:"finding,omitempty"`
+	// ScannedAt is when the scanner gave its verdict.
+	ScannedAt *time.Time `json:"scanned_at,omitempty"`
+	// ReleasedAt and ReleaseReason: an admin released the file from
+	// quarantine; Finding still says what the scanner found.
+	ReleasedAt    *time.Time `json:"released_at,omitempty"`
+	ReleaseReason string     `json:"release_reason,omitempty"`
 	// ModifiedAt is the modification time the uploader's client set
 	// (SFTP), else when the file was complete.
 	ModifiedAt time.Time `json:"modified_at"`
@@ -220,13 +228,19 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		views[i] = File{
-			Name: f.Name, Size: f.Size, SHA256: f.SHA256, State: string(f.State), Via: f.Via,
-			UploadedBy: f.UploadedBy, StartedAt: f.StartedAt, UploadedAt: f.UploadedAt, Reason: f.Reason,
-			ModifiedAt: f.Modified(), Received: received,
-		}
+		views[i] = fileView(f, received)
 	}
 	s.auditListing(r, caseID, len(views))
 	writeJSON(w, http.StatusOK, FileList{Case: caseID, Files: views})
 	return nil
+}
+
+// fileView is the JSON of f, of which received bytes are stored.
+func fileView(f cases.File, received int64) File {
+	return File{
+		Name: f.Name, Size: f.Size, SHA256: f.SHA256, State: string(f.State), Via: f.Via,
+		UploadedBy: f.UploadedBy, StartedAt: f.StartedAt, UploadedAt: f.UploadedAt, Reason: f.Reason,
+		Finding: f.Finding, ScannedAt: f.ScannedAt, ReleasedAt: f.ReleasedAt, ReleaseReason: f.ReleaseReason,
+		ModifiedAt: f.Modified(), Received: received,
+	}
 }

@@ -109,6 +109,9 @@ func (s *server) downloadable(r *http.Request, caseID, name string) (cases.File,
 	if err != nil {
 		return cases.File{}, err
 	}
+	if err := f.Servable(); err != nil {
+		return cases.File{}, err
+	}
 	if f.State != cases.FileComplete {
 		return cases.File{}, newError(http.StatusConflict, "file_"+string(f.State), fmt.Sprintf("%s is %s, not downloadable", f.Name, f.State))
 	}

@@ -53,6 +53,12 @@ var errorMap = []struct {
 	// 403, not 409: tus clients retry a 409, and a closed case stays closed.
 	{cases.ErrCaseClosed, http.StatusForbidden, "case_closed"},
 	{cases.ErrNameConflict, http.StatusConflict, "name_conflict"},
+	// 409: the scan ends soon, and the same request then succeeds.
+	{cases.ErrFileScanning, http.StatusConflict, "file_scanning"},
+	// 403: a quarantined file stays held, whoever asks.
+	{cases.ErrFileQuarantined, http.StatusForbidden, "file_quarantined"},
+	{cases.ErrNotQuarantined, http.StatusConflict, "not_quarantined"},
+	{cases.ErrReleaseReason, http.StatusBadRequest, "reason_required"},
 	{cases.ErrLinkNotFound, http.StatusNotFound, "link_not_found"},
 	// 410: a link used or expired is gone for good; ask for a new one.
 	{cases.ErrLinkUsed, http.StatusGone, "link_used"},

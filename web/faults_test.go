@@ -211,3 +211,27 @@ func TestAPatchRefusedMidBodyLeavesAnHTTP2ServerStanding(t *testing.T) {
 		}
 	}
 }
+
+func TestReadyzStaysReadyAndSaysHowManyScansWaitAndForHowLong(t *testing.T) {
+	var backlog web.ScanBacklog
+	e := newEnv(t, func(c *web.Config) {
+		c.Ready = func(context.Context) error { return nil }
+		c.ScanBacklog = func() web.ScanBacklog { return backlog }
+	})
+	read := func() web.Readiness {
+		t.Helper()
+		var r web.Readiness
+		if err := json.Unmarshal(e.expect(e.do("GET", "/readyz", "", nil), http.StatusOK), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := read(); r != (web.Readiness{Status: "ready"}) {
+		t.Errorf("/readyz with no scan waiting: %+v, want plain ready", r)
+	}
+	backlog = web.ScanBacklog{Waiting: 3, OldestQueuedAt: e.clock.Now()}
+	e.clock.Advance(90 * time.Second)
+	if r := read(); r.ScansWaiting != 3 || r.OldestScanWaitingSeconds != 90 || !strings.Contains(r.Status, "scans waiting") {
+		t.Errorf("/readyz with 3 scans waiting for 90 s: %+v", r)
+	}
+}

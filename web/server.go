@@ -55,6 +55,9 @@ type Config struct {
 	// ctx's deadline; a fault of the store is storage.ErrUnavailable or
 	// storage.ErrNoSpace.
 	Ready func(ctx context.Context) error
+	// ScanBacklog, with a malware scanner, says how many files wait for
+	// their scan; /readyz reports it (and stays 200: uploads still land).
+	ScanBacklog func() ScanBacklog
 	// StallTimeout ends a response the client stopped reading: a write
 	// that makes no progress for that long fails (default 2 minutes).
 	StallTimeout time.Duration
@@ -119,6 +122,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/v1/audit", admin(s.serverTrail))
 	mux.Handle("GET /api/v1/cases", admin(s.listCases))
 	mux.Handle("POST /api/v1/purge", admin(s.purge))
+	mux.Handle("POST /api/v1/cases/{case}/files/{name}/release", admin(s.releaseFile))
 
 	// What a case credential calls, also from the embedding origins. A
 	// download (caseDownloads, and a file) also opens to a download link
@@ -167,14 +171,14 @@ const readyTimeout = 900 * time.Millisecond
 // unavailable. Outages are logged where the store is watched, once.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.Ready == nil {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		writeJSON(w, http.StatusOK, s.readiness())
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	err := s.Ready(ctx)
 	if err == nil {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		writeJSON(w, http.StatusOK, s.readiness())
 		return
 	}
 	if storage.Fault(err) == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -186,6 +190,38 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		a.code, a.message = "storage_unavailable", "the server's storage cannot be used"
 	}
 	writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: a.message, Code: a.code})
+}
+
+// ScanBacklog is the malware scan queue as last read: files held, and
+// when the longest-waiting of them was queued.
+type ScanBacklog struct {
+	Waiting        int
+	OldestQueuedAt time.Time
+}
+
+// Readiness is /readyz's answer while the server takes uploads.
+type Readiness struct {
+	Status string `json:"status"`
+	// ScansWaiting and OldestScanWaitingSeconds, with a scanner: files
+	// held for their malware scan, and how long the oldest has waited.
+	// Only while some wait: a probe sees a scanner that falls behind.
+	ScansWaiting             int     `json:"scans_waiting,omitempty"`
+	OldestScanWaitingSeconds float64 `json:"oldest_scan_waiting_seconds,omitempty"`
+}
+
+func (s *server) readiness() Readiness {
+	v := Readiness{Status: "ready"}
+	if s.ScanBacklog == nil {
+		return v
+	}
+	b := s.ScanBacklog()
+	if b.Waiting > 0 {
+		v.Status, v.ScansWaiting = "ready; scans waiting", b.Waiting
+		if !b.OldestQueuedAt.IsZero() {
+			v.OldestScanWaitingSeconds = max(0, s.Now().Sub(b.OldestQueuedAt).Round(time.Second).Seconds())
+		}
+	}
+	return v
 }
 
 func securityHeaders(next http.Handler) http.Handler {

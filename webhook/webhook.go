@@ -1,6 +1,6 @@
 // Package webhook tells the case system what happened to its cases: it
 // delivers the catalog's outbox (file.completed, file.rejected, file.removed,
-// case.purged) as HTTP POSTs signed the Standard Webhooks way
+// file.scanned, file.released, case.purged) as HTTP POSTs signed the Standard Webhooks way
 // (https://www.standardwebhooks.com/), at least once, retrying with backoff.
 package webhook
 
@@ -141,6 +141,13 @@ type FileFacts struct {
 	SHA256     string `json:"sha256"`
 	Via        string `json:"via,omitempty"`
 	UploadedBy string `json:"uploaded_by,omitempty"`
+	// Verdict (clean, infected, too_large) and Signature are the malware
+	// scanner's, in file.scanned.
+	Verdict   string `json:"verdict,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	// Reason is an admin's, in file.released (Signature: what the
+	// scanner had found).
+	Reason string `json:"reason,omitempty"`
 }
 
 // PurgeFacts describe what a case.purged event removed.
@@ -153,7 +160,15 @@ func payload(n cases.Notification) Payload {
 	if n.Type == "case.purged" {
 		p.Purge = &PurgeFacts{Files: n.Event.Files}
 	} else {
-		p.File = &FileFacts{Name: n.Event.File, Size: n.Event.Size, SHA256: n.Event.SHA256, Via: n.Event.Door, UploadedBy: n.Event.Username}
+		p.File = &FileFacts{Name: n.Event.File, Size: n.Event.Size, SHA256: n.Event.SHA256, Via: n.Event.Door, UploadedBy: n.Event.Username,
+			Verdict: n.Event.Verdict, Signature: n.Event.Signature}
+		switch n.Type {
+		case "file.scanned", "file.released": // the scanner or an admin: no door, nor an uploader
+			p.File.Via, p.File.UploadedBy = "", ""
+		}
+		if n.Type == "file.released" {
+			p.File.Reason = n.Event.Detail
+		}
 	}
 	return p
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/casedrop/casedrop/scan"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,6 +39,9 @@ const (
 // parts are casedrop's pieces made from the config, on one clock: what
 // `serve` puts behind its doors and what the direct-mode commands use.
 type parts struct {
+	// scans is the malware scan worker, nil without a scanner; it is
+	// made before the doors, for /readyz, and run with the loops.
+	scans    *scan.Worker
 	now      func() time.Time
 	log      *slog.Logger
 	store    storage.Store
@@ -77,7 +81,7 @@ func build(ctx context.Context, cfg *config, m mode, log *slog.Logger) (*parts, 
 	ingestCfg := upload.Config{Store: p.store, Catalog: p.catalog, Now: p.now, Logger: log,
 		PartSize: int64(cfg.PartSizeMiB) << 20, MaxFileSize: int64(cfg.MaxFileGiB) << 30,
 		MemoryBudget: int64(cfg.MemoryBudgetMiB) << 20, MaxWritersPerCredential: cfg.UploadsPerCredential,
-		Metrics: p.metrics}
+		Metrics: p.metrics, Scanning: cfg.scanning()}
 	if cfg.SharedLock {
 		if err := storage.ProbeConditional(ctx, p.store); err != nil {
 			return nil, fmt.Errorf("--shared-lock: %w", err)

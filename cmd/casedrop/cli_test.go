@@ -81,6 +81,33 @@ func TestABadEmbedOriginRefusesToStartNamingIt(t *testing.T) {
 	}
 }
 
+func TestOneScannerAtAWellFormedAddressOrServeRefusesToStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // in the error; empty: starts
+	}{
+		{"clamd alone", []string{"--scan-clamd", "tcp://127.0.0.1:3310"}, nil, ""},
+		{"ICAP alone", []string{"--scan-icap", "icap://127.0.0.1:1344/virus_scan?mode=simple"}, nil, ""},
+		{"ICAP from the environment", nil, map[string]string{"CASEDROP_SCAN_ICAP": "icap://icap.example/avscan"}, ""},
+		{"both", []string{"--scan-clamd", "tcp://127.0.0.1:3310", "--scan-icap", "icap://127.0.0.1/virus_scan"}, nil, "not both"},
+		{"both, one from the environment", []string{"--scan-icap", "icap://127.0.0.1/virus_scan"}, map[string]string{"CASEDROP_SCAN_CLAMD": "tcp://127.0.0.1:3310"}, "not both"},
+		{"an ICAP URL without a service", []string{"--scan-icap", "icap://127.0.0.1:1344"}, nil, "--scan-icap"},
+		{"an ICAP URL of another scheme", []string{"--scan-icap", "http://127.0.0.1:1344/virus_scan"}, nil, "icap://host[:port]/service"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig("serve", tc.args, env(tc.env))
+			if tc.want == "" && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if tc.want != "" && (!errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("%v, want a usage error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestDataCommandsTakeOnlyTheSettingsOfWhereTheDataIs(t *testing.T) {
 	var only string
 	c, rest, err := parseCommand("verify", []string{"--data-dir", "/d", "--s3-bucket", "b", "--case", "C", "x", "--", "-y"},

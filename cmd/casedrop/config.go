@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/clientaddr"
+	"github.com/casedrop/casedrop/scan/clamd"
+	"github.com/casedrop/casedrop/scan/icap"
 	"github.com/casedrop/casedrop/web"
 	"github.com/casedrop/casedrop/webhook"
 )
@@ -40,6 +42,8 @@ type config struct {
 	LogLevel             string
 	AdminToken           string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
 
+	ScanClamd      string
+	ScanICAP       string
 	WebhookURL     string
 	WebhookSecret  string // only from CASEDROP_WEBHOOK_SECRET, like the admin token
 	webhookKey     []byte
@@ -91,7 +95,9 @@ func (c *config) settings() []setting {
 		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "128", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
 		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
-		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected, file.removed and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", shown: "none", str: &c.WebhookURL},
+		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected, file.removed, file.scanned, file.released and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", shown: "none", str: &c.WebhookURL},
+		{flag: "scan-clamd", env: "CASEDROP_SCAN_CLAMD", def: "", help: "ClamAV clamd that scans every landed file, tcp://host:port or unix:///path/clamd.ctl; files are held (scanning) until found clean, quarantined if not. Unset: files are not scanned", shown: "none", str: &c.ScanClamd},
+		{flag: "scan-icap", env: "CASEDROP_SCAN_ICAP", def: "", help: "ICAP service (RFC 3507 RESPMOD) that scans every landed file instead of clamd, icap://host[:port]/service; for c-icap's virus_scan add ?mode=simple. Not with --scan-clamd", shown: "none", str: &c.ScanICAP},
 		{flag: "stall-timeout", env: "CASEDROP_STALL_TIMEOUT", def: "2m", help: "a response (a download, a zip) whose client reads nothing for this long is ended", str: &c.StallTimeout},
 		{flag: "purge-interval", env: "CASEDROP_PURGE_INTERVAL", def: "1h", help: "how often to purge closed cases whose 30 days are over (0 turns the loop off)", str: &c.PurgeInterval},
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year", shown: "0 (forever)", str: &c.AuditRetention},
@@ -207,6 +213,9 @@ func (c *config) complete() error {
 		}
 		c.webhookKey = key
 	}
+	if err := c.checkScanner(); err != nil {
+		return err
+	}
 	every, err := time.ParseDuration(c.PurgeInterval)
 	if err != nil || every < 0 {
 		return fmt.Errorf("--purge-interval: %q is not a duration like 1h or 15m", c.PurgeInterval)
@@ -318,3 +327,24 @@ func (c *config) usage(w io.Writer) {
 		fmt.Fprintln(w, line)
 	}
 }
+
+// checkScanner checks --scan-clamd and --scan-icap: one scanner at most,
+// at an address it can be reached at.
+func (c *config) checkScanner() error {
+	switch {
+	case c.ScanClamd != "" && c.ScanICAP != "":
+		return errors.New("--scan-clamd and --scan-icap: set one scanner, not both")
+	case c.ScanClamd != "":
+		if _, _, err := clamd.ParseAddress(c.ScanClamd); err != nil {
+			return fmt.Errorf("--scan-clamd: %w", err)
+		}
+	case c.ScanICAP != "":
+		if _, _, err := icap.ParseURL(c.ScanICAP); err != nil {
+			return fmt.Errorf("--scan-icap: %w", err)
+		}
+	}
+	return nil
+}
+
+// scanning says whether landed files are scanned.
+func (c *config) scanning() bool { return c.ScanClamd != "" || c.ScanICAP != "" }

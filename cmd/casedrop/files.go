@@ -24,10 +24,10 @@ import (
 	"github.com/casedrop/casedrop/web"
 )
 
-// files runs `casedrop files list|get`, against a running server.
+// files runs `casedrop files list|get|release`, against a running server.
 func files(args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("files: want list or get")
+		return usageErrorf("files: want list, get or release")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -36,8 +36,10 @@ func files(args []string) error {
 		return filesList(ctx, args[1:], os.Getenv, os.Stdout)
 	case "get":
 		return filesGet(ctx, args[1:], os.Getenv, os.Stderr)
+	case "release":
+		return filesRelease(ctx, args[1:], os.Getenv, os.Stdout)
 	default:
-		return usageErrorf("files: unknown command %q; want list or get", args[0])
+		return usageErrorf("files: unknown command %q; want list, get or release", args[0])
 	}
 }
 

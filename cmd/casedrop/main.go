@@ -46,6 +46,8 @@ usage:
                            list a case's files, from a running server (--server)
   casedrop files get --case C NAME [-o PATH]
                            download a file, resuming a partial one, and check its SHA-256
+  casedrop files release --case C --reason WHY NAME
+                           serve a quarantined file after all (admin token; audited)
   casedrop verify [--case C [--file NAME]]
                            re-read stored files, directly from the data, and compare
                            each with its recorded SHA-256

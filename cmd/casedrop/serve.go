@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +20,9 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/manifest"
+	"github.com/casedrop/casedrop/scan"
+	"github.com/casedrop/casedrop/scan/clamd"
+	"github.com/casedrop/casedrop/scan/icap"
 	"github.com/casedrop/casedrop/sftpd"
 	"github.com/casedrop/casedrop/storage"
 	"github.com/casedrop/casedrop/storage/outage"
@@ -53,6 +57,9 @@ func serve(args []string) error {
 	}
 	p.metrics.ObserveBuffers(p.ingest.BufferStats)
 	limitHeap(log, int64(cfg.MemoryBudgetMiB)<<20)
+	if cfg.scanning() {
+		p.scans = newScanWorker(ctx, cfg, p)
+	}
 	d, err := openDoors(ctx, cfg, p)
 	if err != nil {
 		return err
@@ -112,6 +119,7 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 		SFTPHost:       sftpHost,
 		SFTPPort:       sftpPort,
 		Ready:          p.store.Ping,
+		ScanBacklog:    scanBacklog(p.scans),
 		StallTimeout:   cfg.stallAfter,
 		Now:            p.now,
 		Logger:         p.log,
@@ -141,9 +149,12 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 	return d, nil
 }
 
-// startLoops starts the purge, the webhook deliveries and the reading of
-// rotated signing keys; they end with ctx.
+// startLoops starts the purge, the webhook deliveries, the malware scans
+// and the reading of rotated signing keys; they end with ctx.
 func startLoops(ctx context.Context, cfg *config, p *parts) {
+	if p.scans != nil {
+		go p.scans.Run(ctx, scanInterval)
+	}
 	go refreshKeys(ctx, p.keys, keyRefresh, p.log)
 	if cfg.purgeEvery > 0 {
 		go p.purger.Run(ctx, cfg.purgeEvery)
@@ -153,6 +164,65 @@ func startLoops(ctx context.Context, cfg *config, p *parts) {
 		go deliverer.Run(ctx, 2*time.Second)
 	}
 }
+
+// newScanWorker returns the worker that scans the files that wait for
+// it, with clamd or an ICAP service. A scanner that does not answer yet is
+// no reason not to start: files wait, held, until it does.
+func newScanWorker(ctx context.Context, cfg *config, p *parts) *scan.Worker {
+	scanner, err := newScanner(cfg)
+	if err != nil { // checked in parseConfig
+		p.log.Error("scan: no scanner", "err", err)
+		return nil
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := scanner.Ping(pingCtx); err != nil {
+		p.log.Warn("scan: the scanner does not answer yet; landed files wait as scanning until it does", "scanner", scanner.String(), "err", err)
+	} else {
+		p.log.Info("scan: every landed file is scanned before it is served", "scanner", scanner.String())
+	}
+	w := scan.NewWorker(scan.Config{
+		Scanner: scanner, Queue: p.catalog, Now: p.now, Logger: p.log, Metrics: p.metrics, Instance: cfg.Instance,
+		Open: func(ctx context.Context, caseID string, f cases.File) (io.ReadCloser, error) {
+			return p.ingest.OpenScan(ctx, caseID, f)
+		},
+	})
+	p.metrics.ObserveScans(w.Waiting)
+	return w
+}
+
+// scanBacklog is what /readyz says of w's queue; nil without a scanner.
+func scanBacklog(w *scan.Worker) func() web.ScanBacklog {
+	if w == nil {
+		return nil
+	}
+	return func() web.ScanBacklog {
+		n, oldest := w.Backlog()
+		return web.ScanBacklog{Waiting: n, OldestQueuedAt: oldest}
+	}
+}
+
+// pingScanner is a scanner that can say whether it answers.
+type pingScanner interface {
+	scan.Scanner
+	Ping(ctx context.Context) error
+	String() string
+}
+
+// newScanner returns the scanner cfg names.
+func newScanner(cfg *config) (pingScanner, error) {
+	if cfg.ScanICAP != "" {
+		c, err := icap.New(icap.Config{URL: cfg.ScanICAP})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return clamd.New(clamd.Config{Address: cfg.ScanClamd})
+}
+
+// scanInterval is how often the scan queue is looked at.
+const scanInterval = time.Second
 
 // run serves both doors until one fails or ctx ends, then shuts both down:
 // uploads in flight are interrupted and keep what they stored.

@@ -60,6 +60,12 @@ type Options struct {
 	// AdminToken is the server's CASEDROP_ADMIN_TOKEN; empty means a new
 	// random one. Instances sharing a bucket need the same.
 	AdminToken string
+	// ScanClamd sets --scan-clamd: every landed file is scanned by that
+	// clamd (clamdtest.Server.Address) before it is served.
+	ScanClamd string
+	// ScanICAP sets --scan-icap: every landed file is scanned by that
+	// ICAP service (icaptest.Server.URL) before it is served.
+	ScanICAP string
 }
 
 // Server is a running casedrop process.
@@ -171,6 +177,12 @@ func (s *Server) start() error {
 	args := []string{"serve", "--data-dir", s.DataDir, "--https-addr", s.httpsAddr, "--sftp-addr", s.sftpAddr}
 	if s.opts.PartSizeMiB > 0 {
 		args = append(args, "--part-size-mib", strconv.Itoa(s.opts.PartSizeMiB))
+	}
+	if s.opts.ScanClamd != "" {
+		args = append(args, "--scan-clamd", s.opts.ScanClamd)
+	}
+	if s.opts.ScanICAP != "" {
+		args = append(args, "--scan-icap", s.opts.ScanICAP)
 	}
 	args = append(args, s.opts.Args...)
 	env := append([]string{"CASEDROP_ADMIN_TOKEN=" + s.AdminToken}, s.opts.Env...)
