@@ -15,7 +15,8 @@ RCLONE_VERSION=v1.75.0
 # "SFTP only" answers); chromium for the pages' browser tests; haproxy for the
 # several-instances tests behind a load balancer; clamav-daemon's clamd
 # for the malware scanning tests (they give it a signature database of
-# their own: nothing is downloaded, and the package's services stay off);
+# their own: nothing is downloaded, and the package's services are turned
+# off below);
 # c-icap and its virus_scan service for the ICAP tests (they start their
 # own c-icap, on 127.0.0.1, with a configuration of their own).
 DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy clamav-daemon c-icap libc-icap-mod-virus-scan)
@@ -30,13 +31,19 @@ go_install staticcheck honnef.co/go/tools/cmd/staticcheck honnef.co/go/tools "$S
 go_install rclone-sha256/rclone github.com/rclone/rclone github.com/rclone/rclone "$RCLONE_VERSION"
 
 debian_install "${DEBIAN_PACKAGES[@]}"
-# Debian's c-icap.service starts c-icap on port 1344 of every address
-# when systemd runs (its /etc/default START=no only holds the init
-# script back): the tests need no system c-icap, so none is left running.
-if [ -d /run/systemd/system ] && systemctl is-enabled --quiet c-icap 2>/dev/null; then
+# Where systemd runs, Debian starts the packages' own services: c-icap on
+# port 1344 of every address (its /etc/default START=no only holds the
+# init script back), clamd (without signatures it fails and restarts) and
+# freshclam (it would try to download signatures). The tests start their
+# own, on 127.0.0.1: none of these is left running.
+if [ -d /run/systemd/system ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd systemctl disable --now c-icap
+  for unit in c-icap clamav-daemon clamav-freshclam; do
+    if systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+      $sudo_cmd systemctl disable --now "$unit"
+    fi
+  done
 fi
 
 # npm packages from the lock file; skipped when node_modules matches it.
