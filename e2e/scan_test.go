@@ -310,7 +310,14 @@ func TestOnlyTheAdminReleasesAQuarantinedFileWithAReasonAndItIsAuditedAndServed(
 		t.Errorf("file.released: %+v, want the reason and the signature", p.File)
 	}
 	_, _, trail := apiGet(t, srv, srv.AdminToken, "/api/v1/cases/rel/audit?type=file.released")
-	if !bytes.Contains(trail, []byte(`"type":"file.released"`)) || !bytes.Contains(trail, []byte("ticket 4711")) {
+	var audit struct {
+		Events []struct{ Type, File, Detail string }
+	}
+	if err := json.Unmarshal(trail, &audit); err != nil {
+		t.Fatalf("the audit trail: %v\n%s", err, trail)
+	}
+	if len(audit.Events) != 1 || audit.Events[0].Type != "file.released" || audit.Events[0].File != "eicar.txt" ||
+		audit.Events[0].Detail != "the customer's AV test file, ticket 4711" {
 		t.Errorf("the audit trail has no file.released with the reason:\n%s", trail)
 	}
 }
