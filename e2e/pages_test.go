@@ -68,12 +68,19 @@ func screenshotDir(t *testing.T, root string) string {
 // test.
 func runPageScript(t *testing.T, root, script string, job, out any) {
 	t.Helper()
+	startPageScript(t, root, script, job)(out)
+}
+
+// startPageScript starts e2e/js/<script> as runPageScript does, for a test
+// that does something while the page is open; the function it returns
+// waits for the script, on the test's goroutine, and decodes its answer.
+func startPageScript(t *testing.T, root, script string, job any) (wait func(out any)) {
+	t.Helper()
 	in, err := json.Marshal(job)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(root, "e2e", "js", script))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromiumPath)
@@ -81,19 +88,34 @@ func runPageScript(t *testing.T, root, script string, job, out any) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node %s: %v after %v\nstdout: %s\nstderr:\n%s", script, err, time.Since(start).Round(time.Millisecond), stdout.String(), stderr.String())
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("node %s: %v", script, err)
 	}
-	t.Logf("node %s took %v", script, time.Since(start).Round(time.Millisecond))
-	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
-		t.Fatalf("node %s printed %q: %v", script, stdout.String(), err)
-	}
-	var problems struct {
-		Problems []string `json:"problems"`
-	}
-	_ = json.Unmarshal(stdout.Bytes(), &problems)
-	for _, p := range problems.Problems {
-		t.Errorf("on the page: %s", p)
+	waited := false
+	t.Cleanup(func() {
+		cancel()
+		if !waited {
+			_ = cmd.Wait() // the test ended before it waited: end the script
+		}
+	})
+	return func(out any) {
+		t.Helper()
+		waited = true
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("node %s: %v after %v\nstdout: %s\nstderr:\n%s", script, err, time.Since(start).Round(time.Millisecond), stdout.String(), stderr.String())
+		}
+		t.Logf("node %s took %v", script, time.Since(start).Round(time.Millisecond))
+		if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+			t.Fatalf("node %s printed %q: %v", script, stdout.String(), err)
+		}
+		var problems struct {
+			Problems []string `json:"problems"`
+		}
+		_ = json.Unmarshal(stdout.Bytes(), &problems)
+		for _, p := range problems.Problems {
+			t.Errorf("on the page: %s", p)
+		}
 	}
 }
 

@@ -14,6 +14,9 @@ import { UploadList, serverEntry } from './case/view.js'
 // How often, at most, the page asks for a finished upload's entry in the
 // case's list before it gives up showing the server's digest.
 const entryTries = 10
+// While the malware check of a file is under way, the list is fetched
+// again this often (ms), so that its result shows without a reload.
+const scanPollEvery = 2000
 
 async function main() {
   const opened = await openCase('casedrop')
@@ -66,7 +69,8 @@ async function main() {
 }
 
 // CaseFiles keeps the case's file list: shown in "Files in this case",
-// and where finished uploads find the digest the server computed.
+// and where finished uploads find the digest the server computed and the
+// result of the malware check.
 class CaseFiles {
   constructor(client, username) {
     this.client = client
@@ -103,6 +107,7 @@ class CaseFiles {
       return
     }
     renderCaseFiles(this.client, files, this.username)
+    if (files.some((f) => f.state === 'scanning')) setTimeout(() => this.refresh(), scanPollEvery)
     if (!this.queue) return
     let missing = false
     for (const item of this.queue.items) {

@@ -1,6 +1,7 @@
 // The staff page, /staff/cases/{case}: every file of the case with its
-// size, state (uploads with their progress), door, sender, time and
-// digest; downloads of one, several or all (zip); the signed manifest.
+// size, state (uploads with their progress, the malware check and what it
+// found), door, sender, time and digest; downloads of one, several or all
+// (zip); the signed manifest.
 import { ApiError } from './lib/api.js'
 import { copyButton } from './lib/copy.js'
 import { $, announce, h } from './lib/dom.js'
@@ -8,7 +9,8 @@ import { fileDownload, startDownloads } from './lib/download.js'
 import { bytes, day, percent, timeEl } from './lib/format.js'
 import { openCase, ready, showAlert, showRefusal } from './lib/page.js'
 
-// While a file uploads, the list is fetched again this often (ms).
+// While a file uploads or is checked for malware, the list is fetched
+// again this often (ms).
 const pollEvery = 3000
 
 async function main() {
@@ -63,7 +65,7 @@ class FileTable {
     }
     this.render()
     $('#updated').textContent = `Updated ${new Date().toLocaleTimeString()}`
-    if (this.files.some((f) => f.state === 'uploading')) {
+    if (this.files.some((f) => f.state === 'uploading' || f.state === 'scanning')) {
       this.timer = setTimeout(() => this.refresh(), pollEvery)
     }
   }
@@ -170,6 +172,22 @@ function stateContent(f) {
   }
   if (f.state === 'rejected') {
     return [h('span', { class: 'state rejected' }, 'Rejected'), f.reason && h('span', { class: 'detail' }, f.reason)]
+  }
+  if (f.state === 'scanning') {
+    return [h('span', { class: 'state scanning' }, 'Checking for malware…'), h('span', { class: 'detail' }, 'downloadable once the check passes')]
+  }
+  if (f.state === 'quarantined') {
+    return [
+      h('span', { class: 'state quarantined' }, 'Quarantined'),
+      h('span', { class: 'detail finding' }, f.finding ? `found ${f.finding}` : f.reason),
+      h('span', { class: 'detail' }, 'not downloadable; an admin can release it (casedrop files release)'),
+    ]
+  }
+  if (f.state === 'complete' && f.released_at) {
+    return [
+      h('span', { class: 'state complete' }, 'Complete'),
+      h('span', { class: 'detail' }, `released from quarantine (found ${f.finding || f.reason}): ${f.release_reason}`),
+    ]
   }
   return [h('span', { class: `state ${f.state}` }, f.state === 'complete' ? 'Complete' : f.state)]
 }

@@ -5,6 +5,7 @@ import { explain } from '../lib/api.js'
 import { copyButton } from '../lib/copy.js'
 import { $, announce, frameThrottle, h } from '../lib/dom.js'
 import { bytes, duration, percent, speed } from '../lib/format.js'
+import { scanText } from './files.js'
 
 const stateLabels = {
   queued: 'Waiting',
@@ -74,6 +75,7 @@ class Row {
     this.bar = h('progress', { max: 1, value: 0, 'aria-label': `${item.name}: uploaded` })
     this.detail = h('p', { class: 'detail' })
     this.digest = h('div', { class: 'digest' })
+    this.scan = h('p', { class: 'scan', hidden: true })
     this.el = h(
       'li',
       { class: 'upload', 'data-name': item.name },
@@ -81,8 +83,10 @@ class Row {
       this.bar,
       this.detail,
       this.digest,
+      this.scan,
     )
     this.announced = null
+    this.scanShown = ''
   }
 
   toggle() {
@@ -105,6 +109,7 @@ class Row {
     this.cancel.setAttribute('aria-label', `Cancel ${item.name}`)
     this.detail.textContent = this.detailText()
     this.updateDigest()
+    this.updateScan()
     if (this.announced !== item.state && (item.state === 'done' || item.state === 'failed')) {
       announce(`${item.name}: ${stateLabels[item.state].toLowerCase()}`)
     }
@@ -126,6 +131,20 @@ class Row {
       parts.push(`${title}: ${text}`)
     }
     return parts.join(' · ')
+  }
+
+  // updateScan shows the malware check of the file the server stored:
+  // under way, or blocked (a clean file is simply complete).
+  updateScan() {
+    const state = (this.item.server && this.item.server.state) || ''
+    if (state === this.scanShown) return
+    this.scanShown = state
+    const text = scanText[state]
+    this.el.dataset.scan = state
+    this.scan.hidden = !text
+    this.scan.className = `scan ${state}`
+    this.scan.textContent = text ? `${this.item.name}: ${text}.` : ''
+    if (state === 'quarantined') announce(`${this.item.name}: ${text}`)
   }
 
   updateDigest() {
