@@ -148,6 +148,38 @@ func (c *Catalog) ClaimScan(ctx context.Context, j ScanJob, instance string, lea
 	return claimed, true, nil
 }
 
+// ErrClaimLost says that a claim on a scan ran out and the job went to
+// another instance, or left the queue: the scan under it is to be stopped.
+var ErrClaimLost = errors.New("the claim on the scan is lost: another instance took the job, or it left the queue")
+
+// RenewScan extends the claim on j, as ClaimScan or an earlier RenewScan
+// returned it, to the next lease, with a conditional write, so that a scan
+// that outlasts its lease keeps its job. It returns ErrClaimLost when the
+// stored job is no longer under that claim.
+func (c *Catalog) RenewScan(ctx context.Context, j ScanJob, lease time.Duration) (ScanJob, error) {
+	key := scanPrefix + j.ID + ".json"
+	var stored ScanJob
+	seen, err := readJSON(ctx, c.store, key, &stored)
+	if errors.Is(err, ErrNotFound) {
+		return j, ErrClaimLost
+	}
+	if err != nil {
+		return j, err
+	}
+	if stored.ClaimedBy != j.ClaimedBy || !stored.ClaimedUntil.Equal(j.ClaimedUntil) {
+		return j, ErrClaimLost
+	}
+	stored.ClaimedUntil = c.now().Add(lease).UTC()
+	err = putJSONIfMatch(ctx, c.store, key, seen.ETag, stored)
+	if errors.Is(err, storage.ErrChanged) || errors.Is(err, storage.ErrNotFound) {
+		return j, ErrClaimLost
+	}
+	if err != nil {
+		return j, err
+	}
+	return stored, nil
+}
+
 // PostponeScan records a failed attempt on j and when to try again, and
 // releases the claim; a claim that expired and went to another instance
 // is left to it.

@@ -17,6 +17,7 @@ import (
 type Queue interface {
 	ScanQueue(ctx context.Context) ([]cases.ScanJob, error)
 	ClaimScan(ctx context.Context, j cases.ScanJob, instance string, lease time.Duration) (cases.ScanJob, bool, error)
+	RenewScan(ctx context.Context, j cases.ScanJob, lease time.Duration) (cases.ScanJob, error)
 	PostponeScan(ctx context.Context, j cases.ScanJob) error
 	ScanTarget(ctx context.Context, j cases.ScanJob) (cases.File, bool, error)
 	DropScan(ctx context.Context, j cases.ScanJob) error
@@ -48,8 +49,13 @@ type Config struct {
 	// ScanTimeout bounds one scan (default 10 minutes).
 	ScanTimeout time.Duration
 	// ClaimLease keeps other instances from scanning a file this one
-	// scans (default ScanTimeout plus a minute: it must outlast a scan).
+	// scans (default 2 minutes). The claim is renewed every third of it
+	// while the scan runs, so it is also how long a crashed instance's
+	// scan holds its file.
 	ClaimLease time.Duration
+	// RenewTicks, if not nil, says when to renew a claim instead of a
+	// ticker at a third of ClaimLease (tests renew when they choose).
+	RenewTicks <-chan time.Time
 	// MaxBackoff caps the wait between attempts of a scan (default 1 minute).
 	MaxBackoff time.Duration
 }
@@ -72,7 +78,7 @@ func NewWorker(cfg Config) *Worker {
 		cfg.ScanTimeout = 10 * time.Minute
 	}
 	if cfg.ClaimLease <= 0 {
-		cfg.ClaimLease = cfg.ScanTimeout + time.Minute
+		cfg.ClaimLease = 2 * time.Minute
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = time.Minute
@@ -143,7 +149,12 @@ func (w *Worker) ScanDue(ctx context.Context) error {
 		if !mine {
 			continue // another instance scans it
 		}
-		if err := w.scan(ctx, j); err != nil {
+		j, err = w.scan(ctx, j)
+		if errors.Is(err, cases.ErrClaimLost) {
+			w.cfg.Logger.InfoContext(ctx, "scan stopped: another instance took it over", "case", j.Case, "file", j.File)
+			continue
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err() // shutting down: the claim expires
 			}
@@ -157,30 +168,34 @@ func (w *Worker) ScanDue(ctx context.Context) error {
 	return nil
 }
 
-// scan scans the file of j and records the verdict.
-func (w *Worker) scan(ctx context.Context, j cases.ScanJob) error {
+// scan scans the file of j and records the verdict, renewing its claim on
+// j meanwhile; it returns j under its last claim. A claim lost to another
+// instance stops the scan with cases.ErrClaimLost.
+func (w *Worker) scan(ctx context.Context, j cases.ScanJob) (cases.ScanJob, error) {
 	f, ok, err := w.cfg.Queue.ScanTarget(ctx, j)
 	if err != nil {
-		return err
+		return j, err
 	}
 	if !ok {
 		w.cfg.Logger.InfoContext(ctx, "scan dropped: the file no longer waits for it", "case", j.Case, "file", j.File)
-		return w.cfg.Queue.DropScan(ctx, j)
+		return j, w.cfg.Queue.DropScan(ctx, j)
 	}
-	sctx, cancel := context.WithTimeout(ctx, w.cfg.ScanTimeout)
+	lctx, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
+	claim := w.keepClaim(lctx, j, lost)
+	sctx, cancel := context.WithTimeout(lctx, w.cfg.ScanTimeout)
 	defer cancel()
-	obj, err := w.cfg.Open(sctx, j.Case, f)
-	if err != nil {
-		return err
+	v, err := w.scanFile(sctx, j.Case, f)
+	j = claim()
+	if cause := context.Cause(lctx); errors.Is(cause, cases.ErrClaimLost) {
+		return j, cause
 	}
-	defer obj.Close()
-	v, err := w.cfg.Scanner.Scan(sctx, obj, f.Size)
 	if err != nil {
-		return err
+		return j, err
 	}
 	cv := cases.ScanVerdict{Verdict: string(v.Result), Signature: v.Signature}
 	if _, err := w.cfg.Queue.RecordScan(ctx, j, cv, w.actor()); err != nil {
-		return fmt.Errorf("recording the verdict: %w", err)
+		return j, fmt.Errorf("recording the verdict: %w", err)
 	}
 	if w.cfg.Metrics != nil {
 		w.cfg.Metrics.Scanned(string(v.Result))
@@ -190,7 +205,59 @@ func (w *Worker) scan(ctx context.Context, j cases.ScanJob) error {
 		log = w.cfg.Logger.WarnContext
 	}
 	log(ctx, "file scanned", "case", j.Case, "file", f.Name, "size", f.Size, "sha256", f.SHA256, "verdict", v.Result, "signature", v.Signature)
-	return nil
+	return j, nil
+}
+
+// scanFile streams the stored bytes of f to the scanner.
+func (w *Worker) scanFile(ctx context.Context, caseID string, f cases.File) (Verdict, error) {
+	obj, err := w.cfg.Open(ctx, caseID, f)
+	if err != nil {
+		return Verdict{}, err
+	}
+	defer obj.Close()
+	return w.cfg.Scanner.Scan(ctx, obj, f.Size)
+}
+
+// keepClaim renews the claim on j until ctx ends or the returned function
+// is called, which returns j under its latest claim. A renewal refused
+// because the job went to another instance calls lost with
+// cases.ErrClaimLost; one that fails otherwise is tried again at the next
+// tick, while the claim may still hold.
+func (w *Worker) keepClaim(ctx context.Context, j cases.ScanJob, lost context.CancelCauseFunc) (stop func() cases.ScanJob) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		ticks := w.cfg.RenewTicks
+		if ticks == nil {
+			t := time.NewTicker(max(w.cfg.ClaimLease/3, time.Millisecond))
+			defer t.Stop()
+			ticks = t.C
+		}
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-ticks:
+			}
+			renewed, err := w.cfg.Queue.RenewScan(ctx, j, w.cfg.ClaimLease)
+			if errors.Is(err, cases.ErrClaimLost) {
+				lost(err)
+				return
+			}
+			if err != nil {
+				w.cfg.Logger.WarnContext(ctx, "scan: renewing the claim failed", "case", j.Case, "file", j.File, "err", err)
+				continue
+			}
+			j = renewed
+		}
+	}()
+	return func() cases.ScanJob {
+		close(quit)
+		<-done
+		return j
+	}
 }
 
 // postpone records a failed attempt on j and when to try again.

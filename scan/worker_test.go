@@ -97,3 +97,168 @@ func TestAScanWithoutVerdictKeepsTheFileHeldAndIsRetriedWithBackoffOnTheClock(t 
 		t.Fatalf("audit trail: %+v, %v", events, err)
 	}
 }
+
+// heldScanner blocks each scan until release is closed or its context
+// ends; started hears of each scan as it begins.
+type heldScanner struct {
+	started chan struct{}
+	release chan struct{}
+	verdict scan.Verdict
+}
+
+func newHeldScanner() *heldScanner {
+	return &heldScanner{started: make(chan struct{}, 4), release: make(chan struct{}), verdict: scan.Verdict{Result: scan.Clean}}
+}
+
+func (s *heldScanner) Scan(ctx context.Context, _ io.Reader, _ int64) (scan.Verdict, error) {
+	s.started <- struct{}{}
+	select {
+	case <-s.release:
+		return s.verdict, nil
+	case <-ctx.Done():
+		return scan.Verdict{}, context.Cause(ctx)
+	}
+}
+
+// claimFixture is a catalog on the injected clock with one file waiting
+// for its scan, and workers for it.
+type claimFixture struct {
+	t       *testing.T
+	clock   *testclock.Clock
+	catalog *cases.Catalog
+}
+
+func newClaimFixture(t *testing.T) *claimFixture {
+	t.Helper()
+	store, err := diskstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &claimFixture{t: t, clock: testclock.New(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))}
+	x.catalog = cases.New(store, x.clock.Now)
+	ctx := context.Background()
+	if _, _, err := x.catalog.Open(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	f := cases.File{Name: "core.dump", Object: "obj1", Size: 4, SHA256: strings.Repeat("cd", 32), State: cases.FileScanning}
+	if err := x.catalog.QueueScan(ctx, "c1", f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.catalog.AddFile(ctx, "c1", f); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+const claimTestLease = 11 * time.Minute
+
+func (x *claimFixture) worker(instance string, scanner scan.Scanner, ticks <-chan time.Time) *scan.Worker {
+	return scan.NewWorker(scan.Config{Scanner: scanner, Queue: x.catalog, Now: x.clock.Now, Instance: instance,
+		ClaimLease: claimTestLease, RenewTicks: ticks,
+		Open: func(context.Context, string, cases.File) (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader("data")), nil
+		}})
+}
+
+// job is the one job in the queue.
+func (x *claimFixture) job() cases.ScanJob {
+	x.t.Helper()
+	jobs, err := x.catalog.ScanQueue(context.Background())
+	if err != nil || len(jobs) != 1 {
+		x.t.Fatalf("queue: %+v, %v", jobs, err)
+	}
+	return jobs[0]
+}
+
+// scanDue runs w.ScanDue in the background; the channel gives its error.
+func scanDue(w *scan.Worker) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- w.ScanDue(context.Background()) }()
+	return done
+}
+
+// waitUntil polls cond until it holds, for at most ten seconds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// finished waits for the ScanDue behind done, for at most ten seconds.
+func finished(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ScanDue: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the scan did not end")
+	}
+}
+
+func TestAScanLongerThanItsLeaseKeepsItsClaimSoThatNoOtherInstanceScansTheFile(t *testing.T) {
+	x := newClaimFixture(t)
+	ticks := make(chan time.Time)
+	first := newHeldScanner()
+	done := scanDue(x.worker("i1", first, ticks))
+	<-first.started
+	claimed := x.job().ClaimedUntil
+
+	// Ten minutes into the scan the claim is renewed for another lease.
+	x.clock.Advance(10 * time.Minute)
+	ticks <- x.clock.Now()
+	want := x.clock.Now().Add(claimTestLease)
+	waitUntil(t, "the claim is renewed", func() bool { return x.job().ClaimedUntil.Equal(want) })
+	if !want.After(claimed) {
+		t.Fatalf("renewed until %v, first claimed until %v", want, claimed)
+	}
+
+	// Past the first lease, another instance leaves the file alone.
+	x.clock.Advance(5 * time.Minute)
+	second := &fakeScanner{verdict: scan.Verdict{Result: scan.Clean}}
+	if err := x.worker("i2", second, nil).ScanDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if second.scans != 0 {
+		t.Fatalf("a second instance scanned the file while the first held its renewed claim")
+	}
+
+	close(first.release)
+	finished(t, done)
+	got, err := x.catalog.File(context.Background(), "c1", "core.dump")
+	if err != nil || got.State != cases.FileComplete {
+		t.Fatalf("after the scan the file is %+v, %v", got, err)
+	}
+}
+
+func TestAScanWhoseClaimAnotherInstanceTookOverStopsWithoutAVerdict(t *testing.T) {
+	x := newClaimFixture(t)
+	ticks := make(chan time.Time)
+	first := newHeldScanner()
+	done := scanDue(x.worker("i1", first, ticks))
+	<-first.started
+
+	// Its claim ran out unrenewed, and another instance took the job.
+	x.clock.Advance(claimTestLease + time.Second)
+	if _, mine, err := x.catalog.ClaimScan(context.Background(), x.job(), "i2", claimTestLease); err != nil || !mine {
+		t.Fatalf("the second instance's claim: %v, %v", mine, err)
+	}
+	ticks <- x.clock.Now()
+	t.Cleanup(func() { close(first.release) })
+	finished(t, done)
+	if j := x.job(); j.ClaimedBy != "i2" || j.Attempts != 0 {
+		t.Fatalf("the job after the first instance stopped: %+v; want i2's claim untouched", j)
+	}
+	got, err := x.catalog.File(context.Background(), "c1", "core.dump")
+	if err != nil || got.State != cases.FileScanning {
+		t.Fatalf("the file is %+v, %v; want it still scanning", got, err)
+	}
+}

@@ -47,6 +47,7 @@ var codes = []struct {
 	{name: "cases.ErrFileScanning", err: cases.ErrFileScanning, code: sftp.ErrSSHFxPermissionDenied},
 	{name: "cases.ErrFileQuarantined", err: cases.ErrFileQuarantined, code: sftp.ErrSSHFxPermissionDenied},
 	{name: "cases.ErrNotQuarantined", err: cases.ErrNotQuarantined, why: "a release is the admin API's"},
+	{name: "cases.ErrClaimLost", err: cases.ErrClaimLost, why: "the scan worker's, between instances; no request meets it"},
 	{name: "cases.ErrReleaseReason", err: cases.ErrReleaseReason, why: "a release is the admin API's"},
 	{name: "cases.ErrInvalidCase", err: cases.ErrInvalidCase, why: "the session's case comes from its credential"},
 	{name: "cases.ErrLinkNotFound", err: cases.ErrLinkNotFound, why: "upload links are redeemed over HTTPS only"},

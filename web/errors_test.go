@@ -44,6 +44,7 @@ var answers = []struct {
 	{name: "cases.ErrFileScanning", err: cases.ErrFileScanning, status: http.StatusConflict, code: "file_scanning"},
 	{name: "cases.ErrFileQuarantined", err: cases.ErrFileQuarantined, status: http.StatusForbidden, code: "file_quarantined"},
 	{name: "cases.ErrNotQuarantined", err: cases.ErrNotQuarantined, status: http.StatusConflict, code: "not_quarantined"},
+	{name: "cases.ErrClaimLost", err: cases.ErrClaimLost, why: "the scan worker's, between instances; no request meets it"},
 	{name: "cases.ErrReleaseReason", err: cases.ErrReleaseReason, status: http.StatusBadRequest, code: "reason_required"},
 	{name: "cases.ErrLinkNotFound", err: cases.ErrLinkNotFound, status: http.StatusNotFound, code: "link_not_found"},
 	{name: "cases.ErrLinkUsed", err: cases.ErrLinkUsed, status: http.StatusGone, code: "link_used"},
