@@ -262,3 +262,44 @@ func TestAScanWhoseClaimAnotherInstanceTookOverStopsWithoutAVerdict(t *testing.T
 		t.Fatalf("the file is %+v, %v; want it still scanning", got, err)
 	}
 }
+
+func TestBacklogSaysHowManyScansWaitAndSinceWhenTheOldestWaits(t *testing.T) {
+	x := newClaimFixture(t) // core.dump, queued at 9:00
+	queuedFirst := x.clock.Now()
+	x.clock.Advance(time.Minute)
+	ctx := context.Background()
+	f := cases.File{Name: "later.log", Object: "obj2", Size: 4, SHA256: strings.Repeat("ef", 32), State: cases.FileScanning}
+	if err := x.catalog.QueueScan(ctx, "c1", f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.catalog.AddFile(ctx, "c1", f); err != nil {
+		t.Fatal(err)
+	}
+	scanner := &fakeScanner{err: errors.New("clamd: connection refused")}
+	w := x.worker("i1", scanner, nil)
+	if n, oldest := w.Backlog(); n != 0 || !oldest.IsZero() {
+		t.Fatalf("before a look at the queue the backlog is %d since %v", n, oldest)
+	}
+
+	if err := w.ScanDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, oldest := w.Backlog(); n != 2 || !oldest.Equal(queuedFirst) {
+		t.Fatalf("with the scanner down the backlog is %d since %v; want 2 since %v", n, oldest, queuedFirst)
+	}
+
+	scanner.err, scanner.verdict = nil, scan.Verdict{Result: scan.Clean}
+	x.clock.Advance(time.Hour) // past every backoff
+	if err := w.ScanDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := w.Backlog(); n != 0 {
+		t.Fatalf("after both verdicts the backlog is %d", n)
+	}
+	if err := w.ScanDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, oldest := w.Backlog(); n != 0 || !oldest.IsZero() {
+		t.Fatalf("with the queue empty the backlog is %d since %v", n, oldest)
+	}
+}
