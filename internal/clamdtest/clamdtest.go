@@ -6,9 +6,7 @@
 package clamdtest
 
 import (
-	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,11 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/casedrop/casedrop/internal/loopback"
+	"github.com/casedrop/casedrop/internal/testdaemon"
 )
 
 // readyTimeout bounds how long Start waits for clamd to answer PING.
@@ -55,11 +52,7 @@ type Server struct {
 	// HostPort is 127.0.0.1:port.
 	HostPort string
 
-	dir     string
-	logPath string
-	bin     string
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	daemon *testdaemon.Daemon
 }
 
 // Start writes the database and the configuration into a temporary folder,
@@ -77,117 +70,41 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.StreamMaxLength == "" {
 		opts.StreamMaxLength = "1M"
 	}
-	s := &Server{dir: t.TempDir(), bin: bin}
-	s.logPath = filepath.Join(s.dir, "clamd.log")
+	dir := t.TempDir()
+	logPath, confPath, dbDir := filepath.Join(dir, "clamd.log"), filepath.Join(dir, "clamd.conf"), filepath.Join(dir, "db")
 	t.Cleanup(func() {
-		s.Stop()
 		if t.Failed() {
-			data, _ := os.ReadFile(s.logPath)
-			t.Logf("clamdtest: clamd's log is %s:\n%s", s.logPath, tail(string(data), 40))
+			t.Logf("clamdtest: clamd's log is %s:\n%s", logPath, testdaemon.Tail(logPath, 40))
 		}
 	})
-	if err := writeDatabase(filepath.Join(s.dir, "db")); err != nil {
+	if err := writeDatabase(dbDir); err != nil {
 		t.Fatalf("clamdtest: %v", err)
 	}
-	// A probed port may be taken before clamd binds it: a clamd that
-	// exits before it is ready gets a new port, twice at most.
-	for attempt := 1; attempt <= 3; attempt++ {
-		ports, perr := loopback.FreePorts(1)
-		if perr != nil {
-			t.Fatalf("clamdtest: %v", perr)
-		}
-		s.HostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-		s.Address = "tcp://" + s.HostPort
-		if err = writeConfig(s.configPath(), ports[0], filepath.Join(s.dir, "db"), opts); err != nil {
-			t.Fatalf("clamdtest: %v", err)
-		}
-		if err = s.start(); !errors.Is(err, errExited) {
-			break
-		}
-	}
+	d, err := testdaemon.Start(t, testdaemon.Spec{
+		Name:         "clamd",
+		Args:         []string{bin, "-c", confPath},
+		Configure:    func(port int) error { return writeConfig(confPath, port, dbDir, opts) },
+		Ready:        ping,
+		ReadyTimeout: readyTimeout,
+		Output:       logPath,
+	})
 	if err != nil {
 		t.Fatalf("clamdtest: %v", err)
 	}
-	return s
+	return &Server{Address: "tcp://" + d.HostPort, HostPort: d.HostPort, daemon: d}
 }
 
 // Restart starts clamd again on the same port after Stop.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	if err := s.start(); err != nil {
+	if err := s.daemon.Restart(); err != nil {
 		t.Fatalf("clamdtest: restart: %v", err)
 	}
 }
 
 // Stop kills clamd and waits for it to exit; harmless when it is not
 // running.
-func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-}
-
-func (s *Server) configPath() string { return filepath.Join(s.dir, "clamd.conf") }
-
-var errExited = errors.New("clamd exited before it was ready")
-
-func (s *Server) start() error {
-	logFile, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close() // the child has its own descriptor
-	fmt.Fprintf(logFile, "=== clamdtest: %s -c %s (%s)\n", s.bin, s.configPath(), s.Address)
-	cmd := exec.Command(s.bin, "-c", s.configPath())
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// The kernel kills clamd when the test binary dies, even by a panic
-	// or a signal that skips the cleanups.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	s.cmd, s.exited = cmd, exited
-	return s.waitReady()
-}
-
-// waitReady polls with PING until clamd answers PONG.
-func (s *Server) waitReady() error {
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		if last = ping(s.HostPort); last == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("%w; last lines of %s:\n%s", errExited, s.logPath, s.logTail())
-		case <-ctx.Done():
-			s.Stop()
-			return fmt.Errorf("clamd not ready within %v: %v", readyTimeout, last)
-		case <-tick.C:
-		}
-	}
-}
-
-func (s *Server) logTail() string {
-	data, _ := os.ReadFile(s.logPath)
-	return tail(string(data), 20)
-}
+func (s *Server) Stop() { s.daemon.Stop() }
 
 // ping asks clamd at hostPort for PONG.
 func ping(hostPort string) error {
@@ -237,9 +154,4 @@ func writeConfig(path string, port int, dbDir string, opts Options) error {
 		"",
 	}, "\n")
 	return os.WriteFile(path, []byte(conf), 0o600)
-}
-
-func tail(text string, lines int) string {
-	all := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }

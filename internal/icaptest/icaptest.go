@@ -9,8 +9,6 @@ package icaptest
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,12 +16,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/casedrop/casedrop/internal/clamdtest"
-	"github.com/casedrop/casedrop/internal/loopback"
+	"github.com/casedrop/casedrop/internal/testdaemon"
 )
 
 const (
@@ -50,10 +47,8 @@ type Server struct {
 	// URL is icap://127.0.0.1:port/virus_scan, as --scan-icap takes it.
 	URL string
 
-	dir, logPath, bin string
-	hostPort          string
-	cmd               *exec.Cmd
-	exited            chan struct{}
+	dir, logPath string
+	daemon       *testdaemon.Daemon
 }
 
 // Start writes c-icap.conf into a temporary folder, starts c-icap in the
@@ -71,68 +66,47 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.MaxObjectSize == "" {
 		opts.MaxObjectSize = "1M"
 	}
-	s := &Server{dir: t.TempDir(), bin: bin}
+	s := &Server{dir: t.TempDir()}
 	s.logPath = filepath.Join(s.dir, "server.log")
+	stdout := filepath.Join(s.dir, "stdout.log")
 	t.Cleanup(func() {
-		s.Stop()
 		if t.Failed() {
-			data, _ := os.ReadFile(s.logPath)
-			out, _ := os.ReadFile(filepath.Join(s.dir, "stdout.log"))
-			t.Logf("icaptest: c-icap's log is %s:\n%s\n%s", s.logPath, tail(string(data), 40), tail(string(out), 20))
+			t.Logf("icaptest: c-icap's log is %s:\n%s\n%s", s.logPath, testdaemon.Tail(s.logPath, 40), testdaemon.Tail(stdout, 20))
 		}
 	})
-	// A probed port may be taken before c-icap binds it: a c-icap that
-	// exits before it is ready gets a new port, twice at most.
-	for attempt := 1; attempt <= 3; attempt++ {
-		ports, perr := loopback.FreePorts(1)
-		if perr != nil {
-			t.Fatalf("icaptest: %v", perr)
-		}
-		s.hostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-		s.URL = "icap://" + s.hostPort + "/" + Service
-		if err = os.WriteFile(s.configPath(), []byte(s.config(ports[0], opts)), 0o600); err != nil {
-			t.Fatalf("icaptest: %v", err)
-		}
-		if err = s.start(); !errors.Is(err, errExited) {
-			break
-		}
-	}
+	s.daemon, err = testdaemon.Start(t, testdaemon.Spec{
+		Name: "c-icap",
+		Args: []string{bin, "-N", "-f", s.configPath()},
+		Configure: func(port int) error {
+			return os.WriteFile(s.configPath(), []byte(s.config(port, opts)), 0o600)
+		},
+		Ready:        options,
+		ReadyTimeout: readyTimeout,
+		Output:       stdout,
+		Log:          s.logPath,
+		Group:        true, // c-icap forks its servers
+		StopTimeout:  stopTimeout,
+	})
 	if err != nil {
 		t.Fatalf("icaptest: %v", err)
 	}
+	s.URL = serviceURL(s.daemon.HostPort)
 	return s
 }
 
 // Restart starts c-icap again on the same port after Stop.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	if err := s.start(); err != nil {
+	if err := s.daemon.Restart(); err != nil {
 		t.Fatalf("icaptest: restart: %v", err)
 	}
 }
 
-// Stop ends c-icap and its child processes (it runs in a process group
-// of its own) and waits for it; harmless when it is not running.
-func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	pgid := -s.cmd.Process.Pid
-	_ = syscall.Kill(pgid, syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(stopTimeout):
-		_ = syscall.Kill(pgid, syscall.SIGKILL)
-		<-s.exited
-	}
-	// Children that outlived their parent go with the group.
-	_ = syscall.Kill(pgid, syscall.SIGKILL)
-}
+// Stop ends c-icap and its child processes and waits for it; harmless
+// when it is not running.
+func (s *Server) Stop() { s.daemon.Stop() }
+
+func serviceURL(hostPort string) string { return "icap://" + hostPort + "/" + Service }
 
 func (s *Server) configPath() string { return filepath.Join(s.dir, "c-icap.conf") }
 
@@ -175,63 +149,15 @@ func portOf(hostPort string) string {
 	return port
 }
 
-var errExited = errors.New("c-icap exited before it was ready")
-
-func (s *Server) start() error {
-	out, err := os.OpenFile(filepath.Join(s.dir, "stdout.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer out.Close() // the child has its own descriptor
-	cmd := exec.Command(s.bin, "-N", "-f", s.configPath())
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so that Stop reaches its children; the
-	// kernel kills it when the test binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	s.cmd, s.exited = cmd, exited
-	return s.waitReady()
-}
-
-// waitReady asks OPTIONS until the service answers 200.
-func (s *Server) waitReady() error {
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		if last = s.options(); last == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			data, _ := os.ReadFile(s.logPath)
-			return fmt.Errorf("%w; last lines of %s:\n%s", errExited, s.logPath, tail(string(data), 20))
-		case <-ctx.Done():
-			s.Stop()
-			return fmt.Errorf("c-icap not ready within %v: %v", readyTimeout, last)
-		case <-tick.C:
-		}
-	}
-}
-
-// options sends OPTIONS for the service and wants 200.
-func (s *Server) options() error {
-	conn, err := net.DialTimeout("tcp", s.hostPort, time.Second)
+// options sends OPTIONS for the service at hostPort and wants 200.
+func options(hostPort string) error {
+	conn, err := net.DialTimeout("tcp", hostPort, time.Second)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	req := "OPTIONS " + s.URL + " ICAP/1.0\r\nHost: " + s.hostPort + "\r\nEncapsulated: null-body=0\r\n\r\n"
+	req := "OPTIONS " + serviceURL(hostPort) + " ICAP/1.0\r\nHost: " + hostPort + "\r\nEncapsulated: null-body=0\r\n\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
 		return err
 	}
@@ -243,9 +169,4 @@ func (s *Server) options() error {
 		return fmt.Errorf("OPTIONS answered %q", strings.TrimSpace(line))
 	}
 	return nil
-}
-
-func tail(text string, lines int) string {
-	all := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
