@@ -1,7 +1,6 @@
 package clamd_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/casedrop/casedrop/internal/clamdtest"
+	"github.com/casedrop/casedrop/internal/scantest"
 	"github.com/casedrop/casedrop/scan"
 	"github.com/casedrop/casedrop/scan/clamd"
 )
@@ -40,21 +40,6 @@ func TestParseAddress(t *testing.T) {
 	}
 }
 
-// failingReader returns data, then err.
-type failingReader struct {
-	data []byte
-	err  error
-}
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	if len(r.data) == 0 {
-		return 0, r.err
-	}
-	n := copy(p, r.data)
-	r.data = r.data[n:]
-	return n, nil
-}
-
 func TestScanAgainstARealClamd(t *testing.T) {
 	server := clamdtest.Start(t, clamdtest.Options{StreamMaxLength: "1M"})
 	c, err := clamd.New(clamd.Config{Address: server.Address})
@@ -66,38 +51,10 @@ func TestScanAgainstARealClamd(t *testing.T) {
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	// The pattern straddles two 64 KiB chunks: clamd sees one stream.
-	straddling := bytes.Repeat([]byte("a"), 64<<10-5)
-	straddling = append(straddling, clamdtest.Pattern...)
-	straddling = append(straddling, bytes.Repeat([]byte("b"), 1000)...)
-	for _, tc := range []struct {
-		name string
-		data []byte
-		want scan.Verdict
-	}{
-		{"an empty file is clean", nil, scan.Verdict{Result: scan.Clean}},
-		{"a text file is clean", []byte("hello, support\n"), scan.Verdict{Result: scan.Clean}},
-		{"a file of several chunks under the limit is clean", bytes.Repeat([]byte("log line\n"), 100_000), scan.Verdict{Result: scan.Clean}},
-		{"EICAR is infected", []byte(clamdtest.EICAR), scan.Verdict{Result: scan.Infected, Signature: clamdtest.EICARSignature}},
-		{"the test pattern across a chunk boundary is infected", straddling, scan.Verdict{Result: scan.Infected, Signature: clamdtest.PatternSignature}},
-		{"a file over StreamMaxLength is too large, not clean", bytes.Repeat([]byte("x"), 3<<20), scan.Verdict{Result: scan.TooLarge}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := c.Scan(ctx, bytes.NewReader(tc.data), int64(len(tc.data)))
-			if err != nil {
-				t.Fatalf("Scan: %v", err)
-			}
-			if got != tc.want {
-				t.Fatalf("Scan = %+v, want %+v", got, tc.want)
-			}
-		})
-	}
+	cases := append(scantest.Cases(3<<20), scantest.Case{Name: "an empty file is clean", Want: scan.Verdict{Result: scan.Clean}})
+	scantest.Run(t, ctx, c, cases)
 	t.Run("a file that cannot be read to its end has no verdict", func(t *testing.T) {
-		broken := errors.New("the store went away")
-		got, err := c.Scan(ctx, &failingReader{data: []byte("partial"), err: broken}, 100)
-		if !errors.Is(err, broken) {
-			t.Fatalf("Scan = %+v, %v; want the reader's error", got, err)
-		}
+		scantest.Unreadable(t, ctx, c, []byte("partial"), 100)
 	})
 	t.Run("a stopped clamd is an error, not a verdict", func(t *testing.T) {
 		server.Stop()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/casedrop/casedrop/internal/clamdtest"
 	"github.com/casedrop/casedrop/internal/icaptest"
+	"github.com/casedrop/casedrop/internal/scantest"
 	"github.com/casedrop/casedrop/scan"
 	"github.com/casedrop/casedrop/scan/icap"
 )
@@ -60,35 +61,13 @@ func TestScanAgainstARealCICAPWithClamd(t *testing.T) {
 	if opts.Preview < 0 || !opts.Allow204 {
 		t.Fatalf("c-icap's virus_scan offers %+v: want a preview and 204", opts)
 	}
-	// The pattern well past the preview and across a 64 KiB chunk.
-	late := append(bytes.Repeat([]byte("a"), 64<<10-5), clamdtest.Pattern...)
-	late = append(late, bytes.Repeat([]byte("b"), 1000)...)
-	for _, tc := range []struct {
-		name string
-		data []byte
-		want scan.Verdict
-	}{
-		{"a text file inside the preview is clean", []byte("hello, support\n"), scan.Verdict{Result: scan.Clean}},
-		{"a file of several chunks is clean", bytes.Repeat([]byte("log line\n"), 100_000), scan.Verdict{Result: scan.Clean}},
-		{"EICAR is infected", []byte(clamdtest.EICAR), scan.Verdict{Result: scan.Infected, Signature: clamdtest.EICARSignature}},
-		{"the test pattern past the preview is infected", late, scan.Verdict{Result: scan.Infected, Signature: clamdtest.PatternSignature}},
-		{"a file over MaxObjectSize is too large, not clean", bytes.Repeat([]byte("x"), 2<<20), scan.Verdict{Result: scan.TooLarge}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := c.Scan(ctx, bytes.NewReader(tc.data), int64(len(tc.data)))
-			if err != nil {
-				t.Fatalf("Scan: %v", err)
-			}
-			if got != tc.want {
-				t.Fatalf("Scan = %+v, want %+v", got, tc.want)
-			}
-		})
-	}
+	scantest.Run(t, ctx, c, scantest.Cases(2<<20))
 	t.Run("in c-icap's default mode a finding after the echo began is still infected", func(t *testing.T) {
 		early, err := icap.New(icap.Config{URL: server.URL})
 		if err != nil {
 			t.Fatal(err)
 		}
+		late := scantest.PatternAcrossChunks()
 		got, err := early.Scan(ctx, bytes.NewReader(late), int64(len(late)))
 		if err != nil || got.Result != scan.Infected {
 			t.Fatalf("Scan = %+v, %v; want infected", got, err)
@@ -99,12 +78,7 @@ func TestScanAgainstARealCICAPWithClamd(t *testing.T) {
 		}
 	})
 	t.Run("a file that cannot be read to its end has no verdict", func(t *testing.T) {
-		broken := errors.New("the store went away")
-		data := append(bytes.Repeat([]byte("a"), 4096), "partial"...)
-		got, err := c.Scan(ctx, &failingReader{data: data, err: broken}, 1<<20)
-		if !errors.Is(err, broken) {
-			t.Fatalf("Scan = %+v, %v; want the reader's error", got, err)
-		}
+		scantest.Unreadable(t, ctx, c, append(bytes.Repeat([]byte("a"), 4096), "partial"...), 1<<20)
 	})
 	t.Run("a clamd that is down behind c-icap is an error, not a verdict", func(t *testing.T) {
 		clamd.Stop()
@@ -125,19 +99,4 @@ func TestScanAgainstARealCICAPWithClamd(t *testing.T) {
 			t.Fatalf("Scan after restart = %+v, %v", got, err)
 		}
 	})
-}
-
-// failingReader returns data, then err.
-type failingReader struct {
-	data []byte
-	err  error
-}
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	if len(r.data) == 0 {
-		return 0, r.err
-	}
-	n := copy(p, r.data)
-	r.data = r.data[n:]
-	return n, nil
 }
