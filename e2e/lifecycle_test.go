@@ -51,6 +51,18 @@ func (c *caseSystem) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// startWithCaseSystem starts casedrop with opts and its webhook pointed
+// at a new case system on loopback, which it returns too.
+func startWithCaseSystem(t *testing.T, opts testserver.Options) (*testserver.Server, *caseSystem) {
+	t.Helper()
+	crm := &caseSystem{arrived: make(chan struct{}, 1)}
+	hook := httptest.NewServer(crm)
+	t.Cleanup(hook.Close)
+	opts.Args = append(opts.Args, "--webhook-url", hook.URL)
+	opts.Env = append(opts.Env, "CASEDROP_WEBHOOK_SECRET="+crmSecret)
+	return testserver.Start(t, opts), crm
+}
+
 func (c *caseSystem) waitFor(t *testing.T, typ, file string) webhook.Payload {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
@@ -72,13 +84,7 @@ func (c *caseSystem) waitFor(t *testing.T, typ, file string) webhook.Payload {
 }
 
 func TestACaseLifeThroughTheCLIClosesBothDoorsAndTellsTheCaseSystem(t *testing.T) {
-	crm := &caseSystem{arrived: make(chan struct{}, 1)}
-	hook := httptest.NewServer(crm)
-	t.Cleanup(hook.Close)
-	srv := testserver.Start(t, testserver.Options{
-		Args: []string{"--webhook-url", hook.URL},
-		Env:  []string{"CASEDROP_WEBHOOK_SECRET=" + crmSecret},
-	})
+	srv, crm := startWithCaseSystem(t, testserver.Options{})
 	cli := func(want int, args ...string) string {
 		t.Helper()
 		cmd := srv.CLI(t.Context(), args...)

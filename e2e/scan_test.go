@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -135,14 +134,7 @@ func heldEverywhere(t *testing.T, srv *testserver.Server, caseID string, staff, 
 
 func TestEICARFromBothDoorsIsQuarantinedAndACleanFileIsServedOnlyAfterItsScan(t *testing.T) {
 	clamd := clamdtest.Start(t, clamdtest.Options{StreamMaxLength: "1M"})
-	crm := &caseSystem{arrived: make(chan struct{}, 1)}
-	hook := httptest.NewServer(crm)
-	t.Cleanup(hook.Close)
-	srv := testserver.Start(t, testserver.Options{
-		ScanClamd: clamd.Address,
-		Args:      []string{"--webhook-url", hook.URL},
-		Env:       []string{"CASEDROP_WEBHOOK_SECRET=" + crmSecret},
-	})
+	srv, crm := startWithCaseSystem(t, testserver.Options{ScanClamd: clamd.Address})
 	srv.OpenCase(t, "scan")
 	customer := srv.Credential(t, "scan", "customer")
 	staff := srv.Credential(t, "scan", "staff")
@@ -259,14 +251,7 @@ func TestEICARThroughICAPIsQuarantinedAndACleanFileCompletes(t *testing.T) {
 
 func TestOnlyTheAdminReleasesAQuarantinedFileWithAReasonAndItIsAuditedAndServed(t *testing.T) {
 	clamd := clamdtest.Start(t, clamdtest.Options{})
-	crm := &caseSystem{arrived: make(chan struct{}, 1)}
-	hook := httptest.NewServer(crm)
-	t.Cleanup(hook.Close)
-	srv := testserver.Start(t, testserver.Options{
-		ScanClamd: clamd.Address,
-		Args:      []string{"--webhook-url", hook.URL},
-		Env:       []string{"CASEDROP_WEBHOOK_SECRET=" + crmSecret},
-	})
+	srv, crm := startWithCaseSystem(t, testserver.Options{ScanClamd: clamd.Address})
 	srv.OpenCase(t, "rel")
 	customer := srv.Credential(t, "rel", "customer")
 	staff := srv.Credential(t, "rel", "staff")
