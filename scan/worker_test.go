@@ -31,29 +31,12 @@ func (s *fakeScanner) Scan(_ context.Context, r io.Reader, _ int64) (scan.Verdic
 
 func TestAScanWithoutVerdictKeepsTheFileHeldAndIsRetriedWithBackoffOnTheClock(t *testing.T) {
 	ctx := context.Background()
-	store, err := diskstore.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := testclock.New(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-	catalog := cases.New(store, clock.Now)
-	if _, _, err := catalog.Open(ctx, "c1"); err != nil {
-		t.Fatal(err)
-	}
-	f := cases.File{Name: "dump.bin", Object: "obj1", Size: 4, SHA256: strings.Repeat("ab", 32), State: cases.FileScanning}
-	if err := catalog.QueueScan(ctx, "c1", f); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := catalog.AddFile(ctx, "c1", f); err != nil {
-		t.Fatal(err)
-	}
+	x := newQueueFixture(t)
+	clock, catalog := x.clock, x.catalog
 	scanner := &fakeScanner{err: errors.New("clamd: connection refused")}
-	w := scan.NewWorker(scan.Config{Scanner: scanner, Queue: catalog, Now: clock.Now, Instance: "i1", MaxBackoff: time.Minute,
-		Open: func(context.Context, string, cases.File) (io.ReadCloser, error) {
-			return io.NopCloser(strings.NewReader("data")), nil
-		}})
+	w := x.worker("i1", scanner, nil)
 	state := func() cases.FileState {
-		got, err := catalog.File(ctx, "c1", "dump.bin")
+		got, err := catalog.File(ctx, "c1", "core.dump")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +65,7 @@ func TestAScanWithoutVerdictKeepsTheFileHeldAndIsRetriedWithBackoffOnTheClock(t 
 	if err := w.ScanDue(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, err := catalog.File(ctx, "c1", "dump.bin")
+	got, err := catalog.File(ctx, "c1", "core.dump")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,21 +103,21 @@ func (s *heldScanner) Scan(ctx context.Context, _ io.Reader, _ int64) (scan.Verd
 	}
 }
 
-// claimFixture is a catalog on the injected clock with one file waiting
-// for its scan, and workers for it.
-type claimFixture struct {
+// queueFixture is a catalog on the injected clock with one file,
+// core.dump, waiting for its scan, and workers for it.
+type queueFixture struct {
 	t       *testing.T
 	clock   *testclock.Clock
 	catalog *cases.Catalog
 }
 
-func newClaimFixture(t *testing.T) *claimFixture {
+func newQueueFixture(t *testing.T) *queueFixture {
 	t.Helper()
 	store, err := diskstore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := &claimFixture{t: t, clock: testclock.New(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))}
+	x := &queueFixture{t: t, clock: testclock.New(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))}
 	x.catalog = cases.New(store, x.clock.Now)
 	ctx := context.Background()
 	if _, _, err := x.catalog.Open(ctx, "c1"); err != nil {
@@ -152,7 +135,7 @@ func newClaimFixture(t *testing.T) *claimFixture {
 
 const claimTestLease = 11 * time.Minute
 
-func (x *claimFixture) worker(instance string, scanner scan.Scanner, ticks <-chan time.Time) *scan.Worker {
+func (x *queueFixture) worker(instance string, scanner scan.Scanner, ticks <-chan time.Time) *scan.Worker {
 	return scan.NewWorker(scan.Config{Scanner: scanner, Queue: x.catalog, Now: x.clock.Now, Instance: instance,
 		ClaimLease: claimTestLease, RenewTicks: ticks,
 		Open: func(context.Context, string, cases.File) (io.ReadCloser, error) {
@@ -161,13 +144,23 @@ func (x *claimFixture) worker(instance string, scanner scan.Scanner, ticks <-cha
 }
 
 // job is the one job in the queue.
-func (x *claimFixture) job() cases.ScanJob {
+func (x *queueFixture) job() cases.ScanJob {
 	x.t.Helper()
 	jobs, err := x.catalog.ScanQueue(context.Background())
 	if err != nil || len(jobs) != 1 {
 		x.t.Fatalf("queue: %+v, %v", jobs, err)
 	}
 	return jobs[0]
+}
+
+// heldScan starts instance i1 scanning the file with a heldScanner, its
+// claim renewed at each tick sent on ticks, and returns once the scan
+// runs; done gives ScanDue's error.
+func (x *queueFixture) heldScan() (ticks chan time.Time, s *heldScanner, done <-chan error) {
+	ticks, s = make(chan time.Time), newHeldScanner()
+	done = scanDue(x.worker("i1", s, ticks))
+	<-s.started
+	return ticks, s, done
 }
 
 // scanDue runs w.ScanDue in the background; the channel gives its error.
@@ -205,11 +198,8 @@ func finished(t *testing.T, done <-chan error) {
 }
 
 func TestAScanLongerThanItsLeaseKeepsItsClaimSoThatNoOtherInstanceScansTheFile(t *testing.T) {
-	x := newClaimFixture(t)
-	ticks := make(chan time.Time)
-	first := newHeldScanner()
-	done := scanDue(x.worker("i1", first, ticks))
-	<-first.started
+	x := newQueueFixture(t)
+	ticks, first, done := x.heldScan()
 	claimed := x.job().ClaimedUntil
 
 	// Ten minutes into the scan the claim is renewed for another lease.
@@ -240,11 +230,8 @@ func TestAScanLongerThanItsLeaseKeepsItsClaimSoThatNoOtherInstanceScansTheFile(t
 }
 
 func TestAScanWhoseClaimAnotherInstanceTookOverStopsWithoutAVerdict(t *testing.T) {
-	x := newClaimFixture(t)
-	ticks := make(chan time.Time)
-	first := newHeldScanner()
-	done := scanDue(x.worker("i1", first, ticks))
-	<-first.started
+	x := newQueueFixture(t)
+	ticks, first, done := x.heldScan()
 
 	// Its claim ran out unrenewed, and another instance took the job.
 	x.clock.Advance(claimTestLease + time.Second)
@@ -264,7 +251,7 @@ func TestAScanWhoseClaimAnotherInstanceTookOverStopsWithoutAVerdict(t *testing.T
 }
 
 func TestBacklogSaysHowManyScansWaitAndSinceWhenTheOldestWaits(t *testing.T) {
-	x := newClaimFixture(t) // core.dump, queued at 9:00
+	x := newQueueFixture(t) // core.dump, queued at 9:00
 	queuedFirst := x.clock.Now()
 	x.clock.Advance(time.Minute)
 	ctx := context.Background()
