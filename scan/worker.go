@@ -63,6 +63,7 @@ type Config struct {
 // Worker scans the files waiting in the queue.
 type Worker struct {
 	cfg     Config
+	wake    chan struct{}
 	waiting atomic.Int64
 	// oldest is when the longest-waiting scan was queued (Unix
 	// nanoseconds; 0 when none waits), at the last look.
@@ -83,7 +84,16 @@ func NewWorker(cfg Config) *Worker {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = time.Minute
 	}
-	return &Worker{cfg: cfg}
+	return &Worker{cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes Run look at the queue now rather than at its next interval:
+// a file was just queued for its scan. It never blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // a look is due already
+	}
 }
 
 // Waiting is how many scans waited in the queue at the last look, the ones
@@ -100,7 +110,8 @@ func (w *Worker) Backlog() (int, time.Time) {
 	return n, time.Unix(0, oldest).UTC()
 }
 
-// Run scans until ctx ends, looking at the queue every interval.
+// Run scans until ctx ends, looking at the queue every interval and
+// when woken (Wake).
 func (w *Worker) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -112,6 +123,7 @@ func (w *Worker) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.wake:
 		}
 	}
 }

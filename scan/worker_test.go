@@ -290,3 +290,32 @@ func TestBacklogSaysHowManyScansWaitAndSinceWhenTheOldestWaits(t *testing.T) {
 		t.Fatalf("with the queue empty the backlog is %d since %v", n, oldest)
 	}
 }
+
+func TestWakeHasRunScanAFileQueuedJustNowWithoutWaitingForItsInterval(t *testing.T) {
+	x := newQueueFixture(t)
+	w := x.worker("i1", &fakeScanner{verdict: scan.Verdict{Result: scan.Clean}}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-stopped })
+	go func() {
+		defer close(stopped)
+		w.Run(ctx, time.Hour) // no second look at the queue unless woken
+	}()
+	state := func(name string) func() bool {
+		return func() bool {
+			f, err := x.catalog.File(ctx, "c1", name)
+			return err == nil && f.State == cases.FileComplete
+		}
+	}
+	waitUntil(t, "Run's first look scans core.dump", state("core.dump"))
+
+	f := cases.File{Name: "new.log", Object: "obj2", Size: 4, SHA256: strings.Repeat("ef", 32), State: cases.FileScanning}
+	if err := x.catalog.QueueScan(ctx, "c1", f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.catalog.AddFile(ctx, "c1", f); err != nil {
+		t.Fatal(err)
+	}
+	w.Wake()
+	waitUntil(t, "woken, Run scans new.log", state("new.log"))
+}

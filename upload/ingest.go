@@ -105,6 +105,10 @@ type Config struct {
 	// committed as scanning, with its scan queued in the catalog, and the
 	// scan's verdict makes it complete or quarantined (package scan).
 	Scanning bool
+	// ScanQueued, if not nil, is told of each file committed as
+	// scanning, so that the scan need not wait for the worker's next look
+	// at the queue (scan.Worker.Wake).
+	ScanQueued func()
 }
 
 // Metrics is what the ingest counts, per door (Via).
@@ -155,14 +159,16 @@ type Ingest struct {
 	boot string
 	// fenced: state saves are conditional (Config.FenceStates).
 	fenced bool
-	// scanning: files complete as scanning (Config.Scanning).
-	scanning bool
+	// scanning: files complete as scanning (Config.Scanning), and
+	// scanQueued hears of each.
+	scanning   bool
+	scanQueued func()
 }
 
 // New returns an Ingest ready to use.
 func New(cfg Config) *Ingest {
 	in := &Ingest{store: cfg.Store, catalog: cfg.Catalog, now: cfg.Now, log: cfg.Logger,
-		partSize: cfg.PartSize, maxFileSize: cfg.MaxFileSize, scanning: cfg.Scanning}
+		partSize: cfg.PartSize, maxFileSize: cfg.MaxFileSize, scanning: cfg.Scanning, scanQueued: cfg.ScanQueued}
 	if in.partSize <= 0 {
 		in.partSize = DefaultPartSize
 	}

@@ -484,6 +484,9 @@ func (u *Upload) commit(ctx context.Context, h hash.Hash) (cases.File, error) {
 	if err := u.in.saveState(ctx, s); err != nil {
 		u.in.log.WarnContext(ctx, "save committed upload state", "case", s.Case, "upload", s.ID, "err", err)
 	}
+	if f.State == cases.FileScanning && u.in.scanQueued != nil {
+		u.in.scanQueued()
+	}
 	if mismatch != nil {
 		u.in.log.WarnContext(ctx, "upload rejected", "case", s.Case, "upload", s.ID, "file", s.Name, "size", s.Size, "sha256", digest, "declared_sha256", s.Declared)
 		u.in.audit(ctx, s, cases.EventUploadRejected, s.Size, digest)

@@ -36,6 +36,14 @@ const (
 	serving
 )
 
+// wakeScans tells the scan worker, if there is one, that a file was just
+// queued for its scan. p.scans is set before the doors open.
+func (p *parts) wakeScans() {
+	if p.scans != nil {
+		p.scans.Wake()
+	}
+}
+
 // parts are casedrop's pieces made from the config, on one clock: what
 // `serve` puts behind its doors and what the direct-mode commands use.
 type parts struct {
@@ -81,7 +89,7 @@ func build(ctx context.Context, cfg *config, m mode, log *slog.Logger) (*parts, 
 	ingestCfg := upload.Config{Store: p.store, Catalog: p.catalog, Now: p.now, Logger: log,
 		PartSize: int64(cfg.PartSizeMiB) << 20, MaxFileSize: int64(cfg.MaxFileGiB) << 30,
 		MemoryBudget: int64(cfg.MemoryBudgetMiB) << 20, MaxWritersPerCredential: cfg.UploadsPerCredential,
-		Metrics: p.metrics, Scanning: cfg.scanning()}
+		Metrics: p.metrics, Scanning: cfg.scanning(), ScanQueued: p.wakeScans}
 	if cfg.SharedLock {
 		if err := storage.ProbeConditional(ctx, p.store); err != nil {
 			return nil, fmt.Errorf("--shared-lock: %w", err)
