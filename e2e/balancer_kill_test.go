@@ -310,7 +310,14 @@ func TestBalancerAStalledInstanceThatWakesAfterItsUploadWasTakenOverCannotRollIt
 	t.Logf("%s stalled with %d bytes stored; another instance continued from %d to %d; the stalled request ended: %s",
 		name, stored, off, int64(later), strings.TrimSpace(ended))
 	if !strings.Contains(ended, `"status":423`) {
-		t.Errorf("the stalled instance ended its PATCH with %s; want 423 (upload_taken_over)", strings.TrimSpace(ended))
+		var why []string // what the instance logged about it
+		for line := range strings.Lines(stalled.Log()) {
+			if strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`) {
+				why = append(why, strings.TrimSpace(line))
+			}
+		}
+		t.Errorf("the stalled instance ended its PATCH with %s; want 423 (upload_taken_over); it logged:\n%s",
+			strings.TrimSpace(ended), strings.Join(why, "\n"))
 	}
 	if now, err := tusOffset(t.Context(), c.api, client, cred.Token, loc); err != nil || now != later {
 		t.Fatalf("after the stalled instance woke the upload is at offset %d (%v); want %d, where the new instance left it", now, err, int64(later))
