@@ -425,3 +425,43 @@ func TestAHolderPastItsLeaseSendsNoPart(t *testing.T) {
 		}
 	})
 }
+
+// A holder whose lease runs out while its request waits for the client is
+// interrupted (the door cancels the request when the lease is taken over):
+// the write ends as taken over, not with the interruption's own error.
+func TestAWriteInterruptedAfterItsLeaseRanOutEndsAsTakenOver(t *testing.T) {
+	backends(t, func(t *testing.T, newStore func() storage.Store) {
+		ctx := context.Background()
+		clock := newClock()
+		in := fencedInstance(newStore(), newStore, clock, "a", noTicks)
+		if _, _, err := cases.New(newStore(), clock.Now).Open(ctx, "case-1"); err != nil {
+			t.Fatal(err)
+		}
+		up, err := in.Create(ctx, upload.NewFile{Case: "case-1", Name: "core", Size: 3 * storage.MinPartSize, Via: "test", UploadedBy: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock, err := in.Lock(timeout(t), "case-1", up.Info().ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		errInterrupted := errors.New("interrupted by another request")
+		wctx, interrupt := context.WithCancelCause(ctx)
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := up.Write(wctx, 0, pr)
+			done <- err
+		}()
+		if _, err := pw.Write(randomBytes(1000, 4)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(testLease) // the lease runs out while the client is quiet
+		interrupt(errInterrupted)
+		_ = pw.CloseWithError(errInterrupted)
+		if err := <-done; !errors.Is(err, upload.ErrLockLost) {
+			t.Fatalf("a write interrupted after its lease ran out ended with %v, want ErrLockLost", err)
+		}
+	})
+}

@@ -94,6 +94,12 @@ func (u *Upload) write(ctx context.Context, offset int64, r io.Reader, check *Ch
 		return 0, fmt.Errorf("%w: at %d, stored %d", ErrOffset, offset, u.s.Offset)
 	}
 	stored, err := u.writeAuthorized(ctx, r, check)
+	if err != nil && !errors.Is(err, ErrLockLost) && !u.in.holds(u.s.Case, u.s.ID) {
+		// A write that ended for any reason after its lease ran out, or
+		// was taken over (which interrupts the request), was taken over:
+		// that is what its client is told.
+		return stored, fmt.Errorf("%w: upload %s (the write ended with: %v)", ErrLockLost, u.s.ID, err)
+	}
 	if err != nil {
 		// Last, after a checked write's restore: the store may have lost
 		// the upload's parts.
