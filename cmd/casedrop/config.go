@@ -137,6 +137,7 @@ func dataSettings(s setting) bool { return s.data }
 func parseCommand(name string, args []string, getenv func(string) string, use func(setting) bool, add func(*flag.FlagSet)) (*config, []string, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // help and errors are main's to print, once
 	for _, s := range c.settings() {
 		def := s.def
 		if v := getenv(s.env); v != "" {
@@ -160,6 +161,9 @@ func parseCommand(name string, args []string, getenv func(string) string, use fu
 // bindSetting registers s on fs with the default def.
 func bindSetting(fs *flag.FlagSet, s setting, def string) error {
 	help := fmt.Sprintf("%s (env %s)", s.help, s.env)
+	if d := s.defaultText(); d != "" {
+		help = fmt.Sprintf("%s (env %s; default %s)", s.help, s.env, d)
+	}
 	switch {
 	case s.boolean != nil:
 		b, err := strconv.ParseBool(def)
@@ -186,7 +190,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, helpError{fs}
 			}
 			return nil, usageError{err}
 		}
