@@ -35,6 +35,11 @@ type Config struct {
 	// Metrics counts requests and refused logins and serves /metrics; nil
 	// makes one of the server's own. Give the ingest the same one.
 	Metrics *metrics.Registry
+	// MetricsToken, if set, is the Bearer token /metrics asks for.
+	MetricsToken string
+	// MetricsElsewhere: /metrics is served on a listener of its own
+	// (serve's --metrics-addr), not here.
+	MetricsElsewhere bool
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
 	// Forwarded header names the client; nobody else's is believed.
 	TrustedProxies clientaddr.Proxies
@@ -106,7 +111,9 @@ func New(cfg Config) (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.Metrics.Handler())
+	if !s.MetricsElsewhere {
+		mux.Handle("GET /metrics", metrics.Guarded(s.Metrics.Handler(), s.MetricsToken))
+	}
 
 	admin := s.requireAdmin
 	mux.Handle("PUT /api/v1/cases/{case}", admin(s.openCase))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -59,6 +60,8 @@ type config struct {
 	proxies        clientaddr.Proxies
 	EmbedOrigins   string
 	embedOrigins   []string
+	MetricsAddr    string
+	MetricsToken   string
 }
 
 // setting describes one config entry, for flags, env, `casedrop help`
@@ -103,6 +106,8 @@ func (c *config) settings() []setting {
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year", shown: "0 (forever)", str: &c.AuditRetention},
 		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client", shown: "none", str: &c.TrustedProxies},
 		{flag: "embed-origins", env: "CASEDROP_EMBED_ORIGINS", def: "", help: "comma-separated origins of the case system's portal (https://support.example.com) that may frame the case page and call tus and the case API cross-origin", shown: "none", str: &c.EmbedOrigins},
+		{flag: "metrics-addr", env: "CASEDROP_METRICS_ADDR", def: "", help: "serve /metrics here instead, over plain HTTP, on a loopback or private address (127.0.0.1:9090); the HTTPS port then serves none", shown: "on the HTTPS port", str: &c.MetricsAddr},
+		{flag: "metrics-token", env: "CASEDROP_METRICS_TOKEN", def: "", help: "Bearer token /metrics asks for, wherever it is served (prefer the environment variable)", shown: "none", str: &c.MetricsToken},
 		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge and webhook claims", shown: "host name and pid", str: &c.Instance},
 		{flag: "shared-lock", env: "CASEDROP_SHARED_LOCK", def: "false", help: "several instances share the store: upload locks live in the store and every save of an upload's state is conditional (the store must honour conditional writes; checked at start)", boolean: &c.SharedLock, data: true},
 	}
@@ -241,6 +246,9 @@ func (c *config) complete() error {
 	if c.embedOrigins, err = web.ParseEmbedOrigins(c.EmbedOrigins); err != nil {
 		return fmt.Errorf("--embed-origins: %w", err)
 	}
+	if err := checkMetricsAddr(c.MetricsAddr); err != nil {
+		return fmt.Errorf("--metrics-addr: %w", err)
+	}
 	if c.Instance == "" {
 		host, _ := os.Hostname()
 		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
@@ -330,6 +338,26 @@ func (c *config) usage(w io.Writer) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// checkMetricsAddr checks that addr, if set, is a loopback or private
+// address: the metrics listener speaks plain HTTP, for a scraper nearby.
+func checkMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !(ip.IsLoopback() || ip.IsPrivate()) {
+		return fmt.Errorf("%q: want a loopback or private IP address and a port, like 127.0.0.1:9090 (plain HTTP stays off the public network)", addr)
+	}
+	return nil
 }
 
 // checkScanner checks --scan-clamd and --scan-icap: one scanner at most,
