@@ -41,6 +41,7 @@ type config struct {
 	MemoryBudgetMiB      int
 	UploadsPerCredential int
 	LogLevel             string
+	LogFormat            string
 	AdminToken           string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
 
 	ScanClamd      string
@@ -98,6 +99,7 @@ func (c *config) settings() []setting {
 		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "128", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
 		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
+		{flag: "log-format", env: "CASEDROP_LOG_FORMAT", def: "auto", help: "text, json, or auto: text when stderr is a terminal, else JSON lines", str: &c.LogFormat},
 		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected, file.removed, file.scanned, file.released and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", shown: "none", str: &c.WebhookURL},
 		{flag: "scan-clamd", env: "CASEDROP_SCAN_CLAMD", def: "", help: "ClamAV clamd that scans every landed file, tcp://host:port or unix:///path/clamd.ctl; files are held (scanning) until found clean, quarantined if not. Unset: files are not scanned", shown: "none", str: &c.ScanClamd},
 		{flag: "scan-icap", env: "CASEDROP_SCAN_ICAP", def: "", help: "ICAP service (RFC 3507 RESPMOD) that scans every landed file instead of clamd, icap://host[:port]/service; for c-icap's virus_scan add ?mode=simple. Not with --scan-clamd", shown: "none", str: &c.ScanICAP},
@@ -245,6 +247,11 @@ func (c *config) complete() error {
 	}
 	if c.embedOrigins, err = web.ParseEmbedOrigins(c.EmbedOrigins); err != nil {
 		return fmt.Errorf("--embed-origins: %w", err)
+	}
+	switch c.LogFormat {
+	case "text", "json", "auto":
+	default:
+		return fmt.Errorf("--log-format: %q is not text, json or auto", c.LogFormat)
 	}
 	if err := checkMetricsAddr(c.MetricsAddr); err != nil {
 		return fmt.Errorf("--metrics-addr: %w", err)

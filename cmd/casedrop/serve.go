@@ -29,14 +29,25 @@ import (
 	"github.com/casedrop/casedrop/storage/outage"
 	"github.com/casedrop/casedrop/web"
 	"github.com/casedrop/casedrop/webhook"
+	"golang.org/x/term"
 )
 
-func newLogger(level string) (*slog.Logger, error) {
+func newLogger(level, format string, w *os.File) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	if logText(format, term.IsTerminal(int(w.Fd()))) {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// logText says whether logs are text for people, as --log-format says:
+// auto is text on a terminal and JSON lines for a collector otherwise.
+func logText(format string, terminal bool) bool {
+	return format == "text" || format == "auto" && terminal
 }
 
 // serve runs `casedrop serve`: the HTTPS door (API, tus, pages) and the
@@ -46,7 +57,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel)
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, os.Stderr)
 	if err != nil {
 		return err
 	}
