@@ -290,6 +290,11 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		client := s.TrustedProxies.FromRequest(r)
 		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, client))
 		next.ServeHTTP(rec, r)
+		if rec.status >= 500 && r.Context().Err() != nil {
+			// The client left before the answer (tusd answers a body it
+			// could not read with a 500): not the server's failure.
+			rec.status = StatusClientGone
+		}
 		route := r.Pattern // set by the mux on this request
 		if route == "" {
 			route = "unmatched"
