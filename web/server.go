@@ -150,9 +150,25 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /cases/{case}", s.page("case"))
 	mux.HandleFunc("GET /staff/cases/{case}", s.page("staff"))
 	mux.HandleFunc("GET /ui/{file}", s.asset)
-	crossOrigin("/files/", s.tusAuth(jsonErrors(http.StripPrefix("/files/", tus))))
+	crossOrigin("/files/", s.tusAuth(s.refuseConcatenation(jsonErrors(http.StripPrefix("/files/", tus)))))
 	mux.HandleFunc("/", s.notFound)
 	return s.logRequests(securityHeaders(mux)), nil
+}
+
+// refuseConcatenation answers a tus request of the concatenation
+// extension (Upload-Concat: tus-js-client's parallelUploads > 1) with a
+// 400 that says what to do. The extension is off: an upload is one
+// stream, hashed in order as it lands. Without this, tusd takes a partial
+// upload for a plain one and the client hears that its file has no name.
+func (s *server) refuseConcatenation(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upload-Concat") != "" {
+			s.writeError(w, r, newError(http.StatusBadRequest, "concatenation_off",
+				"tus upload concatenation (Upload-Concat) is off on this server: upload each file as one stream (tus-js-client: parallelUploads: 1)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // notFound answers a path no route serves.
