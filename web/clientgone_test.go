@@ -12,6 +12,16 @@ import (
 	"time"
 )
 
+// http2Server serves e's handler over TLS and HTTP/2, as browsers reach
+// casedrop.
+func (e *env) http2Server() *httptest.Server {
+	h2 := httptest.NewUnstartedServer(e.srv.Config.Handler)
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	e.t.Cleanup(h2.Close)
+	return h2
+}
+
 // logLines is the JSON log lines of e.
 func (e *env) logLines() []map[string]any {
 	var lines []map[string]any
@@ -54,10 +64,7 @@ func hasAll(line, want map[string]any) bool {
 func TestAClientThatGoesAwayMidRequestIsLoggedAsGoneNotAsAFailure(t *testing.T) {
 	e := newEnv(t)
 	cred := e.openCase("gone")
-	h2 := httptest.NewUnstartedServer(e.srv.Config.Handler)
-	h2.EnableHTTP2 = true
-	h2.StartTLS()
-	t.Cleanup(h2.Close)
+	h2 := e.http2Server()
 	client := h2.Client()
 
 	t.Run("mid-PATCH", func(t *testing.T) {
