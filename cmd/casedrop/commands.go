@@ -116,12 +116,32 @@ func runCommand(args []string, out io.Writer) error {
 		writeCommandUsage(out, c)
 		return helpError{}
 	}
+	if len(c.verbs) > 0 && (len(rest) == 0 || !c.hasVerb(rest[0])) {
+		return usageErrorf("%s: want one of %s (casedrop %s -h)", c.name, c.verbNames(), c.name)
+	}
 	err := c.run(rest)
 	var h helpError
 	if errors.As(err, &h) {
 		writeFlagsUsage(out, c, h.flags)
 	}
 	return err
+}
+
+func (c command) hasVerb(name string) bool {
+	for _, v := range c.verbs {
+		if v.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c command) verbNames() string {
+	names := make([]string, len(c.verbs))
+	for i, v := range c.verbs {
+		names[i] = v.name
+	}
+	return strings.Join(names, ", ")
 }
 
 // helpError is a request for help; flags, if not nil, are the flags of the

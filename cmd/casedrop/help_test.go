@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -115,6 +116,23 @@ func TestAdminCommandsSayTheyActOnTheDataWithoutServer(t *testing.T) {
 	for _, bad := range []string{`(default "")`, ") (default"} {
 		if strings.Contains(out.String(), bad) {
 			t.Errorf("help doubles or empties a default (%s):\n%s", bad, &out)
+		}
+	}
+}
+
+func TestAnUnknownVerbIsAUsageErrorBeforeAnyStoreIsOpened(t *testing.T) {
+	for _, c := range commands {
+		if len(c.verbs) == 0 {
+			continue
+		}
+		dir := filepath.Join(t.TempDir(), "absent")
+		t.Setenv("CASEDROP_DATA_DIR", dir)
+		err := runCommand([]string{c.name, "frobnicate"}, io.Discard)
+		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), c.verbs[0].name) {
+			t.Errorf("%s frobnicate: %v, want a usage error naming the verbs", c.name, err)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%s frobnicate made %s", c.name, dir)
 		}
 	}
 }
