@@ -71,7 +71,51 @@ func New() *Registry {
 		Help: "Malware scans that gave no verdict (scanner down, slow or failing; the store failing): each is retried."})
 	r.reg.MustRegister(r.scanErrors)
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.startAtZero()
 	return r
+}
+
+// The label values the counters and histograms know in advance.
+var (
+	uploadDoors   = []string{"tus", "sftp"}
+	loginDoors    = []string{"api", "tus", "sftp"}
+	uploadResults = []string{"complete", "rejected"}
+	purgeResults  = []string{"ok", "error"}
+	scanResults   = []string{"clean", "infected", "too_large"}
+	faultKinds    = []string{"unavailable", "no_space", "other"}
+	storageOps    = []string{"put", "put_if_absent", "put_if_match", "open", "stat", "delete", "list",
+		"new_multipart", "put_part", "copy_part", "complete_multipart", "abort_multipart", "list_multiparts",
+		"ping", "set_digest", "digest"}
+)
+
+// startAtZero makes every series whose labels are known in advance, so
+// that each is scraped at 0 from the start: an alert on a counter's rate,
+// or on its absence, sees data before the first event. Request durations
+// are labelled by route, which web knows: they appear with the first
+// request.
+func (r *Registry) startAtZero() {
+	for _, door := range uploadDoors {
+		r.uploadsInFlight.WithLabelValues(door)
+		r.bytesReceived.WithLabelValues(door)
+		for _, result := range uploadResults {
+			r.uploadsFinished.WithLabelValues(door, result)
+		}
+	}
+	for _, door := range loginDoors {
+		r.failedLogins.WithLabelValues(door)
+	}
+	for _, result := range purgeResults {
+		r.purgeRuns.WithLabelValues(result)
+	}
+	for _, result := range scanResults {
+		r.scans.WithLabelValues(result)
+	}
+	for _, op := range storageOps {
+		r.storageLatency.WithLabelValues(op)
+		for _, kind := range faultKinds {
+			r.storageErrors.WithLabelValues(op, kind)
+		}
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -22,12 +22,24 @@ func (e expHandler) Enabled(ctx context.Context, level expslog.Level) bool {
 	return e.h.Enabled(ctx, slog.Level(level))
 }
 
+// Handle forwards r. tusd logs a client that went away mid-request
+// (BodyReadError, InternalServerError) as an error; it is the client's
+// doing, so it is forwarded as the INFO line "client went away".
 func (e expHandler) Handle(ctx context.Context, r expslog.Record) error {
-	rec := slog.NewRecord(r.Time, slog.Level(r.Level), r.Message, r.PC)
+	level, msg := slog.Level(r.Level), r.Message
+	var attrs []slog.Attr
 	r.Attrs(func(a expslog.Attr) bool {
-		rec.AddAttrs(convertAttr(a))
+		attrs = append(attrs, convertAttr(a))
+		if level >= slog.LevelError && (a.Key == "error" || a.Key == "message") && goneText(a.Value.String()) {
+			level, msg = slog.LevelInfo, "client went away"
+		}
 		return true
 	})
+	if !e.h.Enabled(ctx, level) {
+		return nil
+	}
+	rec := slog.NewRecord(r.Time, level, msg, r.PC)
+	rec.AddAttrs(attrs...)
 	return e.h.Handle(ctx, rec)
 }
 

@@ -116,6 +116,9 @@ func classify(err error) answer {
 }
 
 func lookup(err error) answer {
+	if upload.ClientGone(err) {
+		return answer{status: StatusClientGone, code: "client_gone", message: "the client went away"}
+	}
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return answer{status: ae.status, code: ae.code, message: ae.message}
@@ -135,6 +138,10 @@ func lookup(err error) answer {
 	}
 	return answer{status: http.StatusInternalServerError, code: "internal", message: "internal server error"}
 }
+
+// StatusClientGone is the status logged (and written, unheard) for a
+// request whose client went away before its answer: nginx's 499.
+const StatusClientGone = 499
 
 type errorBody struct {
 	Error string `json:"error"`
@@ -158,6 +165,8 @@ func errorResponse(err error) (int, http.Header, string) {
 // watched, not by every request they fail: those are debug lines here.
 func logFailure(ctx context.Context, log *slog.Logger, status int, msg string, err error, args ...any) {
 	switch {
+	case upload.ClientGone(err):
+		log.InfoContext(ctx, "client went away", append(args, "err", err)...)
 	case status < 500:
 	case storage.Fault(err) != nil:
 		log.DebugContext(ctx, msg, append(args, "err", err)...)

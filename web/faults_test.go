@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -161,10 +160,7 @@ func TestReadyzIsReadyAgainAsSoonAsTheStoreIs(t *testing.T) {
 func TestAPatchRefusedMidBodyLeavesAnHTTP2ServerStanding(t *testing.T) {
 	e := newEnv(t)
 	cred := e.openCase("c1")
-	h2 := httptest.NewUnstartedServer(e.srv.Config.Handler)
-	h2.EnableHTTP2 = true
-	h2.StartTLS()
-	t.Cleanup(h2.Close)
+	h2 := e.http2Server()
 	client := h2.Client()
 	tus := func(method, path string, body io.Reader) *http.Response {
 		req, err := http.NewRequest(method, h2.URL+path, body)

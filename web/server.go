@@ -35,6 +35,11 @@ type Config struct {
 	// Metrics counts requests and refused logins and serves /metrics; nil
 	// makes one of the server's own. Give the ingest the same one.
 	Metrics *metrics.Registry
+	// MetricsToken, if set, is the Bearer token /metrics asks for.
+	MetricsToken string
+	// MetricsElsewhere: /metrics is served on a listener of its own
+	// (serve's --metrics-addr), not here.
+	MetricsElsewhere bool
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
 	// Forwarded header names the client; nobody else's is believed.
 	TrustedProxies clientaddr.Proxies
@@ -106,7 +111,9 @@ func New(cfg Config) (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.Metrics.Handler())
+	if !s.MetricsElsewhere {
+		mux.Handle("GET /metrics", metrics.Guarded(s.Metrics.Handler(), s.MetricsToken))
+	}
 
 	admin := s.requireAdmin
 	mux.Handle("PUT /api/v1/cases/{case}", admin(s.openCase))
@@ -143,9 +150,25 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /cases/{case}", s.page("case"))
 	mux.HandleFunc("GET /staff/cases/{case}", s.page("staff"))
 	mux.HandleFunc("GET /ui/{file}", s.asset)
-	crossOrigin("/files/", s.tusAuth(jsonErrors(http.StripPrefix("/files/", tus))))
+	crossOrigin("/files/", s.tusAuth(s.refuseConcatenation(jsonErrors(http.StripPrefix("/files/", tus)))))
 	mux.HandleFunc("/", s.notFound)
 	return s.logRequests(securityHeaders(mux)), nil
+}
+
+// refuseConcatenation answers a tus request of the concatenation
+// extension (Upload-Concat: tus-js-client's parallelUploads > 1) with a
+// 400 that says what to do. The extension is off: an upload is one
+// stream, hashed in order as it lands. Without this, tusd takes a partial
+// upload for a plain one and the client hears that its file has no name.
+func (s *server) refuseConcatenation(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upload-Concat") != "" {
+			s.writeError(w, r, newError(http.StatusBadRequest, "concatenation_off",
+				"tus upload concatenation (Upload-Concat) is off on this server: upload each file as one stream (tus-js-client: parallelUploads: 1)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // notFound answers a path no route serves.
@@ -283,6 +306,11 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		client := s.TrustedProxies.FromRequest(r)
 		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, client))
 		next.ServeHTTP(rec, r)
+		if rec.status >= 500 && r.Context().Err() != nil {
+			// The client left before the answer (tusd answers a body it
+			// could not read with a 500): not the server's failure.
+			rec.status = StatusClientGone
+		}
 		route := r.Pattern // set by the mux on this request
 		if route == "" {
 			route = "unmatched"

@@ -563,10 +563,10 @@ func TestMetricsCountUploadsRequestsAndFailedLogins(t *testing.T) {
 	e.expect(e.do("GET", "/api/v1/cases/m1/files", "bad", nil), http.StatusUnauthorized)
 	body := string(e.expect(e.do("GET", "/metrics", "", nil), 200))
 	for _, want := range []string{
-		`casedrop_upload_bytes_received_total{door="tus"}`,
-		`casedrop_uploads_finished_total{door="tus",result="complete"}`,
-		`casedrop_failed_logins_total{door="api"}`,
-		`casedrop_http_request_seconds_count{code="2xx",method="PATCH",route="/files/"}`,
+		`casedrop_upload_bytes_received_total{door="tus"} 5`,
+		`casedrop_uploads_finished_total{door="tus",result="complete"} 1`,
+		`casedrop_failed_logins_total{door="api"} 1`,
+		`casedrop_http_request_seconds_count{code="2xx",method="PATCH",route="/files/"} 1`,
 		`casedrop_uploads_in_flight{door="tus"} 0`,
 	} {
 		if !strings.Contains(body, want) {

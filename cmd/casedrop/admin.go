@@ -56,9 +56,8 @@ type adminFlags struct {
 // server named by --server or CASEDROP_SERVER, else the data directly.
 func connect(ctx context.Context, name string, args []string, getenv func(string) string, add func(*flag.FlagSet)) (admin, *adminFlags, []string, error) {
 	af := &adminFlags{}
-	serverSet := getenv("CASEDROP_SERVER") != ""
 	cfg, rest, err := parseCommand(name, args, getenv, dataSettings, func(fs *flag.FlagSet) {
-		af.client.register(fs, getenv)
+		af.client.registerServer(fs, getenv, "", "act through the running server at this base URL, e.g. https://localhost:8443 (env CASEDROP_SERVER); without it, act on the data directly (--data-dir or the --s3-* settings)")
 		fs.BoolVar(&af.json, "json", false, "print JSON, for scripts")
 		if add != nil {
 			add(fs)
@@ -67,12 +66,7 @@ func connect(ctx context.Context, name string, args []string, getenv func(string
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	for _, a := range args {
-		if a == "--server" || a == "-server" || len(a) > 9 && (a[:9] == "--server=" || a[:8] == "-server=") {
-			serverSet = true
-		}
-	}
-	if serverSet {
+	if af.client.server != "" {
 		c, err := af.client.newClient(cfg.DataDir, getenv, true)
 		if err != nil {
 			return nil, nil, nil, err

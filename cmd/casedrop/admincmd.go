@@ -17,11 +17,13 @@ import (
 	"github.com/casedrop/casedrop/cases"
 )
 
-// adminCommand runs `casedrop case|credentials|purge|audit ...`.
-func adminCommand(name string, args []string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return runAdmin(ctx, name, args, os.Getenv, os.Stdout)
+// adminRunner runs `casedrop case|credentials|purge|audit ...`, as name.
+func adminRunner(name string) func(args []string) error {
+	return func(args []string) error {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runAdmin(ctx, name, args, os.Getenv, os.Stdout)
+	}
 }
 
 func runAdmin(ctx context.Context, name string, args []string, getenv func(string) string, out io.Writer) error {

@@ -26,12 +26,19 @@ type clientFlags struct {
 	cacert string
 }
 
+// register adds the flags to fs; --server defaults to CASEDROP_SERVER,
+// else to the local server's https://localhost:8443.
 func (f *clientFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	server := getenv("CASEDROP_SERVER")
-	if server == "" {
-		server = "https://localhost:8443"
+	f.registerServer(fs, getenv, "https://localhost:8443", "base URL of the running server (env CASEDROP_SERVER; default https://localhost:8443)")
+}
+
+// registerServer adds the flags to fs, --server with the default def
+// (unless CASEDROP_SERVER is set) and the help text help.
+func (f *clientFlags) registerServer(fs *flag.FlagSet, getenv func(string) string, def, help string) {
+	if server := getenv("CASEDROP_SERVER"); server != "" {
+		def = server
 	}
-	fs.StringVar(&f.server, "server", server, "base URL of the running server (env CASEDROP_SERVER)")
+	fs.StringVar(&f.server, "server", def, help)
 	fs.StringVar(&f.token, "token", "", "a credential of the case (prefer env CASEDROP_TOKEN; default: the admin token, env CASEDROP_ADMIN_TOKEN or <data-dir>/admin-token)")
 	fs.StringVar(&f.cacert, "cacert", "", "PEM certificate to trust besides the system's (default <data-dir>/tls.crt if it exists)")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ type config struct {
 	MemoryBudgetMiB      int
 	UploadsPerCredential int
 	LogLevel             string
+	LogFormat            string
 	AdminToken           string // only from CASEDROP_ADMIN_TOKEN: a flag would show in ps
 
 	ScanClamd      string
@@ -59,6 +61,8 @@ type config struct {
 	proxies        clientaddr.Proxies
 	EmbedOrigins   string
 	embedOrigins   []string
+	MetricsAddr    string
+	MetricsToken   string
 }
 
 // setting describes one config entry, for flags, env, `casedrop help`
@@ -95,6 +99,7 @@ func (c *config) settings() []setting {
 		{flag: "memory-budget-mib", env: "CASEDROP_MEMORY_BUDGET_MIB", def: "128", help: "MiB of upload part buffers for the whole process, both doors; uploads wait for a buffer at the limit", integer: &c.MemoryBudgetMiB},
 		{flag: "uploads-per-credential", env: "CASEDROP_UPLOADS_PER_CREDENTIAL", def: "8", help: "uploads one credential may write at once, both doors (more answer 429 / an SFTP failure)", integer: &c.UploadsPerCredential},
 		{flag: "log-level", env: "CASEDROP_LOG_LEVEL", def: "info", help: "debug, info, warn or error", str: &c.LogLevel},
+		{flag: "log-format", env: "CASEDROP_LOG_FORMAT", def: "auto", help: "text, json, or auto: text when stderr is a terminal, else JSON lines", str: &c.LogFormat},
 		{flag: "webhook-url", env: "CASEDROP_WEBHOOK_URL", def: "", help: "URL the case system hears file.completed, file.rejected, file.removed, file.scanned, file.released and case.purged on (signed the Standard Webhooks way with CASEDROP_WEBHOOK_SECRET, whsec_...)", shown: "none", str: &c.WebhookURL},
 		{flag: "scan-clamd", env: "CASEDROP_SCAN_CLAMD", def: "", help: "ClamAV clamd that scans every landed file, tcp://host:port or unix:///path/clamd.ctl; files are held (scanning) until found clean, quarantined if not. Unset: files are not scanned", shown: "none", str: &c.ScanClamd},
 		{flag: "scan-icap", env: "CASEDROP_SCAN_ICAP", def: "", help: "ICAP service (RFC 3507 RESPMOD) that scans every landed file instead of clamd, icap://host[:port]/service; for c-icap's virus_scan add ?mode=simple. Not with --scan-clamd", shown: "none", str: &c.ScanICAP},
@@ -103,6 +108,8 @@ func (c *config) settings() []setting {
 		{flag: "audit-retention", env: "CASEDROP_AUDIT_RETENTION", def: "0", help: "how long audit events are kept, past the purge of their case too, e.g. 8760h for a year", shown: "0 (forever)", str: &c.AuditRetention},
 		{flag: "trusted-proxies", env: "CASEDROP_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs or addresses of reverse proxies / load balancers whose X-Forwarded-For, Forwarded or PROXY protocol header names the client", shown: "none", str: &c.TrustedProxies},
 		{flag: "embed-origins", env: "CASEDROP_EMBED_ORIGINS", def: "", help: "comma-separated origins of the case system's portal (https://support.example.com) that may frame the case page and call tus and the case API cross-origin", shown: "none", str: &c.EmbedOrigins},
+		{flag: "metrics-addr", env: "CASEDROP_METRICS_ADDR", def: "", help: "serve /metrics here instead, over plain HTTP, on a loopback or private address (127.0.0.1:9090); the HTTPS port then serves none", shown: "on the HTTPS port", str: &c.MetricsAddr},
+		{flag: "metrics-token", env: "CASEDROP_METRICS_TOKEN", def: "", help: "Bearer token /metrics asks for, wherever it is served (prefer the environment variable)", shown: "none", str: &c.MetricsToken},
 		{flag: "instance", env: "CASEDROP_INSTANCE", def: "", help: "name of this instance in purge and webhook claims", shown: "host name and pid", str: &c.Instance},
 		{flag: "shared-lock", env: "CASEDROP_SHARED_LOCK", def: "false", help: "several instances share the store: upload locks live in the store and every save of an upload's state is conditional (the store must honour conditional writes; checked at start)", boolean: &c.SharedLock, data: true},
 	}
@@ -137,6 +144,7 @@ func dataSettings(s setting) bool { return s.data }
 func parseCommand(name string, args []string, getenv func(string) string, use func(setting) bool, add func(*flag.FlagSet)) (*config, []string, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // help and errors are main's to print, once
 	for _, s := range c.settings() {
 		def := s.def
 		if v := getenv(s.env); v != "" {
@@ -160,6 +168,9 @@ func parseCommand(name string, args []string, getenv func(string) string, use fu
 // bindSetting registers s on fs with the default def.
 func bindSetting(fs *flag.FlagSet, s setting, def string) error {
 	help := fmt.Sprintf("%s (env %s)", s.help, s.env)
+	if d := s.defaultText(); d != "" {
+		help = fmt.Sprintf("%s (env %s; default %s)", s.help, s.env, d)
+	}
 	switch {
 	case s.boolean != nil:
 		b, err := strconv.ParseBool(def)
@@ -186,7 +197,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, helpError{fs}
 			}
 			return nil, usageError{err}
 		}
@@ -236,6 +247,14 @@ func (c *config) complete() error {
 	}
 	if c.embedOrigins, err = web.ParseEmbedOrigins(c.EmbedOrigins); err != nil {
 		return fmt.Errorf("--embed-origins: %w", err)
+	}
+	switch c.LogFormat {
+	case "text", "json", "auto":
+	default:
+		return fmt.Errorf("--log-format: %q is not text, json or auto", c.LogFormat)
+	}
+	if err := checkMetricsAddr(c.MetricsAddr); err != nil {
+		return fmt.Errorf("--metrics-addr: %w", err)
 	}
 	if c.Instance == "" {
 		host, _ := os.Hostname()
@@ -326,6 +345,26 @@ func (c *config) usage(w io.Writer) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// checkMetricsAddr checks that addr, if set, is a loopback or private
+// address: the metrics listener speaks plain HTTP, for a scraper nearby.
+func checkMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !(ip.IsLoopback() || ip.IsPrivate()) {
+		return fmt.Errorf("%q: want a loopback or private IP address and a port, like 127.0.0.1:9090 (plain HTTP stays off the public network)", addr)
+	}
+	return nil
 }
 
 // checkScanner checks --scan-clamd and --scan-icap: one scanner at most,

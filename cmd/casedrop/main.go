@@ -38,76 +38,12 @@ func version() string {
 	return "dev"
 }
 
-const usage = `casedrop: file exchange for support cases
-
-usage:
-  casedrop serve [flags]   run the server: HTTPS (API, tus, pages) and SFTP
-  casedrop files list --case C [--json]
-                           list a case's files, from a running server (--server)
-  casedrop files get --case C NAME [-o PATH]
-                           download a file, resuming a partial one, and check its SHA-256
-  casedrop files release --case C --reason WHY NAME
-                           serve a quarantined file after all (admin token; audited)
-  casedrop verify [--case C [--file NAME]]
-                           re-read stored files, directly from the data, and compare
-                           each with its recorded SHA-256
-  casedrop manifest-key [--server URL]
-                           print the public key that checks SHA256SUMS signatures
-  casedrop case open|close|reopen|show CASE, casedrop case list
-                           manage cases
-  casedrop credentials issue CASE [--role customer|staff] [--ttl-hours N] [--ssh-key FILE.pub]
-  casedrop credentials link CASE [--ttl 10m]
-  casedrop credentials revoke ID, casedrop credentials list CASE
-                           issue, revoke and list credentials; link prints an upload
-                           link, which the case page opened once trades for a new
-                           customer credential (on the data, under CASEDROP_PUBLIC_URL)
-  casedrop purge [--dry-run] [--as-of RFC3339]
-                           purge closed cases whose 30 days are over
-  casedrop audit [CASE] [--since T] [--until T] [--type T,...] [--credential ID] [--file NAME]
-                           who did what with a case, from where, when;
-                           without CASE, the server-wide trail (refused logins)
-                           (case, credentials, purge and audit work against a running
-                           server with --server URL or CASEDROP_SERVER, else directly
-                           on the data: --data-dir or the --s3-* settings; --json for scripts)
-  casedrop keys rotate, casedrop keys list
-                           add a credential signing key, which signs from then on
-                           (running servers switch within a minute; older keys
-                           still verify), or list the keys; directly on the data
-  casedrop version         print the version
-  casedrop help            this text; "casedrop <command> -h" lists a command's flags
-
-exit status: 0 done, 1 failed or problems found (verify, a digest mismatch),
-2 a usage error, 3 the case or credential named does not exist
-`
-
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
+		writeUsage(os.Stderr)
 		os.Exit(2)
 	}
-	var err error
-	switch os.Args[1] {
-	case "serve":
-		err = serve(os.Args[2:])
-	case "files":
-		err = files(os.Args[2:])
-	case "verify":
-		err = verify(os.Args[2:])
-	case "manifest-key":
-		err = manifestKey(os.Args[2:])
-	case "keys":
-		err = keysCommand(os.Args[2:])
-	case "case", "credentials", "purge", "audit":
-		err = adminCommand(os.Args[1], os.Args[2:])
-	case "version", "--version", "-version":
-		fmt.Println("casedrop", version())
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-		(&config{}).usage(os.Stdout)
-	default:
-		fmt.Fprintf(os.Stderr, "casedrop: unknown command %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
-	}
+	err := runCommand(os.Args[1:], os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}

@@ -2,7 +2,11 @@ package main
 
 import (
 	"bufio"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -124,4 +128,66 @@ func TestHelpPrintsNoEmptyDefault(t *testing.T) {
 			t.Errorf("help does not list %s", s.env)
 		}
 	}
+}
+
+// Every CASEDROP_* variable the program reads is somewhere in the README's
+// configuration section: the settings through the table above, the
+// command-line clients' and build-tagged ones through the text under it.
+func TestTheReadmeConfigurationNamesEveryEnvironmentVariableTheCodeReads(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	if i := strings.Index(section, "\n## Configuration\n"); i >= 0 {
+		section = section[i+1:]
+		if j := strings.Index(section[3:], "\n## "); j >= 0 {
+			section = section[:j+3]
+		}
+	}
+	read := envReadBySources(t, "../..")
+	if len(read) < 5 {
+		t.Fatalf("found only %v in the sources: the scan is broken", read)
+	}
+	for _, name := range read {
+		if !strings.Contains(section, "`"+name+"`") {
+			t.Errorf("the code reads %s; README's Configuration does not name it", name)
+		}
+	}
+}
+
+// envReadBySources is every "CASEDROP_..." string in the non-test Go
+// files under root, but for internal/, the tests' helpers, which set them.
+func envReadBySources(t *testing.T, root string) []string {
+	t.Helper()
+	name := regexp.MustCompile(`"(CASEDROP_[A-Z0-9_]+)"`)
+	seen := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "internal" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range name.FindAllStringSubmatch(string(src), -1) {
+			seen[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/casedrop/casedrop/auth"
 	"github.com/casedrop/casedrop/cases"
 	"github.com/casedrop/casedrop/manifest"
+	"github.com/casedrop/casedrop/metrics"
 	"github.com/casedrop/casedrop/scan"
 	"github.com/casedrop/casedrop/scan/clamd"
 	"github.com/casedrop/casedrop/scan/icap"
@@ -28,14 +29,25 @@ import (
 	"github.com/casedrop/casedrop/storage/outage"
 	"github.com/casedrop/casedrop/web"
 	"github.com/casedrop/casedrop/webhook"
+	"golang.org/x/term"
 )
 
-func newLogger(level string) (*slog.Logger, error) {
+func newLogger(level, format string, w *os.File) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	if logText(format, term.IsTerminal(int(w.Fd()))) {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// logText says whether logs are text for people, as --log-format says:
+// auto is text on a terminal and JSON lines for a collector otherwise.
+func logText(format string, terminal bool) bool {
+	return format == "text" || format == "auto" && terminal
 }
 
 // serve runs `casedrop serve`: the HTTPS door (API, tus, pages) and the
@@ -45,7 +57,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel)
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -74,6 +86,10 @@ type doors struct {
 	httpsSrv         *http.Server
 	interruptUploads func()
 	sftpSrv          *sftpd.Server
+	// metrics and metricsSrv serve /metrics apart (--metrics-addr); nil
+	// without it.
+	metrics    net.Listener
+	metricsSrv *http.Server
 }
 
 // openDoors makes the HTTPS and SFTP servers over p, with the secrets
@@ -104,25 +120,27 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 	limiter := auth.NewLimiter(10, time.Minute, p.now)
 	sftpHost, sftpPort := sftpEndpoint(cfg)
 	handler, err := web.New(web.Config{
-		Purger:         p.purger,
-		Catalog:        p.catalog,
-		Ingest:         p.ingest,
-		Issuer:         p.issuer,
-		Verifier:       p.verifier,
-		AdminToken:     adminToken,
-		ManifestSigner: manifestSigner,
-		Limiter:        limiter,
-		Metrics:        p.metrics,
-		TrustedProxies: cfg.proxies,
-		PublicURL:      cfg.PublicURL,
-		EmbedOrigins:   cfg.embedOrigins,
-		SFTPHost:       sftpHost,
-		SFTPPort:       sftpPort,
-		Ready:          p.store.Ping,
-		ScanBacklog:    scanBacklog(p.scans),
-		StallTimeout:   cfg.stallAfter,
-		Now:            p.now,
-		Logger:         p.log,
+		Purger:           p.purger,
+		Catalog:          p.catalog,
+		Ingest:           p.ingest,
+		Issuer:           p.issuer,
+		Verifier:         p.verifier,
+		AdminToken:       adminToken,
+		ManifestSigner:   manifestSigner,
+		Limiter:          limiter,
+		Metrics:          p.metrics,
+		MetricsToken:     cfg.MetricsToken,
+		MetricsElsewhere: cfg.MetricsAddr != "",
+		TrustedProxies:   cfg.proxies,
+		PublicURL:        cfg.PublicURL,
+		EmbedOrigins:     cfg.embedOrigins,
+		SFTPHost:         sftpHost,
+		SFTPPort:         sftpPort,
+		Ready:            p.store.Ping,
+		ScanBacklog:      scanBacklog(p.scans),
+		StallTimeout:     cfg.stallAfter,
+		Now:              p.now,
+		Logger:           p.log,
 	})
 	if err != nil {
 		return nil, err
@@ -142,11 +160,35 @@ func openDoors(ctx context.Context, cfg *config, p *parts) (*doors, error) {
 		d.https.Close()
 		return nil, err
 	}
+	if cfg.MetricsAddr != "" {
+		if d.metrics, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			d.https.Close()
+			d.sftp.Close()
+			return nil, err
+		}
+		d.metricsSrv = metricsServer(p.metrics, cfg.MetricsToken)
+	}
 	d.httpsSrv, d.interruptUploads = web.HTTPServer(cfg.HTTPSAddr, handler, cert, p.log)
 	p.log.Info("casedrop serving", "version", version(), "https", d.https.Addr().String(), "sftp", d.sftp.Addr().String(),
 		"public_url", cfg.PublicURL, "storage", p.where, "certificate", certPath, "data_dir", cfg.DataDir,
-		"embed_origins", cfg.embedOrigins)
+		"embed_origins", cfg.embedOrigins, "metrics", metricsWhere(d))
 	return d, nil
+}
+
+// metricsServer serves reg's /metrics, to the bearer of token if set, and
+// nothing else: the listener of --metrics-addr.
+func metricsServer(reg *metrics.Registry, token string) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Guarded(reg.Handler(), token))
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// metricsWhere says, for the start's log line, where /metrics is.
+func metricsWhere(d *doors) string {
+	if d.metrics != nil {
+		return "http://" + d.metrics.Addr().String() + "/metrics"
+	}
+	return "the HTTPS port"
 }
 
 // startLoops starts the purge, the webhook deliveries, the malware scans
@@ -227,9 +269,13 @@ const scanInterval = time.Second
 // run serves both doors until one fails or ctx ends, then shuts both down:
 // uploads in flight are interrupted and keep what they stored.
 func (d *doors) run(ctx context.Context, log *slog.Logger) error {
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	go func() { served <- d.httpsSrv.ServeTLS(web.Listener(d.https), "", "") }()
 	go func() { served <- d.sftpSrv.Serve(d.sftp) }()
+	if d.metricsSrv != nil {
+		go func() { served <- d.metricsSrv.Serve(d.metrics) }()
+		defer d.metricsSrv.Close() // a scrape has nothing to finish
+	}
 	var serveErr error
 	select {
 	case serveErr = <-served:
