@@ -73,6 +73,11 @@ usage:
                            add a credential signing key, which signs from then on
                            (running servers switch within a minute; older keys
                            still verify), or list the keys; directly on the data
+  casedrop healthcheck [--https-addr A] [--data-dir D]
+                           exit 0 if the server on this host answers /readyz, else 1
+                           (the image's HEALTHCHECK: distroless has no curl)
+  casedrop admin-token [--data-dir D]
+                           print the admin token (CASEDROP_ADMIN_TOKEN or <data-dir>/admin-token)
   casedrop version         print the version
   casedrop help            this text; "casedrop <command> -h" lists a command's flags
 
@@ -97,6 +102,10 @@ func main() {
 		err = manifestKey(os.Args[2:])
 	case "keys":
 		err = keysCommand(os.Args[2:])
+	case "healthcheck":
+		err = healthcheck(os.Args[2:])
+	case "admin-token":
+		err = adminToken(os.Args[2:])
 	case "case", "credentials", "purge", "audit":
 		err = adminCommand(os.Args[1], os.Args[2:])
 	case "version", "--version", "-version":
