@@ -1,5 +1,7 @@
-# Multi-stage build of casedrop. Not exercised by the tests (no Docker engine
-# runs where they run); kept minimal and conventional.
+# Multi-stage build of casedrop. No Docker engine runs where the tests run:
+# cmd/casedrop/compose_test.go checks this file statically, and
+# unprivileged_test.go runs the binary as the final stage's user on a data
+# directory laid out like its /data.
 
 # The pages' bundle, from package.json's pinned dependencies.
 FROM node:20-bookworm AS ui
@@ -26,6 +28,14 @@ COPY --from=build /out/casedrop /usr/local/bin/casedrop
 # the volume would be root's.
 COPY --from=build --chown=65532:65532 /out/data /data
 VOLUME /data
+# Every command finds the data here, the admin commands of
+# `docker compose exec casedrop casedrop ...` too.
+ENV CASEDROP_DATA_DIR=/data
+USER 65532:65532
 EXPOSE 8443 2222
+# Distroless has no shell or curl: casedrop asks its own /readyz, trusting
+# the certificate in /data (or, before there is one, loopback as it is).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/casedrop", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/casedrop"]
-CMD ["serve", "--data-dir", "/data"]
+CMD ["serve"]

@@ -19,7 +19,7 @@ RCLONE_VERSION=v1.75.0
 # off below);
 # c-icap and its virus_scan service for the ICAP tests (they start their
 # own c-icap, on 127.0.0.1, with a configuration of their own).
-DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy clamav-daemon c-icap libc-icap-mod-virus-scan)
+DEBIAN_PACKAGES=(ca-certificates curl coreutils openssl unzip python3 openssh-client sshpass lftp rclone rsync putty-tools sshfs chromium haproxy clamav-daemon c-icap libc-icap-mod-virus-scan docker-compose)
 
 . scripts/install-lib.sh
 

@@ -51,6 +51,8 @@ var commands = []command{
 		{"rotate", "", "add a signing key, which signs from then on (running servers switch within a minute; older keys still verify)"},
 		{"list", "", "list the keys"},
 	}},
+	{name: "healthcheck", synopsis: "[--https-addr A] [--data-dir D]", summary: "exit 0 if the server on this host answers /readyz, else 1 (the image's HEALTHCHECK: distroless has no curl)", run: healthcheck},
+	{name: "admin-token", synopsis: "[--data-dir D]", summary: "print the admin token (CASEDROP_ADMIN_TOKEN or <data-dir>/admin-token)", run: adminToken},
 	{name: "version", summary: "print the version", run: printVersion},
 }
 

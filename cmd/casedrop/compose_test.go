@@ -42,6 +42,7 @@ type composeFile struct {
 type composeService struct {
 	Build       any
 	Image       string
+	Healthcheck struct{ Test []string }
 	Profiles    []string
 	Environment map[string]string
 	Ports       []string
